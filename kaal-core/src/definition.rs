@@ -1,0 +1,135 @@
+//! Stored job definitions: which cron key runs on which schedule, whether it is enabled, and
+//! where it came from (code or the scheduler file).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::error::RegistryError;
+
+/// Where a definition came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DefinitionSource {
+    /// Registered by a process through the library (stored as `code`).
+    Code,
+    /// Loaded from the scheduler file (stored as `file`).
+    File,
+}
+
+impl DefinitionSource {
+    /// The string stored in the `source` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefinitionSource::Code => "code",
+            DefinitionSource::File => "file",
+        }
+    }
+}
+
+impl fmt::Display for DefinitionSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DefinitionSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "code" => Ok(DefinitionSource::Code),
+            "file" => Ok(DefinitionSource::File),
+            other => Err(format!(
+                "unknown definition source {other:?}: expected \"code\" or \"file\""
+            )),
+        }
+    }
+}
+
+/// What a caller supplies to [`DefinitionRegistry::upsert_definition`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDefinition {
+    /// The cron key.
+    pub key: String,
+    /// The cron expression.
+    pub cron: String,
+    /// Whether the coordinator dispatches it.
+    pub enabled: bool,
+    /// Where it came from.
+    pub source: DefinitionSource,
+    /// Free-form JSON object (the scheduler file keeps the job's command here).
+    pub metadata: Map<String, Value>,
+}
+
+impl NewDefinition {
+    /// An enabled, code-sourced definition with empty metadata.
+    pub fn new(key: impl Into<String>, cron: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            cron: cron.into(),
+            enabled: true,
+            source: DefinitionSource::Code,
+            metadata: Map::new(),
+        }
+    }
+}
+
+/// A stored definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    /// The cron key (unique).
+    pub key: String,
+    /// The cron expression.
+    pub cron: String,
+    /// Whether the coordinator dispatches it.
+    pub enabled: bool,
+    /// Where it came from.
+    pub source: DefinitionSource,
+    /// Free-form JSON object.
+    pub metadata: Map<String, Value>,
+    /// When the key was first stored; kept across upserts.
+    pub created_at: DateTime<Utc>,
+    /// When the row last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it became disabled; kept while it stays disabled, `None` while enabled.
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// Storage of [`Definition`]s, unique per key.
+///
+/// Rules every implementation keeps (the conformance suite checks them):
+/// * `created_at` is set on first insert and kept by later upserts;
+/// * `disabled_at` is set when a definition becomes disabled (by upsert or
+///   [`disable_definition`](DefinitionRegistry::disable_definition)), kept while it stays
+///   disabled, and cleared when it is enabled;
+/// * lists are ordered by key.
+pub trait DefinitionRegistry: Send + Sync {
+    /// Inserts or replaces the definition of `definition.key`; returns what is stored.
+    fn upsert_definition(&self, definition: NewDefinition) -> Result<Definition, RegistryError>;
+
+    /// Deletes the definition of `key`; returns whether one existed.
+    fn remove_definition(&self, key: &str) -> Result<bool, RegistryError>;
+
+    /// The definition of `key`, if stored.
+    fn find_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError>;
+
+    /// Every definition, ordered by key.
+    fn all_definitions(&self) -> Result<Vec<Definition>, RegistryError>;
+
+    /// Every enabled definition, ordered by key.
+    fn enabled_definitions(&self) -> Result<Vec<Definition>, RegistryError> {
+        Ok(self
+            .all_definitions()?
+            .into_iter()
+            .filter(|definition| definition.enabled)
+            .collect())
+    }
+
+    /// Enables `key`; returns the stored definition, or `None` when `key` is not stored.
+    fn enable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError>;
+
+    /// Disables `key`; returns the stored definition, or `None` when `key` is not stored.
+    fn disable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError>;
+}

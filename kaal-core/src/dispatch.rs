@@ -1,0 +1,173 @@
+//! The dispatch log: which fire time of which job was dispatched, by which node, and how it
+//! went. It is what makes restarts safe: a fire time found here is never dispatched again.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use crate::adapter::Adapter;
+use crate::error::RegistryError;
+use crate::keys::parse_lock_key;
+
+/// The outcome recorded for a dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DispatchStatus {
+    /// The fire time was claimed and handed to the job (stored as `dispatched`).
+    Dispatched,
+    /// The job was handed the fire time and reported an error or panicked (stored as `failed`).
+    Failed,
+}
+
+impl DispatchStatus {
+    /// The string stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DispatchStatus::Dispatched => "dispatched",
+            DispatchStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for DispatchStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DispatchStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "dispatched" => Ok(DispatchStatus::Dispatched),
+            "failed" => Ok(DispatchStatus::Failed),
+            other => Err(format!(
+                "unknown dispatch status {other:?}: expected \"dispatched\" or \"failed\""
+            )),
+        }
+    }
+}
+
+/// One row of the dispatch log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchRecord {
+    /// The cron key of the job.
+    pub key: String,
+    /// The scheduled instant that was dispatched.
+    pub fire_time: DateTime<Utc>,
+    /// When the dispatch was recorded (last update).
+    pub dispatched_at: DateTime<Utc>,
+    /// The node that dispatched it.
+    pub node_id: String,
+    /// How it went.
+    pub status: DispatchStatus,
+}
+
+/// Storage of [`DispatchRecord`]s, unique per `(key, fire_time)`.
+///
+/// Queries that return several records order them newest fire time first.
+///
+/// A record of any status means the fire time **was dispatched**: [`dispatched`] is true for
+/// a `failed` one too, so recovery does not run a job a second time because it failed the
+/// first time.
+///
+/// [`dispatched`]: DispatchRegistry::dispatched
+pub trait DispatchRegistry: Send + Sync {
+    /// Records a dispatch; an existing record for `(key, fire_time)` is overwritten (upsert).
+    fn log_dispatch(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        status: DispatchStatus,
+    ) -> Result<(), RegistryError>;
+
+    /// The record for `(key, fire_time)`, if any.
+    fn find_dispatch(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+    ) -> Result<Option<DispatchRecord>, RegistryError>;
+
+    /// Every record of `key`, newest fire time first.
+    fn find_by_key(&self, key: &str) -> Result<Vec<DispatchRecord>, RegistryError>;
+
+    /// Every record written by `node_id`, newest fire time first.
+    fn find_by_node(&self, node_id: &str) -> Result<Vec<DispatchRecord>, RegistryError>;
+
+    /// Every record with `status`, newest fire time first.
+    fn find_by_status(&self, status: DispatchStatus) -> Result<Vec<DispatchRecord>, RegistryError>;
+
+    /// Deletes the records whose fire time is before `older_than`; returns how many.
+    fn cleanup(&self, older_than: DateTime<Utc>) -> Result<usize, RegistryError>;
+
+    /// Whether `(key, fire_time)` has a record (of any status).
+    fn dispatched(&self, key: &str, fire_time: DateTime<Utc>) -> Result<bool, RegistryError> {
+        Ok(self.find_dispatch(key, fire_time)?.is_some())
+    }
+
+    /// [`dispatched`](DispatchRegistry::dispatched) for many pairs at once; element `i` of
+    /// the answer is about `pairs[i]`. SQL backends answer in one query.
+    fn dispatched_many(
+        &self,
+        pairs: &[(String, DateTime<Utc>)],
+    ) -> Result<Vec<bool>, RegistryError> {
+        pairs
+            .iter()
+            .map(|(key, fire_time)| self.dispatched(key, *fire_time))
+            .collect()
+    }
+
+    /// [`log_dispatch`](DispatchRegistry::log_dispatch) for many pairs with one node and
+    /// status. SQL backends write them in one statement.
+    fn log_dispatches(
+        &self,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+        status: DispatchStatus,
+    ) -> Result<(), RegistryError> {
+        pairs
+            .iter()
+            .try_for_each(|(key, fire_time)| self.log_dispatch(key, *fire_time, node_id, status))
+    }
+}
+
+/// Records, after a successful acquire of dispatch lock keys, that they were dispatched —
+/// when dispatch logging is enabled and the adapter has a dispatch registry.
+///
+/// A failure to log is reported through `log::warn!`, never raised: the claim itself stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchLogging {
+    /// Whether to write the log at all (`enable_log_dispatch_registry`).
+    pub enabled: bool,
+    /// The node recorded as the dispatcher.
+    pub node_id: String,
+}
+
+impl DispatchLogging {
+    /// Logs every key of `lock_keys` that parses as a dispatch key (see
+    /// [`parse_lock_key`]) as `dispatched` by this node. Returns how many were logged.
+    pub fn log_dispatch_attempts(&self, adapter: &dyn Adapter, lock_keys: &[&str]) -> usize {
+        if !self.enabled {
+            return 0;
+        }
+        let Some(registry) = adapter.dispatch_registry() else {
+            return 0;
+        };
+        let pairs: Vec<(String, DateTime<Utc>)> = lock_keys
+            .iter()
+            .filter_map(|key| parse_lock_key(key))
+            .collect();
+        if pairs.is_empty() {
+            return 0;
+        }
+        match registry.log_dispatches(&pairs, &self.node_id, DispatchStatus::Dispatched) {
+            Ok(()) => pairs.len(),
+            Err(err) => {
+                log::warn!("could not log {} dispatch(es): {err}", pairs.len());
+                0
+            }
+        }
+    }
+}

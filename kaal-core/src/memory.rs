@@ -1,0 +1,329 @@
+//! The in-memory backend: leases, dispatch log and definitions kept in this process.
+//!
+//! Coordinators that share one [`MemoryAdapter`] (threads of one process) coordinate exactly
+//! as nodes sharing a database do. Nothing survives the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::adapter::Adapter;
+use crate::clock::{Clock, SystemClock};
+use crate::definition::{Definition, DefinitionRegistry, NewDefinition};
+use crate::dispatch::{DispatchRecord, DispatchRegistry, DispatchStatus};
+use crate::error::{LockError, RegistryError};
+
+/// Locks a mutex, carrying on with the data if a previous holder panicked: every critical
+/// section here leaves the maps consistent, so the poison carries no meaning.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn ttl_to_chrono(ttl: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Expired leases are pruned whenever the table has grown past twice its size after the last
+/// prune (and at least this many entries), so memory stays proportional to the live leases.
+const PRUNE_FLOOR: usize = 1024;
+
+#[derive(Debug, Default)]
+struct Leases {
+    expires_at: HashMap<String, DateTime<Utc>>,
+    prune_at: usize,
+}
+
+impl Leases {
+    fn prune(&mut self, now: DateTime<Utc>) {
+        self.expires_at.retain(|_, expires_at| *expires_at > now);
+        self.prune_at = (self.expires_at.len() * 2).max(PRUNE_FLOOR);
+    }
+}
+
+/// Thread-safe leases with TTL, plus an in-memory dispatch log and definition store.
+///
+/// Expired leases are taken over by the next `acquire` and pruned as the table grows, so
+/// memory stays bounded by the number of live leases.
+///
+/// ```
+/// use std::time::Duration;
+/// use kaal_core::{Adapter, MemoryAdapter};
+///
+/// let adapter = MemoryAdapter::new();
+/// assert!(adapter.acquire("k", Duration::from_secs(10)).unwrap());
+/// assert!(!adapter.acquire("k", Duration::from_secs(10)).unwrap());
+/// assert!(adapter.release("k").unwrap());
+/// assert!(!adapter.release("k").unwrap());
+/// ```
+#[derive(Debug)]
+pub struct MemoryAdapter {
+    clock: Arc<dyn Clock>,
+    leases: Mutex<Leases>,
+    dispatches: MemoryDispatchRegistry,
+    definitions: MemoryDefinitionRegistry,
+}
+
+impl Default for MemoryAdapter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryAdapter {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty store whose leases expire by `clock` (a [`ManualClock`](crate::ManualClock)
+    /// in tests).
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            dispatches: MemoryDispatchRegistry::with_clock(clock.clone()),
+            definitions: MemoryDefinitionRegistry::with_clock(clock.clone()),
+            leases: Mutex::new(Leases {
+                expires_at: HashMap::new(),
+                prune_at: PRUNE_FLOOR,
+            }),
+            clock,
+        }
+    }
+
+    /// How many leases are stored, live or expired-but-not-yet-pruned.
+    pub fn lease_count(&self) -> usize {
+        lock(&self.leases).expires_at.len()
+    }
+
+    fn acquire_locked(
+        leases: &mut Leases,
+        key: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> bool {
+        if leases.expires_at.len() >= leases.prune_at {
+            leases.prune(now);
+        }
+        match leases.expires_at.get_mut(key) {
+            Some(expires_at) if *expires_at > now => false,
+            Some(expires_at) => {
+                *expires_at = now + ttl;
+                true
+            }
+            None => {
+                leases.expires_at.insert(key.to_string(), now + ttl);
+                true
+            }
+        }
+    }
+}
+
+impl Adapter for MemoryAdapter {
+    fn acquire(&self, key: &str, ttl: Duration) -> Result<bool, LockError> {
+        let now = self.clock.now();
+        Ok(Self::acquire_locked(
+            &mut lock(&self.leases),
+            key,
+            now,
+            ttl_to_chrono(ttl),
+        ))
+    }
+
+    fn release(&self, key: &str) -> Result<bool, LockError> {
+        let now = self.clock.now();
+        let removed = lock(&self.leases).expires_at.remove(key);
+        Ok(removed.is_some_and(|expires_at| expires_at > now))
+    }
+
+    fn acquire_many(&self, keys: &[String], ttl: Duration) -> Result<Vec<bool>, LockError> {
+        let now = self.clock.now();
+        let ttl = ttl_to_chrono(ttl);
+        let mut leases = lock(&self.leases);
+        Ok(keys
+            .iter()
+            .map(|key| Self::acquire_locked(&mut leases, key, now, ttl))
+            .collect())
+    }
+
+    fn dispatch_registry(&self) -> Option<&dyn DispatchRegistry> {
+        Some(&self.dispatches)
+    }
+
+    fn definition_registry(&self) -> Option<&dyn DefinitionRegistry> {
+        Some(&self.definitions)
+    }
+
+    fn name(&self) -> &str {
+        "memory"
+    }
+}
+
+/// An in-memory [`DispatchRegistry`].
+#[derive(Debug)]
+pub struct MemoryDispatchRegistry {
+    clock: Arc<dyn Clock>,
+    records: Mutex<BTreeMap<(String, DateTime<Utc>), DispatchRecord>>,
+}
+
+impl Default for MemoryDispatchRegistry {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+}
+
+impl MemoryDispatchRegistry {
+    /// An empty log stamping `dispatched_at` from `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            records: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn select(&self, keep: impl Fn(&DispatchRecord) -> bool) -> Vec<DispatchRecord> {
+        let mut found: Vec<DispatchRecord> = lock(&self.records)
+            .values()
+            .filter(|record| keep(record))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| {
+            b.fire_time
+                .cmp(&a.fire_time)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        found
+    }
+}
+
+impl DispatchRegistry for MemoryDispatchRegistry {
+    fn log_dispatch(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        status: DispatchStatus,
+    ) -> Result<(), RegistryError> {
+        let record = DispatchRecord {
+            key: key.to_string(),
+            fire_time,
+            dispatched_at: self.clock.now(),
+            node_id: node_id.to_string(),
+            status,
+        };
+        lock(&self.records).insert((key.to_string(), fire_time), record);
+        Ok(())
+    }
+
+    fn find_dispatch(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+    ) -> Result<Option<DispatchRecord>, RegistryError> {
+        Ok(lock(&self.records)
+            .get(&(key.to_string(), fire_time))
+            .cloned())
+    }
+
+    fn find_by_key(&self, key: &str) -> Result<Vec<DispatchRecord>, RegistryError> {
+        Ok(self.select(|record| record.key == key))
+    }
+
+    fn find_by_node(&self, node_id: &str) -> Result<Vec<DispatchRecord>, RegistryError> {
+        Ok(self.select(|record| record.node_id == node_id))
+    }
+
+    fn find_by_status(&self, status: DispatchStatus) -> Result<Vec<DispatchRecord>, RegistryError> {
+        Ok(self.select(|record| record.status == status))
+    }
+
+    fn cleanup(&self, older_than: DateTime<Utc>) -> Result<usize, RegistryError> {
+        let mut records = lock(&self.records);
+        let before = records.len();
+        records.retain(|(_, fire_time), _| *fire_time >= older_than);
+        Ok(before - records.len())
+    }
+}
+
+/// An in-memory [`DefinitionRegistry`].
+#[derive(Debug)]
+pub struct MemoryDefinitionRegistry {
+    clock: Arc<dyn Clock>,
+    definitions: Mutex<BTreeMap<String, Definition>>,
+}
+
+impl Default for MemoryDefinitionRegistry {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+}
+
+impl MemoryDefinitionRegistry {
+    /// An empty store stamping times from `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            definitions: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn set_enabled(&self, key: &str, enabled: bool) -> Option<Definition> {
+        let now = self.clock.now();
+        let mut definitions = lock(&self.definitions);
+        let definition = definitions.get_mut(key)?;
+        if definition.enabled != enabled {
+            definition.enabled = enabled;
+            definition.disabled_at = if enabled { None } else { Some(now) };
+        }
+        definition.updated_at = now;
+        Some(definition.clone())
+    }
+}
+
+impl DefinitionRegistry for MemoryDefinitionRegistry {
+    fn upsert_definition(&self, new: NewDefinition) -> Result<Definition, RegistryError> {
+        let now = self.clock.now();
+        let mut definitions = lock(&self.definitions);
+        let previous = definitions.get(&new.key);
+        let created_at = previous.map_or(now, |old| old.created_at);
+        let disabled_at = match (new.enabled, previous) {
+            (true, _) => None,
+            (false, Some(old)) if !old.enabled => old.disabled_at.or(Some(now)),
+            (false, _) => Some(now),
+        };
+        let stored = Definition {
+            key: new.key.clone(),
+            cron: new.cron,
+            enabled: new.enabled,
+            source: new.source,
+            metadata: new.metadata,
+            created_at,
+            updated_at: now,
+            disabled_at,
+        };
+        definitions.insert(new.key, stored.clone());
+        Ok(stored)
+    }
+
+    fn remove_definition(&self, key: &str) -> Result<bool, RegistryError> {
+        Ok(lock(&self.definitions).remove(key).is_some())
+    }
+
+    fn find_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
+        Ok(lock(&self.definitions).get(key).cloned())
+    }
+
+    fn all_definitions(&self) -> Result<Vec<Definition>, RegistryError> {
+        Ok(lock(&self.definitions).values().cloned().collect())
+    }
+
+    fn enable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
+        Ok(self.set_enabled(key, true))
+    }
+
+    fn disable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
+        Ok(self.set_enabled(key, false))
+    }
+}
