@@ -1,0 +1,39 @@
+//! What a backend supplies to run the suite.
+
+use std::sync::Arc;
+
+use kaal_core::Adapter;
+
+/// A backend under test.
+///
+/// The suite calls [`create_store`](Backend::create_store) once per test and
+/// [`open`](Backend::open) once per "node" (thread group, coordinator or OS process) that
+/// test needs, so every test gets its own isolated store and every node its own connections.
+pub trait Backend: Send + Sync + 'static {
+    /// Creates a fresh, empty, migrated store that no other test uses, and returns a
+    /// locator for it (a file path, or a URL naming a fresh database or schema). Panics with
+    /// a clear message when the store cannot be created (an unreachable server, say): a
+    /// backend is never silently skipped.
+    fn create_store(&self) -> String;
+
+    /// Opens a new, independent adapter on the store at `locator`: its own pool or session,
+    /// as a separate node of the fleet would have. Panics with a clear message on failure.
+    fn open(&self, locator: &str) -> Arc<dyn Adapter>;
+
+    /// Removes the store after a test (best effort; the default does nothing).
+    fn drop_store(&self, locator: &str) {
+        let _ = locator;
+    }
+
+    /// Whether a lease that has passed its ttl is taken over by another holder. `false` only
+    /// for backends whose locks cannot expire by themselves.
+    fn leases_expire(&self) -> bool {
+        true
+    }
+
+    /// Whether the same adapter may acquire a key it already holds. `false` for every
+    /// correct backend; exists so the suite states the rule in one place.
+    fn reentrant(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,6 @@
+//! The kaal conformance suite. (Being written.)
+#![deny(missing_docs)]
+
+mod backend;
+
+pub use backend::Backend;
