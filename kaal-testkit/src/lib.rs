@@ -1,6 +1,110 @@
-//! The kaal conformance suite. (Being written.)
+//! The kaal conformance suite: what every [`kaal_core::Adapter`] must do, as one public
+//! function per behaviour, each taking a [`Backend`].
+//!
+//! A backend (ours or a third party's) runs the whole suite with one line in a test file:
+//!
+//! ```ignore
+//! kaal_testkit::conformance_suite!(my_crate::testing::MyBackend::default());
+//! kaal_testkit::fleet_suite!(my_crate::testing::MyBackend::default()); // stores shared by OS processes
+//! ```
+//!
+//! [`conformance_suite!`] expands into one `#[test]` per behaviour, named after it
+//! (`expired_lease_is_taken_over`, `restart_with_recovery_replays_nothing_already_dispatched`,
+//! ...). Each test creates its own store through [`Backend::create_store`] and drops it
+//! afterwards, so tests run in parallel without sharing state. [`fleet_suite!`] adds the
+//! multi-process scenario, for backends whose stores outlive a process (not the in-memory
+//! one).
+//!
+//! The suite groups:
+//! * [`locks`] — the seed's five lock behaviours, ttl expiry and takeover, release of a key
+//!   not held, no re-entry, 255-byte and non-ASCII keys, `acquire_many`;
+//! * [`contention`] — 16 threads racing for a key, batch acquire racing single acquire;
+//! * [`registries`] — dispatch log and definition store rules;
+//! * [`coordination`] — coordinator scenarios: code and file jobs, enable/disable, rebuilt
+//!   nodes, N nodes ticking the same instant, restart recovery;
+//! * [`fleet`] — K OS processes ticking one store.
 #![deny(missing_docs)]
+#![allow(clippy::unwrap_used)]
 
 mod backend;
+pub mod contention;
+pub mod coordination;
+pub mod fleet;
+pub mod locks;
+mod memory;
+pub mod registries;
+mod store;
 
 pub use backend::Backend;
+pub use memory::MemoryBackend;
+pub use store::TestStore;
+
+/// Expands into one `#[test]` per behaviour of the suite for the backend `$backend` (an
+/// expression evaluated once per test that yields a value implementing [`Backend`]).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($backend:expr) => {
+        $crate::__conformance_tests!($backend;
+            locks::block_runs_and_returns_its_value,
+            locks::block_is_skipped_while_another_holder_has_the_key,
+            locks::key_is_reacquired_after_release,
+            locks::independent_keys_do_not_interfere,
+            locks::lock_is_released_after_the_block_returns_err,
+            locks::lock_is_released_after_the_block_panics,
+            locks::release_of_a_key_not_held_returns_false,
+            locks::acquire_of_a_held_key_by_its_holder_returns_false,
+            locks::expired_lease_is_taken_over,
+            locks::long_and_non_ascii_keys_work,
+            locks::acquire_many_answers_per_key_in_order,
+            contention::sixteen_threads_racing_for_one_key_have_one_winner,
+            contention::batch_acquire_racing_single_acquire_wins_each_key_once,
+            registries::logged_dispatch_is_found,
+            registries::logging_twice_updates_the_one_record,
+            registries::dispatch_queries_filter_and_list_newest_first,
+            registries::cleanup_deletes_older_records_and_counts_them,
+            registries::batch_log_and_lookup_agree_with_single_ones,
+            registries::definition_upsert_keeps_created_at,
+            registries::disabled_at_follows_the_enabled_state,
+            registries::definition_metadata_round_trips,
+            registries::definitions_are_listed_by_key_and_removed,
+            coordination::code_and_file_definitions_dispatch_in_the_same_tick,
+            coordination::disabled_definition_is_dispatched_only_after_enable,
+            coordination::rebuilt_coordinator_dispatches_the_next_tick,
+            coordination::two_coordinators_share_the_enabled_state,
+            coordination::coordinators_ticking_the_same_instant_dispatch_each_fire_time_once,
+            coordination::restart_with_recovery_replays_nothing_already_dispatched,
+            coordination::failing_callbacks_are_logged_and_do_not_stop_the_tick,
+        );
+    };
+}
+
+/// Expands into the multi-process scenario for `$backend`: a `kaal_fleet_worker` test (idle
+/// unless spawned by the scenario) and `processes_dispatch_each_fire_time_once`. Invoke it
+/// once per test binary.
+#[macro_export]
+macro_rules! fleet_suite {
+    ($backend:expr) => {
+        #[test]
+        fn kaal_fleet_worker() {
+            $crate::fleet::worker_main(&$backend);
+        }
+
+        #[test]
+        fn processes_dispatch_each_fire_time_once() {
+            $crate::fleet::processes_dispatch_each_fire_time_once(&$backend);
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($backend:expr; $($group:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::$group::$name(&$backend);
+            }
+        )*
+    };
+}

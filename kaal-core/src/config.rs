@@ -1,0 +1,344 @@
+//! Configuration of a node, with the defaults of the design and a [`Config::validate`] that
+//! reports every problem at once.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+
+use crate::keys::MAX_KEY_LEN;
+
+/// What `register` does when the stored definition of a key came from the scheduler file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConflictPolicy {
+    /// Refuse the registration with an error naming the key (default).
+    #[default]
+    Error,
+    /// The code's cron replaces the file's; the definition becomes code-sourced.
+    CodeWins,
+    /// The file's definition stays; the code only supplies the callback.
+    FileWins,
+}
+
+/// What happens when the scheduler file does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingFilePolicy {
+    /// Log a warning and run with the definitions already stored (default).
+    #[default]
+    Warn,
+    /// Refuse to start.
+    Error,
+}
+
+macro_rules! string_enum {
+    ($ty:ty, $what:literal, $($variant:path => $text:literal),+) => {
+        impl $ty {
+            /// The spelling used in configuration files.
+            pub fn as_str(self) -> &'static str {
+                match self { $($variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($variant),)+
+                    other => Err(format!(
+                        concat!("unknown ", $what, " {:?}: expected one of {}"),
+                        other,
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(ConflictPolicy, "scheduler_conflict_policy",
+    ConflictPolicy::Error => "error", ConflictPolicy::CodeWins => "code_wins", ConflictPolicy::FileWins => "file_wins");
+string_enum!(MissingFilePolicy, "scheduler_missing_file_policy",
+    MissingFilePolicy::Warn => "warn", MissingFilePolicy::Error => "error");
+
+/// How a node schedules. [`Config::default`] gives the design's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Time between two ticks of the loop (default 5 s).
+    pub tick_interval: Duration,
+    /// How far back a tick looks for due fire times (default 120 s).
+    pub window_lookback: Duration,
+    /// How far ahead a tick looks (default 0). Fire times later than `now` are never
+    /// dispatched, whatever this says; it is kept for compatibility with the Ruby gem.
+    pub window_lookahead: Duration,
+    /// How long a claim's lease lives (default 125 s). Must cover
+    /// `window_lookback + tick_interval`, the longest a fire time stays claimable.
+    pub lease_ttl: Duration,
+    /// Prefix of every lock and idempotency key (default `kaal`).
+    pub namespace: String,
+    /// IANA zone the cron expressions are evaluated in (default `UTC`).
+    pub time_zone: String,
+    /// Record every dispatch in the dispatch log (default `true`; it is what keeps restarts
+    /// from replaying fire times older than `lease_ttl`).
+    pub enable_log_dispatch_registry: bool,
+    /// On `start`, dispatch the fire times missed while no node ran (default `true`).
+    pub enable_dispatch_recovery: bool,
+    /// How far back recovery looks (default 86 400 s).
+    pub recovery_window: Duration,
+    /// Random delay before recovery, up to this (default 5 s), so a fleet restarting together
+    /// does not stampede.
+    pub recovery_startup_jitter: Duration,
+    /// Where the scheduler file lives (default `config/kaal-scheduler.yml`).
+    pub scheduler_config_path: PathBuf,
+    /// See [`ConflictPolicy`].
+    pub scheduler_conflict_policy: ConflictPolicy,
+    /// See [`MissingFilePolicy`].
+    pub scheduler_missing_file_policy: MissingFilePolicy,
+    /// The name this node records in the dispatch log (default `hostname-pid`).
+    pub node_id: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            tick_interval: Duration::from_secs(5),
+            window_lookback: Duration::from_secs(120),
+            window_lookahead: Duration::ZERO,
+            lease_ttl: Duration::from_secs(125),
+            namespace: "kaal".to_string(),
+            time_zone: "UTC".to_string(),
+            enable_log_dispatch_registry: true,
+            enable_dispatch_recovery: true,
+            recovery_window: Duration::from_secs(86_400),
+            recovery_startup_jitter: Duration::from_secs(5),
+            scheduler_config_path: PathBuf::from("config/kaal-scheduler.yml"),
+            scheduler_conflict_policy: ConflictPolicy::Error,
+            scheduler_missing_file_policy: MissingFilePolicy::Warn,
+            node_id: default_node_id(),
+        }
+    }
+}
+
+/// `hostname-pid`: unique per process on a host, readable in the dispatch log.
+pub fn default_node_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+/// One thing wrong with a [`Config`]: the field and what is wrong with its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The field, in snake_case as in the configuration file.
+    pub field: &'static str,
+    /// What is wrong and how to fix it; names the value.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every problem [`Config::validate`] found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct ConfigErrors {
+    /// One entry per problem, in field order.
+    pub problems: Vec<ConfigProblem>,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+impl Config {
+    /// The configured zone, parsed.
+    pub fn tz(&self) -> Result<Tz, ConfigProblem> {
+        self.time_zone.parse::<Tz>().map_err(|_| ConfigProblem {
+            field: "time_zone",
+            message: format!(
+                "{:?} is not an IANA time zone name; use e.g. \"UTC\", \"Europe/London\", \"America/New_York\"",
+                self.time_zone
+            ),
+        })
+    }
+
+    /// Checks the configuration and returns **every** problem, each naming the field and its
+    /// value. Among them: `lease_ttl >= window_lookback + tick_interval` (otherwise a claimed
+    /// fire time could be claimed again while still inside another node's window), and
+    /// recovery without the dispatch log over a window longer than `lease_ttl` (a restart
+    /// could then replay fire times that were already dispatched).
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut problems = Vec::new();
+        let mut problem = |field: &'static str, message: String| {
+            problems.push(ConfigProblem { field, message });
+        };
+        if self.tick_interval.is_zero() {
+            problem("tick_interval", "0 s: must be positive, e.g. 5".to_string());
+        }
+        if self.window_lookback < self.tick_interval {
+            problem(
+                "window_lookback",
+                format!(
+                    "{} is shorter than tick_interval ({}): fire times between two ticks would be missed; use at least {}",
+                    secs(self.window_lookback),
+                    secs(self.tick_interval),
+                    secs(self.tick_interval)
+                ),
+            );
+        }
+        let needed = self.window_lookback + self.tick_interval;
+        if self.lease_ttl < needed {
+            problem(
+                "lease_ttl",
+                format!(
+                    "{} is shorter than window_lookback + tick_interval ({}): a fire time could be claimed twice; use at least {}",
+                    secs(self.lease_ttl),
+                    secs(needed),
+                    secs(needed)
+                ),
+            );
+        }
+        if self.namespace.trim().is_empty() {
+            problem(
+                "namespace",
+                format!("{:?} is blank; use e.g. \"kaal\"", self.namespace),
+            );
+        } else if self
+            .namespace
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+            || self.namespace.contains(":dispatch:")
+        {
+            problem(
+                "namespace",
+                format!(
+                    "{:?} contains whitespace, a control character or \":dispatch:\"; use letters, digits, '-', '_' or ':'",
+                    self.namespace
+                ),
+            );
+        } else if self.namespace.len() > 64 {
+            problem(
+                "namespace",
+                format!(
+                    "{:?} is {} bytes long; at most 64 leave room for cron keys in the {MAX_KEY_LEN}-byte key columns",
+                    self.namespace,
+                    self.namespace.len()
+                ),
+            );
+        }
+        if let Err(tz_problem) = self.tz() {
+            problem(tz_problem.field, tz_problem.message);
+        }
+        if self.enable_dispatch_recovery
+            && !self.enable_log_dispatch_registry
+            && self.recovery_window >= self.lease_ttl
+        {
+            problem(
+                "enable_log_dispatch_registry",
+                format!(
+                    "false while enable_dispatch_recovery is true and recovery_window ({}) is not shorter than lease_ttl ({}): \
+                     a restart would re-dispatch fire times whose leases have expired; enable the dispatch log, \
+                     or set recovery_window below lease_ttl, or disable recovery",
+                    secs(self.recovery_window),
+                    secs(self.lease_ttl)
+                ),
+            );
+        }
+        if self.node_id.trim().is_empty() {
+            problem(
+                "node_id",
+                format!(
+                    "{:?} is blank; leave it unset for hostname-pid",
+                    self.node_id
+                ),
+            );
+        } else if self.node_id.len() > MAX_KEY_LEN {
+            problem(
+                "node_id",
+                format!(
+                    "is {} bytes long; the limit is {MAX_KEY_LEN}",
+                    self.node_id.len()
+                ),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors { problems })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_designs_and_valid() {
+        let config = Config::default();
+        assert_eq!(config.tick_interval, Duration::from_secs(5));
+        assert_eq!(config.window_lookback, Duration::from_secs(120));
+        assert_eq!(config.lease_ttl, Duration::from_secs(125));
+        assert_eq!(config.recovery_window, Duration::from_secs(86_400));
+        assert!(config.enable_log_dispatch_registry);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn four_mistakes_give_four_messages_naming_field_and_value() {
+        let config = Config {
+            lease_ttl: Duration::from_secs(60),
+            time_zone: "Mars/Olympus".into(),
+            namespace: "  ".into(),
+            node_id: String::new(),
+            ..Config::default()
+        };
+        let problems = config.validate().unwrap_err().problems;
+        let fields: Vec<_> = problems.iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["lease_ttl", "namespace", "time_zone", "node_id"]);
+        assert!(problems[0].message.contains("60 s") && problems[0].message.contains("125 s"));
+        assert!(problems[2].message.contains("Mars/Olympus"));
+    }
+
+    #[test]
+    fn recovery_without_the_log_is_rejected_only_when_it_could_replay() {
+        let mut config = Config {
+            enable_log_dispatch_registry: false,
+            ..Config::default()
+        };
+        let problems = config.validate().unwrap_err().problems;
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].field, "enable_log_dispatch_registry");
+        config.recovery_window = Duration::from_secs(120);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn policies_parse_and_reject_unknown_spellings() {
+        assert_eq!(
+            "code_wins".parse::<ConflictPolicy>(),
+            Ok(ConflictPolicy::CodeWins)
+        );
+        let err = "later".parse::<MissingFilePolicy>().unwrap_err();
+        assert!(
+            err.contains("later") && err.contains("warn, error"),
+            "{err}"
+        );
+    }
+}

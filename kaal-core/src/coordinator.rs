@@ -1,0 +1,487 @@
+//! The coordinator: turns due fire times into claims, and won claims into callback calls.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rand::Rng;
+
+use crate::adapter::Adapter;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigErrors};
+use crate::dispatch::{DispatchLogging, DispatchStatus};
+use crate::keys::{idempotency_key, lock_key};
+use crate::registry::{Fire, Registry};
+use crate::schedule::{Candidate, Schedule};
+
+/// Fire times claimed per round trip; recovery logs its progress after each chunk.
+const CLAIM_CHUNK: usize = 5_000;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// What one tick (or one recovery pass) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Fire times this node claimed and handed to their callbacks, oldest first. Includes
+    /// those whose callback then failed.
+    pub dispatched: Vec<Fire>,
+    /// Fire times whose callback returned an error or panicked, with the reason.
+    pub failed: Vec<(Fire, String)>,
+    /// Fire times another node had already claimed: `(key, fire_time)`.
+    pub lost: Vec<(String, DateTime<Utc>)>,
+    /// Fire times skipped because the dispatch log shows them dispatched.
+    pub already_dispatched: Vec<(String, DateTime<Utc>)>,
+    /// Backend errors; the fire times concerned are retried on the next tick.
+    pub errors: Vec<String>,
+}
+
+impl TickReport {
+    fn absorb(&mut self, other: TickReport) {
+        self.dispatched.extend(other.dispatched);
+        self.failed.extend(other.failed);
+        self.lost.extend(other.lost);
+        self.already_dispatched.extend(other.already_dispatched);
+        self.errors.extend(other.errors);
+    }
+}
+
+struct Inner {
+    config: Config,
+    tz: Tz,
+    adapter: Arc<dyn Adapter>,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    logging: DispatchLogging,
+    schedule: Mutex<Schedule>,
+}
+
+#[derive(Default)]
+struct StopSignal {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl StopSignal {
+    /// Waits up to `timeout`; returns `true` when asked to stop.
+    fn wait(&self, timeout: Duration) -> bool {
+        let stopped = lock(&self.stopped);
+        let (stopped, _) = self
+            .wake
+            .wait_timeout_while(stopped, timeout, |stopped| !*stopped)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *stopped
+    }
+
+    fn stop(&self) {
+        *lock(&self.stopped) = true;
+        self.wake.notify_all();
+    }
+}
+
+struct Worker {
+    stop: Arc<StopSignal>,
+    done: Receiver<()>,
+    handle: JoinHandle<()>,
+}
+
+/// Runs the schedule of one node.
+///
+/// Each tick at `now`: for every enabled job that has a callback in this process, take its
+/// fire times `<= now` not yet settled by this node (at most `window_lookback` old, or
+/// `recovery_window` old when catching up after errors with the dispatch log on), drop
+/// those the dispatch log shows as dispatched, claim the rest through the adapter in one
+/// batch, log the won claims, and call each callback with its [`Fire`]. A callback error or
+/// panic is logged and recorded as `failed`; it never stops the loop.
+///
+/// Callbacks run one after another on the ticking thread; hand long work to your own job
+/// system. A callback must not call `tick_at` on its own coordinator.
+pub struct Coordinator {
+    inner: Arc<Inner>,
+    worker: Mutex<Option<Worker>>,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("node_id", &self.inner.config.node_id)
+            .field("adapter", &self.inner.adapter.name())
+            .field("running", &self.running())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coordinator {
+    /// A coordinator for `registry`'s callbacks over `adapter`. Fails when
+    /// `config.validate()` does.
+    pub fn new(
+        config: Config,
+        adapter: Arc<dyn Adapter>,
+        registry: Arc<Registry>,
+    ) -> Result<Self, ConfigErrors> {
+        Self::with_clock(config, adapter, registry, Arc::new(SystemClock))
+    }
+
+    /// Like [`new`](Coordinator::new), with the loop reading time from `clock` (inject skew
+    /// or a manual clock).
+    pub fn with_clock(
+        config: Config,
+        adapter: Arc<dyn Adapter>,
+        registry: Arc<Registry>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigErrors> {
+        config.validate()?;
+        let tz = config.tz().map_err(|problem| ConfigErrors {
+            problems: vec![problem],
+        })?;
+        let logging = DispatchLogging {
+            enabled: config.enable_log_dispatch_registry,
+            node_id: config.node_id.clone(),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                tz,
+                adapter,
+                registry,
+                clock,
+                logging,
+                schedule: Mutex::new(Schedule::default()),
+            }),
+            worker: Mutex::new(None),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Runs one tick at `now`.
+    pub fn tick_at(&self, now: DateTime<Utc>) -> TickReport {
+        self.inner.run(now, None)
+    }
+
+    /// Runs missed-run recovery at `now`: every fire time in `[now - recovery_window, now]`
+    /// not yet dispatched is claimed and dispatched once. Does nothing when
+    /// `enable_dispatch_recovery` is off.
+    pub fn recover_at(&self, now: DateTime<Utc>) -> TickReport {
+        if !self.inner.config.enable_dispatch_recovery {
+            return TickReport::default();
+        }
+        let from = now - chrono_duration(self.inner.config.recovery_window);
+        self.inner.run(now, Some(from))
+    }
+
+    /// The next fire time of each enabled job as of the last tick (empty before the first).
+    pub fn upcoming(&self) -> Vec<(String, Option<DateTime<Utc>>)> {
+        lock(&self.inner.schedule).upcoming()
+    }
+
+    /// Starts the background loop: recovery first (after a random delay up to
+    /// `recovery_startup_jitter`), then a tick every `tick_interval`. Returns `false` when it
+    /// is already running.
+    pub fn start(&self) -> bool {
+        let mut worker = lock(&self.worker);
+        if worker.as_ref().is_some_and(|w| !w.handle.is_finished()) {
+            return false;
+        }
+        let stop = Arc::new(StopSignal::default());
+        let (done_tx, done) = mpsc::channel();
+        let inner = self.inner.clone();
+        let signal = stop.clone();
+        let handle = thread::Builder::new()
+            .name(format!("kaal-{}", inner.config.node_id))
+            .spawn(move || {
+                inner.run_loop(&signal);
+                let _ = done_tx.send(());
+            });
+        match handle {
+            Ok(handle) => {
+                *worker = Some(Worker { stop, done, handle });
+                true
+            }
+            Err(err) => {
+                log::error!("could not start the kaal loop thread: {err}");
+                false
+            }
+        }
+    }
+
+    /// Asks the loop to stop after its current tick and waits up to `timeout`. Returns
+    /// `true` when it has stopped (or was not running).
+    pub fn stop(&self, timeout: Duration) -> bool {
+        let mut slot = lock(&self.worker);
+        let Some(worker) = slot.take() else {
+            return true;
+        };
+        worker.stop.stop();
+        match worker.done.recv_timeout(timeout) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if worker.handle.join().is_err() {
+                    log::error!("the kaal loop thread panicked");
+                }
+                true
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                *slot = Some(worker);
+                false
+            }
+        }
+    }
+
+    /// Whether the background loop is running.
+    pub fn running(&self) -> bool {
+        lock(&self.worker)
+            .as_ref()
+            .is_some_and(|w| !w.handle.is_finished())
+    }
+
+    /// Stops the loop (waiting up to two tick intervals plus the lease ttl) and starts it
+    /// again, recovery included. Returns whether it is running afterwards.
+    pub fn restart(&self) -> bool {
+        let timeout = self.inner.config.tick_interval * 2 + self.inner.config.lease_ttl;
+        self.stop(timeout) && self.start()
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        if let Some(worker) = lock(&self.worker).as_ref() {
+            worker.stop.stop();
+        }
+    }
+}
+
+impl Inner {
+    fn run_loop(&self, stop: &StopSignal) {
+        if self.config.enable_dispatch_recovery {
+            let max = self.config.recovery_startup_jitter;
+            let jitter = if max.is_zero() {
+                Duration::ZERO
+            } else {
+                rand::thread_rng().gen_range(Duration::ZERO..=max)
+            };
+            if stop.wait(jitter) {
+                return;
+            }
+            let now = self.clock.now();
+            let from = now - chrono_duration(self.config.recovery_window);
+            let report = self.run(now, Some(from));
+            log::info!(
+                "recovery: {} dispatched, {} already dispatched, {} claimed elsewhere, {} errors",
+                report.dispatched.len(),
+                report.already_dispatched.len(),
+                report.lost.len(),
+                report.errors.len()
+            );
+        }
+        loop {
+            self.run(self.clock.now(), None);
+            if stop.wait(self.config.tick_interval) {
+                return;
+            }
+        }
+    }
+
+    /// One pass at `now`. `recover_from` is `Some(start)` for missed-run recovery.
+    fn run(&self, now: DateTime<Utc>, recover_from: Option<DateTime<Utc>>) -> TickReport {
+        let due = {
+            let mut schedule = lock(&self.schedule);
+            self.refresh(&mut schedule, now);
+            if let Some(from) = recover_from {
+                schedule.rewind_all(from, self.tz);
+            }
+            let catch_up = if self.config.enable_dispatch_recovery
+                && self.config.enable_log_dispatch_registry
+            {
+                self.config.recovery_window
+            } else {
+                self.config.window_lookback
+            };
+            let oldest = recover_from.unwrap_or(now - chrono_duration(catch_up));
+            schedule.take_due(now, oldest, self.tz)
+        };
+        let mut report = TickReport::default();
+        let total = due.len();
+        let mut done = 0;
+        for chunk in due.chunks(CLAIM_CHUNK) {
+            report.absorb(self.claim_and_dispatch(chunk));
+            done += chunk.len();
+            if total > CLAIM_CHUNK {
+                log::info!(
+                    "{}: {done}/{total} fire times processed",
+                    if recover_from.is_some() {
+                        "recovery"
+                    } else {
+                        "catch-up"
+                    }
+                );
+            }
+        }
+        report
+    }
+
+    /// Reloads the job list when the registry changed, when something is due (so enable /
+    /// disable and cron changes by other nodes are seen before claiming), and at least every
+    /// `window_lookback / 2` otherwise.
+    fn refresh(&self, schedule: &mut Schedule, now: DateTime<Utc>) {
+        let generation = self.registry.generation();
+        let stale = schedule.loaded_at.is_none_or(|at| {
+            now < at || now - at >= chrono_duration(self.config.window_lookback / 2)
+        });
+        if schedule.registry_generation == Some(generation) && !stale && !schedule.any_due(now) {
+            return;
+        }
+        let definitions = match self.adapter.definition_registry() {
+            None => None,
+            Some(store) => match store.all_definitions() {
+                Ok(defs) => Some(defs),
+                Err(err) => {
+                    log::error!("could not read definitions, keeping the previous job list: {err}");
+                    if schedule.registry_generation == Some(generation) {
+                        return;
+                    }
+                    None
+                }
+            },
+        };
+        let start_from = now - chrono_duration(self.config.window_lookback);
+        schedule.rebuild(
+            self.registry.entries(),
+            definitions.as_deref(),
+            start_from,
+            self.tz,
+        );
+        schedule.registry_generation = Some(generation);
+        schedule.loaded_at = Some(now);
+    }
+
+    fn claim_and_dispatch(&self, due: &[Candidate]) -> TickReport {
+        let mut report = TickReport::default();
+        let mut todo: Vec<&Candidate> = due.iter().collect();
+        let registry = self.adapter.dispatch_registry();
+        if let (true, Some(log)) = (self.logging.enabled, registry) {
+            let pairs: Vec<(String, DateTime<Utc>)> =
+                todo.iter().map(|c| (c.key.clone(), c.fire_time)).collect();
+            match log.dispatched_many(&pairs) {
+                Ok(seen) => {
+                    let mut kept = Vec::with_capacity(todo.len());
+                    for (candidate, seen) in todo.into_iter().zip(seen) {
+                        if seen {
+                            report
+                                .already_dispatched
+                                .push((candidate.key.clone(), candidate.fire_time));
+                        } else {
+                            kept.push(candidate);
+                        }
+                    }
+                    todo = kept;
+                }
+                Err(err) => {
+                    log::error!("{err}; retrying these fire times next tick");
+                    report.errors.push(err.to_string());
+                    lock(&self.schedule).unsettle(due);
+                    return report;
+                }
+            }
+        }
+        if todo.is_empty() {
+            return report;
+        }
+        let ns = &self.config.namespace;
+        let keys: Vec<String> = todo
+            .iter()
+            .map(|c| lock_key(ns, &c.key, c.fire_time))
+            .collect();
+        let won = match self.adapter.acquire_many(&keys, self.config.lease_ttl) {
+            Ok(won) => won,
+            Err(err) => {
+                log::error!("{err}; retrying these fire times next tick");
+                report.errors.push(err.to_string());
+                lock(&self.schedule).unsettle(due);
+                return report;
+            }
+        };
+        let mut won_keys = Vec::new();
+        let mut fires = Vec::new();
+        for ((candidate, key), won) in todo.iter().zip(&keys).zip(won) {
+            if won {
+                won_keys.push(key.as_str());
+                fires.push(*candidate);
+            } else {
+                log::debug!(
+                    "{} at {}: claimed by another node",
+                    candidate.key,
+                    candidate.fire_time
+                );
+                report
+                    .lost
+                    .push((candidate.key.clone(), candidate.fire_time));
+            }
+        }
+        self.logging
+            .log_dispatch_attempts(self.adapter.as_ref(), &won_keys);
+        for candidate in fires {
+            let fire = Fire {
+                key: candidate.key.clone(),
+                fire_time: candidate.fire_time,
+                idempotency_key: idempotency_key(ns, &candidate.key, candidate.fire_time),
+            };
+            if let Err(reason) = call(&candidate.callback, &fire) {
+                log::error!("{} at {} failed: {reason}", fire.key, fire.fire_time);
+                self.log_failure(&fire);
+                report.failed.push((fire.clone(), reason));
+            }
+            report.dispatched.push(fire);
+        }
+        report
+    }
+
+    fn log_failure(&self, fire: &Fire) {
+        if !self.logging.enabled {
+            return;
+        }
+        if let Some(log) = self.adapter.dispatch_registry() {
+            if let Err(err) = log.log_dispatch(
+                &fire.key,
+                fire.fire_time,
+                &self.config.node_id,
+                DispatchStatus::Failed,
+            ) {
+                log::warn!(
+                    "could not record the failure of {} at {}: {err}",
+                    fire.key,
+                    fire.fire_time
+                );
+            }
+        }
+    }
+}
+
+/// Calls a callback, turning an error or a panic into a message.
+fn call(callback: &crate::registry::Callback, fire: &Fire) -> Result<(), String> {
+    match panic::catch_unwind(AssertUnwindSafe(|| callback(fire))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic payload".to_string());
+            Err(format!("panicked: {message}"))
+        }
+    }
+}

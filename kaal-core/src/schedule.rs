@@ -1,0 +1,200 @@
+//! The coordinator's view of its jobs: which are enabled, on which cron, and the earliest
+//! fire time of each that this node has not settled yet.
+//!
+//! Keeping `next_due` per job is what makes ticks cheap: a job whose next unsettled fire time
+//! is in the future costs one comparison, so a tick with nothing due touches neither the cron
+//! calendar nor the database, and each fire time is claimed once per node, not once per tick.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+
+use crate::cron::CronExpr;
+use crate::definition::Definition;
+use crate::registry::{Callback, Entry};
+
+/// One job as the coordinator schedules it.
+pub(crate) struct Job {
+    pub key: String,
+    pub cron: Arc<CronExpr>,
+    pub callback: Callback,
+    pub enabled: bool,
+    /// Earliest fire time not yet settled by this node; `None` when the cron never fires again.
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+/// A fire time this node is about to try to claim.
+pub(crate) struct Candidate {
+    pub key: String,
+    pub fire_time: DateTime<Utc>,
+    pub callback: Callback,
+}
+
+/// Every job of the coordinator, by key.
+#[derive(Default)]
+pub(crate) struct Schedule {
+    jobs: Vec<Job>,
+    index: HashMap<String, usize>,
+    /// Parsed stored crons that differ from the registered ones, by expression.
+    parsed: HashMap<String, Arc<CronExpr>>,
+    pub registry_generation: Option<u64>,
+    pub loaded_at: Option<DateTime<Utc>>,
+}
+
+fn first_at_or_after(cron: &CronExpr, at: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+    cron.next_after(at - Duration::seconds(1), tz)
+}
+
+impl Schedule {
+    /// Rebuilds the job list from the registered entries and, when the store has any
+    /// definitions, the stored definitions (which decide cron and enabled state). Jobs whose
+    /// key and cron are unchanged keep their progress; new ones start at `start_from`.
+    pub fn rebuild(
+        &mut self,
+        entries: Vec<Entry>,
+        definitions: Option<&[Definition]>,
+        start_from: DateTime<Utc>,
+        tz: Tz,
+    ) {
+        let mut previous: HashMap<String, Job> = self
+            .jobs
+            .drain(..)
+            .map(|job| (job.key.clone(), job))
+            .collect();
+        let stored: Option<HashMap<&str, &Definition>> = definitions
+            .filter(|defs| !defs.is_empty())
+            .map(|defs| defs.iter().map(|d| (d.key.as_str(), d)).collect());
+        let mut jobs = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let (cron, enabled) = match &stored {
+                None => (entry.cron.clone(), true),
+                Some(stored) => match stored.get(entry.key.as_str()) {
+                    None => continue,
+                    Some(def) if def.cron == entry.cron.as_str() => {
+                        (entry.cron.clone(), def.enabled)
+                    }
+                    Some(def) => match self.parse_stored(&def.cron) {
+                        Some(cron) => (cron, def.enabled),
+                        None => continue,
+                    },
+                },
+            };
+            let next_due = match previous.remove(&entry.key) {
+                Some(old) if old.cron.as_str() == cron.as_str() => old.next_due,
+                _ => first_at_or_after(&cron, start_from, tz),
+            };
+            jobs.push(Job {
+                key: entry.key,
+                cron,
+                callback: entry.callback,
+                enabled,
+                next_due,
+            });
+        }
+        self.index = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, job)| (job.key.clone(), i))
+            .collect();
+        self.jobs = jobs;
+    }
+
+    fn parse_stored(&mut self, expression: &str) -> Option<Arc<CronExpr>> {
+        if let Some(cron) = self.parsed.get(expression) {
+            return Some(cron.clone());
+        }
+        match CronExpr::parse(expression) {
+            Ok(cron) => {
+                let cron = Arc::new(cron);
+                self.parsed.insert(expression.to_string(), cron.clone());
+                Some(cron)
+            }
+            Err(err) => {
+                log::warn!("skipping a stored definition: {err}");
+                None
+            }
+        }
+    }
+
+    /// Whether any job has a fire time due at `now` (one comparison per job).
+    pub fn any_due(&self, now: DateTime<Utc>) -> bool {
+        self.jobs
+            .iter()
+            .any(|job| job.next_due.is_some_and(|t| t <= now))
+    }
+
+    /// Moves every enabled job back to its first fire time at or after `from`
+    /// (missed-run recovery).
+    pub fn rewind_all(&mut self, from: DateTime<Utc>, tz: Tz) {
+        for job in self.jobs.iter_mut().filter(|job| job.enabled) {
+            job.next_due = first_at_or_after(&job.cron, from, tz);
+        }
+    }
+
+    /// Takes every due fire time `<= now` of enabled jobs, no earlier than `oldest`, and
+    /// marks them settled (`next_due` moves past `now`). Disabled jobs settle without
+    /// candidates: fire times that fall while a job is disabled are never dispatched.
+    pub fn take_due(
+        &mut self,
+        now: DateTime<Utc>,
+        oldest: DateTime<Utc>,
+        tz: Tz,
+    ) -> Vec<Candidate> {
+        let mut due = Vec::new();
+        for job in &mut self.jobs {
+            let Some(next) = job.next_due else { continue };
+            if next > now {
+                continue;
+            }
+            if job.enabled {
+                let from = if next < oldest {
+                    log::warn!(
+                        "{}: fire times from {next} to {oldest} are older than the catch-up window and are skipped",
+                        job.key
+                    );
+                    oldest
+                } else {
+                    next
+                };
+                for fire_time in job.cron.fire_times(from, now, tz) {
+                    due.push(Candidate {
+                        key: job.key.clone(),
+                        fire_time,
+                        callback: job.callback.clone(),
+                    });
+                }
+            }
+            job.next_due = job.cron.next_after(now, tz);
+        }
+        due.sort_by(|a, b| {
+            a.fire_time
+                .cmp(&b.fire_time)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        due
+    }
+
+    /// Puts fire times back as unsettled (their claim failed with an error), so the next
+    /// tick tries them again.
+    pub fn unsettle(&mut self, candidates: &[Candidate]) {
+        for candidate in candidates {
+            if let Some(&i) = self.index.get(&candidate.key) {
+                let job = &mut self.jobs[i];
+                if job.next_due.is_none_or(|t| candidate.fire_time < t) {
+                    job.next_due = Some(candidate.fire_time);
+                }
+            }
+        }
+    }
+
+    /// `(key, next fire time)` of every enabled job.
+    pub fn upcoming(&self) -> Vec<(String, Option<DateTime<Utc>>)> {
+        self.jobs
+            .iter()
+            .filter(|job| job.enabled)
+            .map(|job| (job.key.clone(), job.next_due))
+            .collect()
+    }
+}

@@ -1,0 +1,273 @@
+//! Dispatch log and definition store behaviours of DESIGN.md.
+
+use chrono::{DateTime, TimeZone, Utc};
+use kaal_core::{DefinitionSource, DispatchStatus, NewDefinition};
+use serde_json::json;
+
+use crate::{Backend, TestStore};
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_767_225_600 + seconds, 0).unwrap()
+}
+
+/// A logged dispatch is found with its node and status; `dispatched` is true for it only.
+pub fn logged_dispatch_is_found(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let log = adapter
+        .dispatch_registry()
+        .expect("backend has no dispatch registry");
+    assert!(log.find_dispatch("report", at(0)).unwrap().is_none());
+    log.log_dispatch("report", at(0), "node-a", DispatchStatus::Dispatched)
+        .unwrap();
+    let record = log
+        .find_dispatch("report", at(0))
+        .unwrap()
+        .expect("record not found");
+    assert_eq!(
+        (
+            record.key.as_str(),
+            record.fire_time,
+            record.node_id.as_str(),
+            record.status
+        ),
+        ("report", at(0), "node-a", DispatchStatus::Dispatched)
+    );
+    assert!(log.dispatched("report", at(0)).unwrap());
+    assert!(!log.dispatched("report", at(60)).unwrap());
+    assert!(!log.dispatched("other", at(0)).unwrap());
+    // Another node sees the same log.
+    assert!(store
+        .open()
+        .dispatch_registry()
+        .unwrap()
+        .dispatched("report", at(0))
+        .unwrap());
+}
+
+/// Logging the same `(key, fire_time)` again updates the one record (upsert).
+pub fn logging_twice_updates_the_one_record(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let log = adapter
+        .dispatch_registry()
+        .expect("backend has no dispatch registry");
+    log.log_dispatch("report", at(0), "node-a", DispatchStatus::Dispatched)
+        .unwrap();
+    log.log_dispatch("report", at(0), "node-b", DispatchStatus::Failed)
+        .unwrap();
+    let records = log.find_by_key("report").unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].node_id.as_str(), records[0].status),
+        ("node-b", DispatchStatus::Failed)
+    );
+    assert!(
+        log.dispatched("report", at(0)).unwrap(),
+        "a failed dispatch must count as dispatched"
+    );
+}
+
+/// `find_by_key`, `find_by_node` and `find_by_status` filter and list newest fire time first.
+pub fn dispatch_queries_filter_and_list_newest_first(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let log = adapter
+        .dispatch_registry()
+        .expect("backend has no dispatch registry");
+    log.log_dispatch("a", at(60), "n1", DispatchStatus::Dispatched)
+        .unwrap();
+    log.log_dispatch("a", at(180), "n2", DispatchStatus::Failed)
+        .unwrap();
+    log.log_dispatch("a", at(120), "n1", DispatchStatus::Dispatched)
+        .unwrap();
+    log.log_dispatch("b", at(240), "n1", DispatchStatus::Failed)
+        .unwrap();
+    let times = |records: Vec<kaal_core::DispatchRecord>| {
+        records
+            .into_iter()
+            .map(|r| (r.key, r.fire_time))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        times(log.find_by_key("a").unwrap()),
+        [
+            ("a".into(), at(180)),
+            ("a".into(), at(120)),
+            ("a".into(), at(60))
+        ]
+    );
+    assert_eq!(
+        times(log.find_by_node("n1").unwrap()),
+        [
+            ("b".into(), at(240)),
+            ("a".into(), at(120)),
+            ("a".into(), at(60))
+        ]
+    );
+    assert_eq!(
+        times(log.find_by_status(DispatchStatus::Failed).unwrap()),
+        [("b".into(), at(240)), ("a".into(), at(180))]
+    );
+    assert!(log.find_by_key("none").unwrap().is_empty());
+}
+
+/// `cleanup(older_than)` deletes records whose fire time is before the cut and counts them.
+pub fn cleanup_deletes_older_records_and_counts_them(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let log = adapter
+        .dispatch_registry()
+        .expect("backend has no dispatch registry");
+    for i in 0..5 {
+        log.log_dispatch("job", at(i * 60), "n", DispatchStatus::Dispatched)
+            .unwrap();
+    }
+    assert_eq!(log.cleanup(at(120)).unwrap(), 2);
+    assert_eq!(log.find_by_key("job").unwrap().len(), 3);
+    assert!(!log.dispatched("job", at(60)).unwrap());
+    assert!(log.dispatched("job", at(120)).unwrap());
+    assert_eq!(log.cleanup(at(120)).unwrap(), 0);
+}
+
+/// The batch forms agree with the single ones.
+pub fn batch_log_and_lookup_agree_with_single_ones(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let log = adapter
+        .dispatch_registry()
+        .expect("backend has no dispatch registry");
+    let pairs: Vec<(String, DateTime<Utc>)> = (0..300)
+        .map(|i| (format!("k{}", i % 7), at(i * 60)))
+        .collect();
+    log.log_dispatches(&pairs[..150], "n", DispatchStatus::Dispatched)
+        .unwrap();
+    let seen = log.dispatched_many(&pairs).unwrap();
+    assert_eq!(seen.len(), 300);
+    assert!(seen[..150].iter().all(|s| *s) && seen[150..].iter().all(|s| !*s));
+    // Logging again (some overlap) is an upsert, not an error.
+    log.log_dispatches(&pairs[100..200], "m", DispatchStatus::Dispatched)
+        .unwrap();
+    assert_eq!(log.find_by_node("m").unwrap().len(), 100);
+    assert_eq!(log.find_by_node("n").unwrap().len(), 100);
+    assert!(log.dispatched_many(&[]).unwrap().is_empty());
+}
+
+/// Upsert stores the definition; a second upsert keeps `created_at` and replaces the rest.
+pub fn definition_upsert_keeps_created_at(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let defs = adapter
+        .definition_registry()
+        .expect("backend has no definition registry");
+    let first = defs
+        .upsert_definition(NewDefinition::new("job", "* * * * *"))
+        .unwrap();
+    assert_eq!(
+        (
+            first.key.as_str(),
+            first.cron.as_str(),
+            first.enabled,
+            first.source
+        ),
+        ("job", "* * * * *", true, DefinitionSource::Code)
+    );
+    assert_eq!(first.disabled_at, None);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut change = NewDefinition::new("job", "0 * * * *");
+    change.source = DefinitionSource::File;
+    let second = defs.upsert_definition(change).unwrap();
+    assert_eq!(
+        second.created_at, first.created_at,
+        "created_at changed on upsert"
+    );
+    assert!(
+        second.updated_at > first.updated_at,
+        "updated_at did not move"
+    );
+    let found = defs
+        .find_definition("job")
+        .unwrap()
+        .expect("definition not found");
+    assert_eq!(
+        (found.cron.as_str(), found.source, found.created_at),
+        ("0 * * * *", DefinitionSource::File, first.created_at)
+    );
+    assert!(defs.find_definition("nope").unwrap().is_none());
+}
+
+/// `disabled_at` is set on disable, kept while disabled (also across upserts), cleared on enable.
+pub fn disabled_at_follows_the_enabled_state(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let defs = adapter
+        .definition_registry()
+        .expect("backend has no definition registry");
+    defs.upsert_definition(NewDefinition::new("job", "* * * * *"))
+        .unwrap();
+    let disabled = defs.disable_definition("job").unwrap().expect("not found");
+    assert!(!disabled.enabled);
+    let since = disabled.disabled_at.expect("disabled_at not set");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let again = defs.disable_definition("job").unwrap().unwrap();
+    assert_eq!(
+        again.disabled_at,
+        Some(since),
+        "disabled_at moved while staying disabled"
+    );
+    let mut upsert = NewDefinition::new("job", "*/5 * * * *");
+    upsert.enabled = false;
+    assert_eq!(
+        defs.upsert_definition(upsert).unwrap().disabled_at,
+        Some(since)
+    );
+    assert_eq!(defs.enabled_definitions().unwrap().len(), 0);
+    let enabled = defs.enable_definition("job").unwrap().unwrap();
+    assert!(enabled.enabled);
+    assert_eq!(enabled.disabled_at, None);
+    assert_eq!(defs.enabled_definitions().unwrap().len(), 1);
+    assert!(defs.enable_definition("missing").unwrap().is_none());
+    assert!(defs.disable_definition("missing").unwrap().is_none());
+}
+
+/// Metadata JSON objects (nested, unicode, numbers) round-trip unchanged.
+pub fn definition_metadata_round_trips(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let defs = adapter
+        .definition_registry()
+        .expect("backend has no definition registry");
+    let metadata = json!({"command": ["sh", "-c", "echo \"hi\""], "timeout": 30, "nested": {"ok": true, "ratio": 0.5, "none": null}, "name": "rapport été"});
+    let mut new = NewDefinition::new("job", "@daily");
+    new.metadata = metadata.as_object().unwrap().clone();
+    defs.upsert_definition(new).unwrap();
+    let other = store.open();
+    let found = other
+        .definition_registry()
+        .unwrap()
+        .find_definition("job")
+        .unwrap()
+        .unwrap();
+    assert_eq!(serde_json::Value::Object(found.metadata), metadata);
+}
+
+/// Lists are ordered by key; remove deletes one definition and says whether it existed.
+pub fn definitions_are_listed_by_key_and_removed(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let defs = adapter
+        .definition_registry()
+        .expect("backend has no definition registry");
+    for key in ["c", "a", "b"] {
+        defs.upsert_definition(NewDefinition::new(key, "* * * * *"))
+            .unwrap();
+    }
+    defs.disable_definition("b").unwrap();
+    let keys =
+        |list: Vec<kaal_core::Definition>| list.into_iter().map(|d| d.key).collect::<Vec<_>>();
+    assert_eq!(keys(defs.all_definitions().unwrap()), ["a", "b", "c"]);
+    assert_eq!(keys(defs.enabled_definitions().unwrap()), ["a", "c"]);
+    assert!(defs.remove_definition("a").unwrap());
+    assert!(!defs.remove_definition("a").unwrap());
+    assert_eq!(keys(defs.all_definitions().unwrap()), ["b", "c"]);
+}
