@@ -65,6 +65,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     logging: DispatchLogging,
     schedule: Mutex<Schedule>,
+    passes: Mutex<u64>,
+    passed: Condvar,
 }
 
 #[derive(Default)]
@@ -158,6 +160,8 @@ impl Coordinator {
                 clock,
                 logging,
                 schedule: Mutex::new(Schedule::default()),
+                passes: Mutex::new(0),
+                passed: Condvar::new(),
             }),
             worker: Mutex::new(None),
         })
@@ -187,6 +191,25 @@ impl Coordinator {
     /// The next fire time of each enabled job as of the last tick (empty before the first).
     pub fn upcoming(&self) -> Vec<(String, Option<DateTime<Utc>>)> {
         lock(&self.inner.schedule).upcoming()
+    }
+
+    /// How many passes (the recovery pass and each tick) the background loop has finished
+    /// since this coordinator was built.
+    pub fn passes(&self) -> u64 {
+        *lock(&self.inner.passes)
+    }
+
+    /// Waits until the background loop has finished at least `passes` passes, or `timeout`
+    /// has passed; returns whether it got there. For tests and for tools that must know the
+    /// recovery pass is done.
+    pub fn wait_for_passes(&self, passes: u64, timeout: Duration) -> bool {
+        let done = lock(&self.inner.passes);
+        let (done, _) = self
+            .inner
+            .passed
+            .wait_timeout_while(done, timeout, |done| *done < passes)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *done >= passes
     }
 
     /// Starts the background loop: recovery first (after a random delay up to
@@ -286,13 +309,20 @@ impl Inner {
                 report.lost.len(),
                 report.errors.len()
             );
+            self.count_pass();
         }
         loop {
             self.run(self.clock.now(), None);
+            self.count_pass();
             if stop.wait(self.config.tick_interval) {
                 return;
             }
         }
+    }
+
+    fn count_pass(&self) {
+        *lock(&self.passes) += 1;
+        self.passed.notify_all();
     }
 
     /// One pass at `now`. `recover_from` is `Some(start)` for missed-run recovery.

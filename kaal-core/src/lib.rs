@@ -1,5 +1,67 @@
 //! Exactly-once cron coordination for fleets that share one store.
-//! (Crate overview being written.)
+//!
+//! kaal-core is the engine of kaal: the [`Adapter`] trait every store implements, the cron
+//! calendar, the configuration, and the [`Coordinator`] that turns due fire times into
+//! callback calls. It has no database dependency; the `kaal-diesel-*` crates implement
+//! [`Adapter`] over SQLite, PostgreSQL and MySQL, and [`MemoryAdapter`] keeps everything in
+//! this process.
+//!
+//! # The claim model
+//!
+//! The one thing to understand is what a *claim* is. Every fire time of every job has a lock
+//! key, `{namespace}:dispatch:{cron_key}:{fire_time_unix}` ([`lock_key`]). A node that finds
+//! a fire time due asks the store to [`acquire`](Adapter::acquire) that key with a ttl of
+//! `lease_ttl`:
+//!
+//! * **What "acquired" promises.** `true` means no other caller anywhere gets `true` for the
+//!   key until the lease is released or `ttl` has passed. The node that wins the claim — and
+//!   only it — calls the callback.
+//! * **Who decides expiry.** The store. The SQL backends compare `expires_at` with the
+//!   database's clock, so a node whose clock runs fast cannot steal a live lease and one whose
+//!   clock runs slow cannot keep one.
+//! * **Why the lease is long enough.** A fire time stays claimable for `window_lookback`
+//!   after it falls due, checked every `tick_interval`; `lease_ttl >= window_lookback +
+//!   tick_interval` ([`Config::validate`] enforces it) means the lease outlives every window
+//!   that contains the fire time.
+//! * **What happens on restart.** Leases expire; the dispatch log does not. Each won claim is
+//!   recorded in the dispatch log before its callback runs, and every pass checks the log
+//!   before claiming, so a restart's missed-run recovery (up to `recovery_window`, default a
+//!   day) dispatches only what no node dispatched. With the log turned off only the leases
+//!   protect, and [`Config::validate`] refuses a recovery window they cannot cover.
+//! * **What it costs.** Each node settles each fire time once: one batch lookup in the log and
+//!   one batch claim per tick that has anything due, and no store access at all on a tick
+//!   with nothing due (the coordinator keeps each job's next fire time).
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use kaal_core::chrono::{TimeZone, Utc};
+//! use kaal_core::{Config, Fire, Kaal, MemoryAdapter};
+//!
+//! let kaal = Kaal::new(Config::default(), Arc::new(MemoryAdapter::new()))?;
+//! kaal.register("invoices:send", "*/15 * * * *", |fire: &Fire| {
+//!     // fire.idempotency_key is the same on every node for this fire time.
+//!     println!("sending invoices due at {}", fire.fire_time);
+//!     Ok::<(), std::io::Error>(())
+//! })?;
+//!
+//! // In a service: kaal.start(); ... kaal.stop(timeout). In a test, tick at chosen instants:
+//! let report = kaal.tick_at(Utc.with_ymd_and_hms(2026, 1, 1, 9, 15, 2).unwrap());
+//! assert_eq!(report.dispatched.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Map of the crate
+//!
+//! * [`Adapter`], [`with_lock`], [`NullAdapter`], [`LockError`] — the store seam.
+//! * [`DispatchRegistry`], [`DispatchLogging`], [`DefinitionRegistry`] — the dispatch log and
+//!   the stored definitions; [`MemoryAdapter`] and its registries keep them in memory.
+//! * [`cron`] — parsing, linting, simplifying, describing and evaluating cron expressions.
+//! * [`Config`] — settings with the design's defaults and [`Config::validate`].
+//! * [`Registry`] — the callbacks of this process; [`Coordinator`] — the tick loop;
+//!   [`Kaal`] — the facade that ties them together.
+//! * [`Clock`] — where "now" comes from ([`ManualClock`] for tests, [`OffsetClock`] for skew).
 #![deny(missing_docs)]
 
 mod adapter;

@@ -1,0 +1,277 @@
+//! Coordinator behaviour on the memory backend with a manual clock: windows, lookahead,
+//! enable/disable, and missed-run recovery through `start`, with the dispatch log on and off.
+
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use kaal_core::{Config, Fire, Kaal, ManualClock, MemoryAdapter};
+
+fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 15, h, m, s).unwrap()
+}
+
+fn config() -> Config {
+    Config {
+        node_id: "test-node".into(),
+        recovery_startup_jitter: StdDuration::ZERO,
+        ..Config::default()
+    }
+}
+
+/// A node on a memory store that runs on `clock`, whose jobs send their fires on a channel.
+fn node(
+    config: Config,
+    adapter: &Arc<MemoryAdapter>,
+    clock: &Arc<ManualClock>,
+    jobs: &[(&str, &str)],
+) -> (Kaal, Receiver<Fire>) {
+    let kaal = Kaal::with_clock(config, adapter.clone(), clock.clone()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    for (key, cron) in jobs {
+        let tx = tx.clone();
+        kaal.register(key, cron, move |fire: &Fire| tx.send(fire.clone()))
+            .unwrap();
+    }
+    (kaal, rx)
+}
+
+#[test]
+fn every_minute_job_ticked_every_5_seconds_for_10_minutes_dispatches_10_times_in_order() {
+    let clock = Arc::new(ManualClock::new(t(12, 0, 0)));
+    let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let config = Config {
+        window_lookback: StdDuration::from_secs(5),
+        lease_ttl: StdDuration::from_secs(10),
+        ..config()
+    };
+    let (kaal, rx) = node(config, &adapter, &clock, &[("minutely", "* * * * *")]);
+    let mut dispatched_by_ticks = 0;
+    for step in 0..120 {
+        let now = t(12, 0, 0) + Duration::seconds(5 * step);
+        clock.set(now);
+        let report = kaal.tick_at(now);
+        assert!(
+            report.dispatched.iter().all(|f| f.fire_time <= now),
+            "dispatched a fire time after now"
+        );
+        dispatched_by_ticks += report.dispatched.len();
+    }
+    let fires: Vec<Fire> = rx.try_iter().collect();
+    assert_eq!(dispatched_by_ticks, 10);
+    let expected: Vec<DateTime<Utc>> = (0..10).map(|m| t(12, m, 0)).collect();
+    assert_eq!(
+        fires.iter().map(|f| f.fire_time).collect::<Vec<_>>(),
+        expected
+    );
+    for fire in &fires {
+        assert_eq!(fire.key, "minutely");
+        assert_eq!(
+            fire.idempotency_key,
+            format!("kaal-minutely-{}", fire.fire_time.timestamp())
+        );
+    }
+}
+
+#[test]
+fn lookahead_never_dispatches_a_fire_time_later_than_now() {
+    let clock = Arc::new(ManualClock::new(t(12, 0, 0)));
+    let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let config = Config {
+        window_lookahead: StdDuration::from_secs(600),
+        ..config()
+    };
+    let (kaal, rx) = node(config, &adapter, &clock, &[("soon", "5 12 * * *")]);
+    assert!(kaal.tick_at(t(12, 4, 59)).dispatched.is_empty());
+    assert!(rx.try_recv().is_err());
+    let report = kaal.tick_at(t(12, 5, 0));
+    assert_eq!(
+        report
+            .dispatched
+            .iter()
+            .map(|f| f.fire_time)
+            .collect::<Vec<_>>(),
+        [t(12, 5, 0)]
+    );
+}
+
+#[test]
+fn disabled_definition_never_dispatches_and_dispatches_again_after_enable() {
+    let clock = Arc::new(ManualClock::new(t(0, 0, 0)));
+    let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let (kaal, rx) = node(config(), &adapter, &clock, &[("job", "*/10 * * * *")]);
+    kaal.disable("job").unwrap();
+    for minute in 0..60 {
+        kaal.tick_at(t(1, minute, 1));
+    }
+    assert_eq!(rx.try_iter().count(), 0, "a disabled job dispatched");
+    kaal.enable("job").unwrap();
+    for minute in 0..60 {
+        kaal.tick_at(t(2, minute, 1));
+    }
+    let times: Vec<_> = rx.try_iter().map(|f| f.fire_time).collect();
+    assert_eq!(times, (0..6).map(|i| t(2, i * 10, 0)).collect::<Vec<_>>());
+}
+
+#[test]
+fn nothing_due_means_no_store_access_and_a_constant_cost_per_fire_time() {
+    // A store that counts batch claims: each fire time must be claimed once per node,
+    // however many ticks it stays inside the lookback window.
+    let clock = Arc::new(ManualClock::new(t(8, 0, 0)));
+    let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let (kaal, rx) = node(
+        config(),
+        &adapter,
+        &clock,
+        &[("a", "* * * * *"), ("b", "*/2 * * * *")],
+    );
+    for step in 0..(12 * 20) {
+        kaal.tick_at(t(8, 0, 0) + Duration::seconds(5 * step));
+    }
+    let fires: Vec<_> = rx.try_iter().collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for fire in &fires {
+        assert!(
+            seen.insert((fire.key.clone(), fire.fire_time)),
+            "{} {} dispatched twice",
+            fire.key,
+            fire.fire_time
+        );
+    }
+    // (every minute from 07:58 .. 08:19) + (every 2 minutes from 07:58 .. 08:18)
+    assert_eq!(fires.len(), 22 + 11);
+    assert_eq!(
+        adapter.lease_count(),
+        33,
+        "one lease per fire time, never retried"
+    );
+}
+
+fn recovery_scenario(
+    config: Config,
+    outage: Duration,
+) -> (Vec<Fire>, Vec<Fire>, Vec<DateTime<Utc>>) {
+    let start = t(6, 0, 30);
+    let clock = Arc::new(ManualClock::new(start));
+    let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let jobs = [("minutely", "* * * * *")];
+    let (before, before_rx) = node(config.clone(), &adapter, &clock, &jobs);
+    for minute in 0..60 {
+        clock.set(start + Duration::minutes(minute));
+        before.tick_at(clock.now_for_test());
+    }
+    let pre: Vec<DateTime<Utc>> = before_rx.try_iter().map(|f| f.fire_time).collect();
+    drop(before);
+    let restart_at = start + Duration::minutes(59) + outage;
+    clock.set(restart_at);
+
+    let (after, after_rx) = node(config.clone(), &adapter, &clock, &jobs);
+    assert!(after.start());
+    assert!(
+        after
+            .coordinator()
+            .wait_for_passes(2, StdDuration::from_secs(30)),
+        "recovery pass did not finish"
+    );
+    assert!(after.stop(StdDuration::from_secs(10)));
+    let recovered: Vec<Fire> = after_rx.try_iter().collect();
+
+    clock.advance(Duration::seconds(20)); // no new fire time falls due
+    let (again, again_rx) = node(config, &adapter, &clock, &jobs);
+    assert!(again.start());
+    assert!(again
+        .coordinator()
+        .wait_for_passes(2, StdDuration::from_secs(30)));
+    assert!(again.stop(StdDuration::from_secs(10)));
+    (recovered, again_rx.try_iter().collect(), pre)
+}
+
+trait NowForTest {
+    fn now_for_test(&self) -> DateTime<Utc>;
+}
+impl NowForTest for ManualClock {
+    fn now_for_test(&self) -> DateTime<Utc> {
+        kaal_core::Clock::now(self)
+    }
+}
+
+#[test]
+fn start_recovers_a_3_hour_outage_once_and_a_second_restart_replays_nothing_with_the_log() {
+    let config = Config {
+        recovery_window: StdDuration::from_secs(4 * 3600),
+        ..config()
+    };
+    let (recovered, replayed, before) = recovery_scenario(config, Duration::hours(3));
+    let last_before = *before.last().unwrap();
+    let times: Vec<_> = recovered.iter().map(|f| f.fire_time).collect();
+    let expected: Vec<_> = (1..=180)
+        .map(|m| last_before + Duration::minutes(m))
+        .collect();
+    assert_eq!(
+        times, expected,
+        "each missed fire time exactly once, none replayed"
+    );
+    assert!(
+        replayed.is_empty(),
+        "the second restart replayed {} fire times",
+        replayed.len()
+    );
+}
+
+#[test]
+fn start_without_the_log_recovers_inside_a_window_below_lease_ttl_and_never_replays() {
+    let invalid = Config {
+        enable_log_dispatch_registry: false,
+        ..config()
+    };
+    let problems = invalid.validate().unwrap_err().problems;
+    assert_eq!(
+        problems[0].field, "enable_log_dispatch_registry",
+        "validate must refuse a config that replays"
+    );
+    let config = Config {
+        enable_log_dispatch_registry: false,
+        recovery_window: StdDuration::from_secs(120),
+        ..config()
+    };
+    let (recovered, replayed, before) = recovery_scenario(config, Duration::hours(3));
+    let last_before = *before.last().unwrap();
+    let restart_at = t(6, 59, 30) + Duration::hours(3);
+    let times: Vec<_> = recovered.iter().map(|f| f.fire_time).collect();
+    assert_eq!(
+        times,
+        [
+            restart_at - Duration::seconds(90),
+            restart_at - Duration::seconds(30)
+        ]
+    );
+    assert!(times.iter().all(|t| *t > last_before));
+    assert!(
+        replayed.is_empty(),
+        "the second restart replayed {:?}",
+        replayed.iter().map(|f| f.fire_time).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn callback_panics_and_backend_free_ticks_keep_the_loop_running() {
+    let clock = Arc::new(ManualClock::new(t(9, 0, 0)));
+    let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let kaal = Kaal::with_clock(config(), adapter, clock.clone()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    kaal.register("boom", "* * * * *", |_: &Fire| -> Result<(), String> {
+        panic!("always")
+    })
+    .unwrap();
+    kaal.register("ok", "* * * * *", move |f: &Fire| tx.send(f.fire_time))
+        .unwrap();
+    assert!(kaal.start());
+    assert!(kaal
+        .coordinator()
+        .wait_for_passes(2, StdDuration::from_secs(30)));
+    assert!(kaal.running(), "a panicking callback stopped the loop");
+    assert!(kaal.stop(StdDuration::from_secs(10)));
+    assert!(!kaal.running());
+    assert!(rx.try_iter().count() > 0);
+}
