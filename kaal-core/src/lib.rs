@@ -77,6 +77,7 @@ mod keys;
 mod memory;
 mod registry;
 mod schedule;
+pub mod session;
 
 pub use adapter::{with_lock, Adapter, NullAdapter};
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
@@ -93,6 +94,7 @@ pub use keys::{
     idempotency_key, lock_key, max_cron_key_len, parse_lock_key, validate_cron_key, MAX_KEY_LEN,
 };
 pub use memory::{MemoryAdapter, MemoryDefinitionRegistry, MemoryDispatchRegistry};
+pub use session::{LockSession, SessionFactory, SessionLockAdapter};
 pub use registry::{callback, Callback, CallbackError, Entry, Fire, RegistrationError, Registry};
 
 pub use chrono;

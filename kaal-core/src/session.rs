@@ -1,0 +1,272 @@
+//! Locks that belong to one database session — PostgreSQL advisory locks, MySQL named
+//! locks — turned into an [`Adapter`] with the lease contract.
+//!
+//! Such locks are released by the server when the session ends and can only be released by
+//! the session that took them. [`SessionLockAdapter`] therefore:
+//!
+//! * keeps **one dedicated session** (a [`LockSession`], outside any pool) and does every
+//!   lock and unlock on it;
+//! * remembers what it holds, so the same process never acquires a key it already holds
+//!   (the server would grant it again: both lock kinds are re-entrant per session) and a
+//!   `release` of a key it does not hold returns `false` without touching the server — the
+//!   lock stays with its real holder;
+//! * honours `ttl` by releasing, on its own session, every lock held past its ttl: before
+//!   each operation and from a background reaper thread while the adapter lives. The ttl runs
+//!   on this process's monotonic clock — nobody else can expire a session lock, so clock skew
+//!   between nodes plays no part;
+//! * detects a lost session (server restart, killed backend): the operation that finds it
+//!   logs an error, forgets every lock it held (the server released them) and opens a new
+//!   session, then carries on.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::adapter::Adapter;
+use crate::definition::DefinitionRegistry;
+use crate::dispatch::DispatchRegistry;
+use crate::error::LockError;
+
+/// One database session able to take and give back named locks. Implemented by the
+/// PostgreSQL (advisory) and MySQL (named lock) backends.
+pub trait LockSession: Send {
+    /// Tries to take `key` without waiting; `Ok(false)` when another session holds it.
+    fn try_lock(&mut self, key: &str) -> Result<bool, String>;
+
+    /// Tries every key of `keys`; the default calls [`try_lock`](LockSession::try_lock) for
+    /// each. Backends may answer in one round trip.
+    fn try_lock_many(&mut self, keys: &[String]) -> Result<Vec<bool>, String> {
+        keys.iter().map(|key| self.try_lock(key)).collect()
+    }
+
+    /// Gives `key` back; `Ok(false)` when this session did not hold it.
+    fn unlock(&mut self, key: &str) -> Result<bool, String>;
+
+    /// Whether the session still answers (a trivial query).
+    fn is_alive(&mut self) -> bool;
+}
+
+/// Opens sessions: the first one and a replacement after a session is lost.
+pub trait SessionFactory: Send + Sync {
+    /// Opens a new session.
+    fn open_session(&self) -> Result<Box<dyn LockSession>, String>;
+}
+
+struct SessionState {
+    session: Option<Box<dyn LockSession>>,
+    /// Keys this adapter holds, with the instant their ttl passes.
+    held: HashMap<String, Instant>,
+}
+
+struct Shared {
+    name: String,
+    factory: Box<dyn SessionFactory>,
+    state: Mutex<SessionState>,
+}
+
+/// An [`Adapter`] over session-scoped locks; see the [module docs](self).
+pub struct SessionLockAdapter {
+    shared: Arc<Shared>,
+    dispatches: Option<Box<dyn DispatchRegistry>>,
+    definitions: Option<Box<dyn DefinitionRegistry>>,
+}
+
+impl std::fmt::Debug for SessionLockAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLockAdapter")
+            .field("name", &self.shared.name)
+            .field("held", &self.held_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often the reaper releases locks held past their ttl.
+const REAP_EVERY: Duration = Duration::from_millis(500);
+
+impl SessionLockAdapter {
+    /// Opens the first session through `factory` and starts the reaper. `name` is used in
+    /// errors (`PostgreSQL advisory acquire failed for <key>: <cause>`); the registries are
+    /// the backend's pooled dispatch log and definition store.
+    pub fn new(
+        name: impl Into<String>,
+        factory: Box<dyn SessionFactory>,
+        dispatches: Option<Box<dyn DispatchRegistry>>,
+        definitions: Option<Box<dyn DefinitionRegistry>>,
+    ) -> Result<Self, LockError> {
+        let name = name.into();
+        let session = factory
+            .open_session()
+            .map_err(|cause| LockError::new(name.clone(), "connect", "-", cause))?;
+        let shared = Arc::new(Shared {
+            name,
+            factory,
+            state: Mutex::new(SessionState {
+                session: Some(session),
+                held: HashMap::new(),
+            }),
+        });
+        spawn_reaper(Arc::downgrade(&shared));
+        Ok(Self {
+            shared,
+            dispatches,
+            definitions,
+        })
+    }
+
+    /// How many locks this adapter holds now (expired ones are released first).
+    pub fn held_count(&self) -> usize {
+        let mut state = self.shared.lock_state();
+        self.shared.reap(&mut state);
+        state.held.len()
+    }
+}
+
+fn spawn_reaper(shared: Weak<Shared>) {
+    let spawned = thread::Builder::new()
+        .name("kaal-session-reaper".into())
+        .spawn(move || loop {
+            thread::sleep(REAP_EVERY);
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let mut state = shared.lock_state();
+            shared.reap(&mut state);
+        });
+    if let Err(err) = spawned {
+        log::warn!("no reaper thread ({err}); expired session locks are released on the next operation");
+    }
+}
+
+impl Shared {
+    fn lock_state(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn error(&self, operation: &str, key: &str, cause: impl ToString) -> LockError {
+        LockError::new(self.name.clone(), operation, key, cause)
+    }
+
+    /// The live session, opening a new one when there is none.
+    fn session<'s>(&self, state: &'s mut SessionState) -> Result<&'s mut Box<dyn LockSession>, String> {
+        if state.session.is_none() {
+            state.session = Some(self.factory.open_session()?);
+        }
+        state.session.as_mut().ok_or_else(|| "no session".to_string())
+    }
+
+    /// Called after an operation failed: if the session is gone, forget it and every lock it
+    /// held. Returns whether the session was lost.
+    fn check_lost(&self, state: &mut SessionState) -> bool {
+        let alive = state.session.as_mut().is_some_and(|session| session.is_alive());
+        if !alive {
+            let lost = state.held.len();
+            log::error!(
+                "{}: the lock session was lost; the {lost} lock(s) it held were released by the server; reconnecting",
+                self.name
+            );
+            state.session = None;
+            state.held.clear();
+        }
+        !alive
+    }
+
+    /// Releases, on the session, every lock held past its ttl.
+    fn reap(&self, state: &mut SessionState) {
+        let now = Instant::now();
+        let expired: Vec<String> = state
+            .held
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in expired {
+            state.held.remove(&key);
+            let result = self.session(state).and_then(|session| session.unlock(&key));
+            if let Err(cause) = result {
+                log::warn!("{}: could not release expired lock {key}: {cause}", self.name);
+                if self.check_lost(state) {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn acquire_many(&self, keys: &[String], ttl: Duration, operation: &str) -> Result<Vec<bool>, LockError> {
+        let first = keys.first().map_or("-", String::as_str);
+        let mut state = self.lock_state();
+        self.reap(&mut state);
+        let fresh: Vec<String> = keys
+            .iter()
+            .filter(|key| !state.held.contains_key(*key))
+            .cloned()
+            .collect();
+        let mut answer = self.try_fresh(&mut state, &fresh);
+        if answer.is_err() && self.check_lost(&mut state) {
+            answer = self.try_fresh(&mut state, &fresh);
+        }
+        let won = answer.map_err(|cause| self.error(operation, first, cause))?;
+        let until = Instant::now() + ttl;
+        let mut won_by_key: HashMap<&str, bool> = HashMap::with_capacity(fresh.len());
+        for (key, won) in fresh.iter().zip(won) {
+            won_by_key.insert(key, won);
+            if won {
+                state.held.insert(key.clone(), until);
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|key| won_by_key.get(key.as_str()).copied().unwrap_or(false))
+            .collect())
+    }
+
+    fn try_fresh(&self, state: &mut SessionState, fresh: &[String]) -> Result<Vec<bool>, String> {
+        if fresh.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.session(state)?.try_lock_many(fresh)
+    }
+}
+
+impl Adapter for SessionLockAdapter {
+    fn acquire(&self, key: &str, ttl: Duration) -> Result<bool, LockError> {
+        let won = self.shared.acquire_many(&[key.to_string()], ttl, "acquire")?;
+        Ok(won.first().copied().unwrap_or(false))
+    }
+
+    fn acquire_many(&self, keys: &[String], ttl: Duration) -> Result<Vec<bool>, LockError> {
+        self.shared.acquire_many(keys, ttl, "batch acquire")
+    }
+
+    fn release(&self, key: &str) -> Result<bool, LockError> {
+        let mut state = self.shared.lock_state();
+        self.shared.reap(&mut state);
+        if state.held.remove(key).is_none() {
+            return Ok(false);
+        }
+        let result = self.shared.session(&mut state).and_then(|session| session.unlock(key));
+        match result {
+            Ok(released) => Ok(released),
+            Err(cause) => {
+                if self.shared.check_lost(&mut state) {
+                    // The server released it with the session.
+                    Ok(false)
+                } else {
+                    Err(self.shared.error("release", key, cause))
+                }
+            }
+        }
+    }
+
+    fn dispatch_registry(&self) -> Option<&dyn DispatchRegistry> {
+        self.dispatches.as_deref()
+    }
+
+    fn definition_registry(&self) -> Option<&dyn DefinitionRegistry> {
+        self.definitions.as_deref()
+    }
+
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+}
