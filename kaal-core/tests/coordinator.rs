@@ -1,5 +1,6 @@
 //! Coordinator behaviour on the memory backend with a manual clock: windows, lookahead,
 //! enable/disable, and missed-run recovery through `start`, with the dispatch log on and off.
+#![allow(clippy::unwrap_used)] // tests state their expectations with unwrap
 
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
@@ -285,7 +286,12 @@ struct FlakyStore {
 impl kaal_core::Adapter for FlakyStore {
     fn acquire(&self, key: &str, ttl: StdDuration) -> Result<bool, kaal_core::LockError> {
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(kaal_core::LockError::new("flaky", "acquire", key, "connection refused"));
+            return Err(kaal_core::LockError::new(
+                "flaky",
+                "acquire",
+                key,
+                "connection refused",
+            ));
         }
         self.inner.acquire(key, ttl)
     }
@@ -309,33 +315,58 @@ fn backend_errors_are_reported_and_the_fire_times_are_retried_after_the_outage()
     });
     let kaal = Kaal::with_clock(config(), store.clone(), clock.clone()).unwrap();
     let (tx, rx) = mpsc::channel();
-    kaal.register("job", "* * * * *", move |f: &Fire| tx.send(f.fire_time)).unwrap();
+    kaal.register("job", "* * * * *", move |f: &Fire| tx.send(f.fire_time))
+        .unwrap();
     // Down for 10 minutes, far longer than the 2-minute lookback.
     for minute in 0..10 {
         let report = kaal.tick_at(t(3, minute, 5));
         assert!(report.dispatched.is_empty());
         assert_eq!(report.errors.len(), 1, "the outage must be reported");
-        assert!(report.errors[0].contains("connection refused"), "{:?}", report.errors);
+        assert!(
+            report.errors[0].contains("connection refused"),
+            "{:?}",
+            report.errors
+        );
     }
     store.down.store(false, std::sync::atomic::Ordering::SeqCst);
     let report = kaal.tick_at(t(3, 10, 5));
     assert!(report.errors.is_empty());
     let times: Vec<_> = rx.try_iter().collect();
     // Everything since the first window (02:59) is caught up, once, in order.
-    assert_eq!(times, (0..12).map(|m| t(2, 59, 0) + Duration::minutes(m)).collect::<Vec<_>>());
-    assert!(kaal.tick_at(t(3, 10, 30)).dispatched.is_empty(), "caught-up fire times dispatched twice");
+    assert_eq!(
+        times,
+        (0..12)
+            .map(|m| t(2, 59, 0) + Duration::minutes(m))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        kaal.tick_at(t(3, 10, 30)).dispatched.is_empty(),
+        "caught-up fire times dispatched twice"
+    );
 }
 
 #[test]
 fn an_unparsable_stored_definition_is_skipped_and_the_others_still_run() {
     let clock = Arc::new(ManualClock::new(t(4, 0, 0)));
     let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
-    let (kaal, rx) = node(config(), &adapter, &clock, &[("good", "* * * * *"), ("bad", "* * * * *")]);
+    let (kaal, rx) = node(
+        config(),
+        &adapter,
+        &clock,
+        &[("good", "* * * * *"), ("bad", "* * * * *")],
+    );
     use kaal_core::Adapter as _;
     let defs = adapter.definition_registry().unwrap();
-    defs.upsert_definition(kaal_core::NewDefinition::new("bad", "every tuesday")).unwrap();
+    defs.upsert_definition(kaal_core::NewDefinition::new("bad", "every tuesday"))
+        .unwrap();
     let report = kaal.tick_at(t(4, 0, 1));
     assert!(report.errors.is_empty());
     let fires: Vec<_> = rx.try_iter().map(|f| (f.key, f.fire_time)).collect();
-    assert_eq!(fires, [("good".to_string(), t(3, 59, 0)), ("good".to_string(), t(4, 0, 0))]);
+    assert_eq!(
+        fires,
+        [
+            ("good".to_string(), t(3, 59, 0)),
+            ("good".to_string(), t(4, 0, 0))
+        ]
+    );
 }

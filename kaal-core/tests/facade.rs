@@ -1,5 +1,6 @@
 //! The `Kaal` facade: registration, conflict policy with file definitions, rollback, and
 //! the helpers around dispatch.
+#![allow(clippy::unwrap_used)] // tests state their expectations with unwrap
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
 //! MemoryAdapter specifics, deterministic through a manual clock.
+#![allow(clippy::unwrap_used)] // tests state their expectations with unwrap
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,6 +5,9 @@
 //! that spawns K copies of the binary filtered to that worker. Workers report `READY` on
 //! stdout and wait for a line on stdin, so all of them start ticking together; each writes
 //! what its callbacks ran to its own file.
+//!
+//! Figures are printed to stdout on purpose: the test log is the evidence of a fleet run.
+#![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
