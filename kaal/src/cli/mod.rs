@@ -1,0 +1,241 @@
+//! Command-line surface: arguments (clap derive), exit codes, one-line errors.
+
+mod context;
+mod cron_cmds;
+mod dispatches;
+mod init;
+mod output;
+mod run;
+mod start;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit codes, shown in `--help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the command ran and found problems: `lint` found problems, a job failed during `tick`
+  2  usage or input error: bad arguments, an invalid or missing configuration or scheduler
+     file, an invalid cron expression, time or zone, an unknown job key, `init` refusing
+     to overwrite
+  3  store error: the database could not be opened, migrated, read or written
+
+Environment:
+  KAAL_CONFIG  configuration file when --config is not given (default config/kaal.yml)
+  KAAL_ENV     section of both files merged over `defaults:` (default development)
+  RUST_LOG     log filter for stderr (default info), e.g. RUST_LOG=debug";
+
+/// Exactly-once cron scheduling across every process that shares one database.
+///
+/// Reads the configuration file (database, scheduling settings) and the scheduler file (the
+/// jobs), stores the jobs in the database and runs each fire time of each job once across
+/// all nodes.
+#[derive(Debug, Parser)]
+#[command(name = "kaal", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// Configuration file [default: config/kaal.yml]
+    #[arg(long, global = true, env = "KAAL_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a commented configuration file and scheduler file to start from
+    #[command(after_help = EXIT_CODES)]
+    Init(InitArgs),
+    /// Create or update the kaal tables in the configured database (safe to repeat)
+    #[command(after_help = EXIT_CODES)]
+    Migrate,
+    /// Run the scheduler: apply the scheduler file, recover missed fire times, then tick until
+    /// SIGTERM or SIGINT (which finish the current tick and exit 0)
+    #[command(after_help = EXIT_CODES)]
+    Start,
+    /// Run one tick at an instant (default now) and print what it dispatched
+    #[command(after_help = EXIT_CODES)]
+    Tick(TickArgs),
+    /// Show the configuration and the stored job definitions
+    #[command(after_help = EXIT_CODES)]
+    Status,
+    /// Enable a stored job on every node
+    #[command(after_help = EXIT_CODES)]
+    Enable(KeyArg),
+    /// Disable a stored job on every node
+    #[command(after_help = EXIT_CODES)]
+    Disable(KeyArg),
+    /// List recorded dispatches, newest fire time first
+    #[command(after_help = EXIT_CODES)]
+    Dispatches(DispatchesArgs),
+    /// Describe a cron expression in words
+    #[command(after_help = EXIT_CODES)]
+    Explain(CronArg),
+    /// Print the next fire times of a cron expression
+    #[command(after_help = EXIT_CODES)]
+    Next(NextArgs),
+    /// Check a cron expression; exit 1 when it has problems
+    #[command(after_help = EXIT_CODES)]
+    Lint(CronArg),
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// Database the configuration file points at
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: init::InitBackend,
+    /// Overwrite files that already exist
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct TickArgs {
+    /// The instant to tick at, RFC 3339 (e.g. 2026-01-01T09:00:30Z) [default: now]
+    #[arg(long, value_name = "RFC3339")]
+    at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct KeyArg {
+    /// The job's cron key
+    key: String,
+}
+
+#[derive(Debug, Args)]
+struct DispatchesArgs {
+    /// Only this job
+    #[arg(long, value_name = "K")]
+    key: Option<String>,
+    /// Only dispatches by this node
+    #[arg(long, value_name = "N")]
+    node: Option<String>,
+    /// Only this status: dispatched or failed
+    #[arg(long, value_name = "S")]
+    status: Option<String>,
+    /// Only fire times at or after this instant (RFC 3339)
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// At most this many rows
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    limit: usize,
+}
+
+#[derive(Debug, Args)]
+struct CronArg {
+    /// Five fields (minute hour day-of-month month day-of-week) or a macro such as @daily;
+    /// quote it
+    cron: String,
+}
+
+#[derive(Debug, Args)]
+struct NextArgs {
+    /// The cron expression (quote it)
+    cron: String,
+    /// How many fire times
+    #[arg(long, default_value_t = 5)]
+    count: usize,
+    /// IANA time zone the expression is evaluated in and times are shown in
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    tz: String,
+    /// Start after this instant, RFC 3339 [default: now]
+    #[arg(long, value_name = "RFC3339")]
+    from: Option<String>,
+}
+
+/// Why a command failed; the exit code and a one-line message.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// Exit 2: bad arguments or input files.
+    pub fn usage(message: impl ToString) -> Self {
+        Self {
+            code: 2,
+            message: message.to_string(),
+        }
+    }
+
+    /// Exit 3: the database failed.
+    pub fn store(message: impl ToString) -> Self {
+        Self {
+            code: 3,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Exit 1: the command ran and found problems (already printed).
+pub(crate) const PROBLEMS_FOUND: u8 = 1;
+
+pub(crate) fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = err.print();
+                let code = if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    2
+                } else {
+                    0
+                };
+                return ExitCode::from(code);
+            }
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (see kaal --help)");
+            return ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run_command(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            let message = failure.message.replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn run_command(cli: Cli) -> Result<u8, Failure> {
+    let config = cli.config;
+    match cli.command {
+        Command::Init(args) => init::run(config, args.backend, args.force),
+        Command::Migrate => run::migrate(config),
+        Command::Start => start::run(config),
+        Command::Tick(args) => run::tick(config, args.at.as_deref()),
+        Command::Status => status::run(config),
+        Command::Enable(arg) => run::set_enabled(config, &arg.key, true),
+        Command::Disable(arg) => run::set_enabled(config, &arg.key, false),
+        Command::Dispatches(args) => dispatches::run(
+            config,
+            dispatches::Filter {
+                key: args.key,
+                node: args.node,
+                status: args.status,
+                since: args.since,
+                limit: args.limit,
+            },
+        ),
+        Command::Explain(arg) => cron_cmds::explain(&arg.cron),
+        Command::Next(args) => {
+            cron_cmds::next(&args.cron, args.count, &args.tz, args.from.as_deref())
+        }
+        Command::Lint(arg) => cron_cmds::lint(&arg.cron),
+    }
+}

@@ -1,0 +1,122 @@
+//! `kaal status`: the configuration and the stored definitions.
+
+use std::path::PathBuf;
+
+use kaal::chrono::Utc;
+use kaal::cron::CronExpr;
+
+use super::context::{hint, Context};
+use super::output::{line, table, zoned};
+use super::Failure;
+
+/// Prints the configuration summary and a table of the stored definitions.
+pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
+    let context = Context::open(config)?;
+    let file = &context.file;
+    let c = &file.config;
+    let tz = context.tz();
+    let scheduler = &c.scheduler_config_path;
+    line(format!(
+        "configuration: {} (environment {})",
+        file.path.display(),
+        file.environment
+    ));
+    line(format!(
+        "database:      {} {} (lock strategy {})",
+        context.store.backend(),
+        context.store.url(),
+        file.lock_strategy
+    ));
+    line(format!(
+        "node:          {} (namespace {}, time zone {})",
+        c.node_id, c.namespace, c.time_zone
+    ));
+    line(format!(
+        "ticks:         every {} s, lookback {} s, lease {} s, recovery {} ({} s window)",
+        c.tick_interval.as_secs(),
+        c.window_lookback.as_secs(),
+        c.lease_ttl.as_secs(),
+        if c.enable_dispatch_recovery {
+            "on"
+        } else {
+            "off"
+        },
+        c.recovery_window.as_secs()
+    ));
+    line(format!(
+        "scheduler:     {} ({}; conflicts: {}, missing file: {})",
+        scheduler.display(),
+        if scheduler.exists() {
+            "found"
+        } else {
+            "missing"
+        },
+        c.scheduler_conflict_policy,
+        c.scheduler_missing_file_policy
+    ));
+    let Some(store) = context.kaal.adapter().definition_registry() else {
+        line("this store keeps no job definitions");
+        return Ok(0);
+    };
+    let definitions = store
+        .all_definitions()
+        .map_err(|err| Failure::store(hint(&err.to_string())))?;
+    line("");
+    if definitions.is_empty() {
+        line(
+            "no stored jobs (the scheduler file's jobs are stored by `kaal start` and `kaal tick`)",
+        );
+        return Ok(0);
+    }
+    let now = Utc::now();
+    let log = context.kaal.adapter().dispatch_registry();
+    let mut rows = Vec::new();
+    for def in &definitions {
+        let parsed = CronExpr::parse(&def.cron);
+        let (human, next) = match &parsed {
+            Ok(expr) => (
+                expr.to_human(),
+                if def.enabled {
+                    expr.next_after(now, tz)
+                        .map_or_else(|| "never".to_string(), |t| zoned(t, tz))
+                } else {
+                    "-".to_string()
+                },
+            ),
+            Err(err) => (
+                format!("invalid: {}", err.problems.join("; ")),
+                "-".to_string(),
+            ),
+        };
+        let last = match log.map(|log| log.find_by_key(&def.key)) {
+            Some(Ok(records)) => records.first().map_or_else(
+                || "never".to_string(),
+                |r| format!("{} {} by {}", zoned(r.fire_time, tz), r.status, r.node_id),
+            ),
+            Some(Err(err)) => return Err(Failure::store(hint(&err.to_string()))),
+            None => "-".to_string(),
+        };
+        rows.push(vec![
+            def.key.clone(),
+            def.cron.clone(),
+            human,
+            if def.enabled { "yes" } else { "no" }.to_string(),
+            def.source.to_string(),
+            next,
+            last,
+        ]);
+    }
+    table(
+        &[
+            "KEY",
+            "CRON",
+            "DESCRIPTION",
+            "ENABLED",
+            "SOURCE",
+            "NEXT FIRE TIME",
+            "LAST DISPATCH",
+        ],
+        &rows,
+    );
+    Ok(0)
+}

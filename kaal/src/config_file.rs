@@ -1,0 +1,471 @@
+//! The configuration file (`config/kaal.yml`): where the database is and how to schedule.
+//!
+//! ```yaml
+//! defaults:
+//!   database_url: ${DATABASE_URL:-sqlite://db/kaal.db}
+//!   tick_interval: 5            # durations are whole seconds
+//!   time_zone: Europe/London
+//! production:
+//!   database_url: ${DATABASE_URL}
+//!   lock_strategy: advisory     # PostgreSQL / MySQL only
+//! ```
+//!
+//! * `defaults:` applies everywhere; the section named by `KAAL_ENV` (default
+//!   `development`) is merged over it key by key. A missing environment section is fine.
+//! * Keys: `database_url` (required), `lock_strategy` (`lease` default, `advisory`), and every
+//!   field of [`Config`] in snake_case: `tick_interval`, `window_lookback`,
+//!   `window_lookahead`, `lease_ttl`, `recovery_window`, `recovery_startup_jitter` (whole
+//!   seconds), `namespace`, `time_zone`, `node_id`, `enable_log_dispatch_registry`,
+//!   `enable_dispatch_recovery` (booleans), `scheduler_config_path`,
+//!   `scheduler_conflict_policy` (`error`, `code_wins`, `file_wins`),
+//!   `scheduler_missing_file_policy` (`warn`, `error`). A key set to `~` keeps its default.
+//! * `${VAR}` and `${VAR:-default}` in values are replaced from the environment (`$${` is a
+//!   literal `${`); an unquoted value is typed after expansion, so `tick_interval:
+//!   ${TICK:-5}` is a number.
+//! * `scheduler_config_path` is resolved against **the directory of the configuration
+//!   file**; left unset it is `kaal-scheduler.yml` beside it (so `config/kaal.yml` reads
+//!   `config/kaal-scheduler.yml`, the design's default).
+//! * Unknown keys (in every section, selected or not), values of the wrong type and every
+//!   problem of [`Config::validate`] are reported together, each with the file and line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kaal_core::Config;
+
+use crate::expand::expand;
+use crate::problems::{did_you_mean, parse_yaml, Collector, FileErrors};
+use crate::store::{Backend, LockStrategy};
+use crate::yaml::{type_plain, Node, Typed, Value};
+
+/// Where the configuration file is looked for when neither `--config` nor `KAAL_CONFIG`
+/// says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "config/kaal.yml";
+
+/// The environment section used when `KAAL_ENV` is not set.
+pub const DEFAULT_ENVIRONMENT: &str = "development";
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Seconds,
+    Bool,
+}
+
+const KEYS: &[(&str, Kind)] = &[
+    ("database_url", Kind::Text),
+    ("lock_strategy", Kind::Text),
+    ("tick_interval", Kind::Seconds),
+    ("window_lookback", Kind::Seconds),
+    ("window_lookahead", Kind::Seconds),
+    ("lease_ttl", Kind::Seconds),
+    ("namespace", Kind::Text),
+    ("time_zone", Kind::Text),
+    ("enable_log_dispatch_registry", Kind::Bool),
+    ("enable_dispatch_recovery", Kind::Bool),
+    ("recovery_window", Kind::Seconds),
+    ("recovery_startup_jitter", Kind::Seconds),
+    ("scheduler_config_path", Kind::Text),
+    ("scheduler_conflict_policy", Kind::Text),
+    ("scheduler_missing_file_policy", Kind::Text),
+    ("node_id", Kind::Text),
+];
+
+fn key_names() -> Vec<&'static str> {
+    KEYS.iter().map(|(name, _)| *name).collect()
+}
+
+/// A typed setting value.
+enum Setting {
+    Text(String),
+    Seconds(Duration),
+    Bool(bool),
+}
+
+/// A loaded configuration file.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The environment section that was merged over `defaults:`.
+    pub environment: String,
+    /// Where the store is (`sqlite://…`, `postgres://…`, `memory:`, …).
+    pub database_url: String,
+    /// How claims are held.
+    pub lock_strategy: LockStrategy,
+    /// The scheduling configuration, validated; `scheduler_config_path` is already resolved
+    /// against the file's directory.
+    pub config: Config,
+}
+
+impl ConfigFile {
+    /// Reads `path` for `environment`, expanding `${VAR}` from the process environment.
+    pub fn load(path: &Path, environment: &str) -> Result<Self, FileErrors> {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            FileErrors::whole_file(
+                path,
+                format!("cannot read the configuration file: {err} (run `kaal init` to create one, or pass --config)"),
+            )
+        })?;
+        Self::parse(&text, path, environment, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses configuration `text` as if read from `path`, looking variables up with
+    /// `lookup`.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use kaal::ConfigFile;
+    ///
+    /// let text = "defaults:\n  database_url: \"memory:\"\n  tick_interval: ${TICK:-2}\n";
+    /// let file = ConfigFile::parse(text, Path::new("conf/kaal.yml"), "development", &|_| None)?;
+    /// assert_eq!(file.config.tick_interval.as_secs(), 2);
+    /// assert_eq!(file.config.scheduler_config_path, Path::new("conf/kaal-scheduler.yml"));
+    ///
+    /// let err = ConfigFile::parse("defaults:\n  tick_intervall: 5\n", Path::new("k.yml"), "development", &|_| None)
+    ///     .unwrap_err();
+    /// assert!(err.to_string().starts_with("k.yml:2: unknown key \"tick_intervall\""));
+    /// # Ok::<(), kaal::FileErrors>(())
+    /// ```
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        environment: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, FileErrors> {
+        let root = parse_yaml(text, path)?.ok_or_else(|| {
+            FileErrors::whole_file(
+                path,
+                "the file is empty; it needs a `defaults:` section with database_url",
+            )
+        })?;
+        let mut problems = Collector::new(path);
+        let Some(sections) = root.as_map() else {
+            problems.at(
+                root.line,
+                format!(
+                    "expected a mapping of sections (`defaults:`, `{environment}:`, ...), found {}",
+                    root.describe()
+                ),
+            );
+            return Err(FileErrors {
+                problems: problems.problems,
+            });
+        };
+        let names = key_names();
+        let mut merged: BTreeMap<&str, &Node> = BTreeMap::new();
+        let mut env_found = false;
+        for pass in ["defaults", environment] {
+            for (name, body) in sections {
+                if name.scalar_text() == Some(pass) {
+                    env_found |= pass == environment;
+                    for (key, value) in body.as_map().unwrap_or_default() {
+                        if let Some(known) = key
+                            .scalar_text()
+                            .and_then(|k| names.iter().find(|n| **n == k))
+                        {
+                            merged.insert(known, value);
+                        }
+                    }
+                }
+            }
+        }
+        check_sections(sections, &names, &mut problems);
+        if !env_found && environment != "defaults" {
+            log::debug!(
+                "{}: no `{environment}:` section; using defaults",
+                path.display()
+            );
+        }
+
+        let mut config = Config::default();
+        let mut database_url = None;
+        let mut lock_strategy = LockStrategy::Lease;
+        let mut scheduler_path = None;
+        let mut bad_fields: Vec<&str> = Vec::new();
+        for (&key, &node) in &merged {
+            let Some((_, kind)) = KEYS.iter().find(|(name, _)| *name == key) else {
+                continue;
+            };
+            let value = match typed_setting(node, *kind, lookup) {
+                Ok(None) => continue,
+                Ok(Some(value)) => value,
+                Err(message) => {
+                    problems.at(node.line, format!("{key}: {message}"));
+                    bad_fields.push(key);
+                    continue;
+                }
+            };
+            if let Err(message) = apply(
+                key,
+                value,
+                &mut config,
+                &mut database_url,
+                &mut lock_strategy,
+                &mut scheduler_path,
+            ) {
+                problems.at(node.line, format!("{key}: {message}"));
+                bad_fields.push(key);
+            }
+        }
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.scheduler_config_path = match scheduler_path {
+            Some(p) if p.is_absolute() => p,
+            Some(p) => base.join(p),
+            None => base.join("kaal-scheduler.yml"),
+        };
+        let database_url = database_url.unwrap_or_default();
+        if database_url.trim().is_empty() && !bad_fields.contains(&"database_url") {
+            problems.whole(format!(
+                "database_url is not set in `defaults:` or `{environment}:`; add e.g. `database_url: sqlite://db/kaal.db`"
+            ));
+        }
+        if lock_strategy == LockStrategy::Advisory {
+            if let Ok(backend @ (Backend::Memory | Backend::Sqlite)) =
+                Backend::from_url(&database_url)
+            {
+                let line = merged.get("lock_strategy").map_or(0, |n| n.line);
+                problems.at(line, format!("lock_strategy: advisory locks exist only on PostgreSQL and MySQL, not {backend}; use lease"));
+            }
+        }
+        if let Err(errors) = config.validate() {
+            for problem in errors.problems {
+                if bad_fields.contains(&problem.field) {
+                    continue;
+                }
+                match merged.get(problem.field) {
+                    Some(node) => problems.at(node.line, problem.to_string()),
+                    None => problems.whole(format!(
+                        "{problem} (the default; set {} in the file)",
+                        problem.field
+                    )),
+                }
+            }
+        }
+        problems.finish(ConfigFile {
+            path: path.to_path_buf(),
+            environment: environment.to_string(),
+            database_url,
+            lock_strategy,
+            config,
+        })
+    }
+}
+
+/// Reports top-level keys that are settings, sections that are not mappings, unknown and
+/// duplicate keys in every section.
+fn check_sections(sections: &[(Node, Node)], names: &[&str], problems: &mut Collector) {
+    for (name, body) in sections {
+        let Some(section) = name.scalar_text() else {
+            problems.at(
+                name.line,
+                format!("a section name must be a word, found {}", name.describe()),
+            );
+            continue;
+        };
+        if names.contains(&section) {
+            problems.at(
+                name.line,
+                format!("{section} at the top level: settings go under `defaults:` or an environment section such as `production:`"),
+            );
+            continue;
+        }
+        if body.is_null() {
+            continue;
+        }
+        let Some(entries) = body.as_map() else {
+            problems.at(
+                body.line,
+                format!(
+                    "section `{section}:` must be a mapping of settings, found {}",
+                    body.describe()
+                ),
+            );
+            continue;
+        };
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (key, _) in entries {
+            let Some(text) = key.scalar_text() else {
+                problems.at(
+                    key.line,
+                    format!(
+                        "in `{section}:`, a key must be a word, found {}",
+                        key.describe()
+                    ),
+                );
+                continue;
+            };
+            if let Some(first) = seen.insert(text, key.line) {
+                problems.at(
+                    key.line,
+                    format!("duplicate key {text:?} in `{section}:` (first at line {first})"),
+                );
+            }
+            if !names.contains(&text) {
+                problems.at(
+                    key.line,
+                    format!(
+                        "unknown key {text:?} in `{section}:`{}; known keys: {}",
+                        did_you_mean(text, names),
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Expands and types one setting; `Ok(None)` for null (keep the default).
+fn typed_setting(
+    node: &Node,
+    kind: Kind,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Setting>, String> {
+    let Value::Scalar { text, plain } = &node.value else {
+        return Err(format!(
+            "expected {}, found {}",
+            kind_name(kind),
+            node.describe()
+        ));
+    };
+    let expanded = expand(text, lookup)?;
+    let typed = if *plain || expanded != *text {
+        type_plain(&expanded)
+    } else {
+        Typed::Str(&expanded)
+    };
+    let found = || {
+        if expanded == *text {
+            node.describe()
+        } else {
+            format!("{expanded:?} (from {text:?})")
+        }
+    };
+    match (kind, typed) {
+        (_, Typed::Null) => Ok(None),
+        (Kind::Text, Typed::Str(s)) => Ok(Some(Setting::Text(s.to_string()))),
+        (Kind::Text, _) if *plain => Ok(Some(Setting::Text(expanded.clone()))),
+        (Kind::Seconds, Typed::Int(i)) if i >= 0 => Ok(Some(Setting::Seconds(
+            Duration::from_secs(i.unsigned_abs()),
+        ))),
+        (Kind::Bool, Typed::Bool(b)) => Ok(Some(Setting::Bool(b))),
+        _ => Err(format!("expected {}, found {}", kind_name(kind), found())),
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text => "a string",
+        Kind::Seconds => "a whole number of seconds such as 5",
+        Kind::Bool => "true or false",
+    }
+}
+
+/// Stores one typed setting into its field.
+fn apply(
+    key: &str,
+    value: Setting,
+    config: &mut Config,
+    database_url: &mut Option<String>,
+    lock_strategy: &mut LockStrategy,
+    scheduler_path: &mut Option<PathBuf>,
+) -> Result<(), String> {
+    match (key, value) {
+        ("database_url", Setting::Text(s)) => *database_url = Some(s),
+        ("lock_strategy", Setting::Text(s)) => *lock_strategy = s.parse()?,
+        ("namespace", Setting::Text(s)) => config.namespace = s,
+        ("time_zone", Setting::Text(s)) => config.time_zone = s,
+        ("node_id", Setting::Text(s)) => config.node_id = s,
+        ("scheduler_config_path", Setting::Text(s)) => *scheduler_path = Some(PathBuf::from(s)),
+        ("scheduler_conflict_policy", Setting::Text(s)) => {
+            config.scheduler_conflict_policy = s.parse()?
+        }
+        ("scheduler_missing_file_policy", Setting::Text(s)) => {
+            config.scheduler_missing_file_policy = s.parse()?
+        }
+        ("tick_interval", Setting::Seconds(d)) => config.tick_interval = d,
+        ("window_lookback", Setting::Seconds(d)) => config.window_lookback = d,
+        ("window_lookahead", Setting::Seconds(d)) => config.window_lookahead = d,
+        ("lease_ttl", Setting::Seconds(d)) => config.lease_ttl = d,
+        ("recovery_window", Setting::Seconds(d)) => config.recovery_window = d,
+        ("recovery_startup_jitter", Setting::Seconds(d)) => config.recovery_startup_jitter = d,
+        ("enable_log_dispatch_registry", Setting::Bool(b)) => {
+            config.enable_log_dispatch_registry = b
+        }
+        ("enable_dispatch_recovery", Setting::Bool(b)) => config.enable_dispatch_recovery = b,
+        (other, _) => return Err(format!("internal: no field for {other}")),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, env: &str) -> Result<ConfigFile, FileErrors> {
+        ConfigFile::parse(text, Path::new("c/kaal.yml"), env, &|name| {
+            (name == "DB").then(|| "sqlite://from-env.db".to_string())
+        })
+    }
+
+    #[test]
+    fn environment_section_is_merged_over_defaults() {
+        let text = "defaults:\n  database_url: \"memory:\"\n  tick_interval: 2\n  window_lookback: 60\n  lease_ttl: 70\nproduction:\n  database_url: ${DB}\n  tick_interval: 3\n";
+        let dev = parse(text, "development").unwrap();
+        assert_eq!(dev.database_url, "memory:");
+        assert_eq!(dev.config.tick_interval, Duration::from_secs(2));
+        let prod = parse(text, "production").unwrap();
+        assert_eq!(prod.database_url, "sqlite://from-env.db");
+        assert_eq!(prod.config.tick_interval, Duration::from_secs(3));
+        assert_eq!(prod.config.window_lookback, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn unknown_keys_wrong_types_and_validation_are_reported_together() {
+        let text = "defaults:\n  database_url: \"memory:\"\n  tick_intervall: 5\n  enable_dispatch_recovery: yes please\n  lease_ttl: 10\nstaging:\n  nmespace: x\n";
+        let err = parse(text, "development").unwrap_err();
+        let lines: Vec<_> = err.problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [Some(3), Some(4), Some(5), Some(7)], "{err}");
+        let text = err.to_string();
+        assert!(text.contains("did you mean \"tick_interval\"?"), "{text}");
+        assert!(text.contains("expected true or false"), "{text}");
+        assert!(text.contains("lease_ttl: 10 s is shorter"), "{text}");
+    }
+
+    #[test]
+    fn settings_at_the_top_level_and_unset_variables_are_explained() {
+        let err = parse("database_url: \"memory:\"\n", "development").unwrap_err();
+        assert!(err.to_string().contains("at the top level"), "{err}");
+        let err = parse("defaults:\n  database_url: ${NOPE}\n", "development").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("c/kaal.yml:2: database_url: environment variable NOPE is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn advisory_locks_on_sqlite_are_rejected() {
+        let err = parse(
+            "defaults:\n  database_url: a.db\n  lock_strategy: advisory\n",
+            "development",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("c/kaal.yml:3: lock_strategy: advisory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn scheduler_path_is_relative_to_the_config_directory() {
+        let file = parse(
+            "defaults:\n  database_url: \"memory:\"\n  scheduler_config_path: jobs.yml\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(file.config.scheduler_config_path, Path::new("c/jobs.yml"));
+    }
+}

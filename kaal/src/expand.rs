@@ -1,0 +1,93 @@
+//! `${VAR}` and `${VAR:-default}` expansion of configuration values.
+
+/// Expands `${VAR}` (an error when `VAR` is unset) and `${VAR:-default}` (the default when
+/// `VAR` is unset or empty, as in the shell). `$${` writes a literal `${`; any other `$` is
+/// kept as it is. Variable names are letters, digits and `_`, not starting with a digit.
+pub(crate) fn expand(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+            continue;
+        }
+        let Some(body) = after.strip_prefix("${") else {
+            out.push('$');
+            rest = &after[1..];
+            continue;
+        };
+        let end = body.find('}').ok_or_else(|| {
+            format!("unclosed \"${{\" in {text:?}; write ${{VAR}} or ${{VAR:-default}}")
+        })?;
+        let inner = &body[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (inner, None),
+        };
+        if !valid_name(name) {
+            return Err(format!(
+                "\"${{{inner}}}\" in {text:?}: {name:?} is not a variable name (letters, digits and _)"
+            ));
+        }
+        let value = lookup(name);
+        match (value, default) {
+            (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable {name} is not set; set it or write ${{{name}:-default}}"
+                ))
+            }
+        }
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "HOME" => Some("/home/k".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn variables_and_defaults_expand() {
+        assert_eq!(expand("${HOME}/db", &env).unwrap(), "/home/k/db");
+        assert_eq!(expand("${NOPE:-5}", &env).unwrap(), "5");
+        assert_eq!(expand("${EMPTY:-x}", &env).unwrap(), "x");
+        assert_eq!(expand("a $b $${c}", &env).unwrap(), "a $b ${c}");
+    }
+
+    #[test]
+    fn unset_variables_and_bad_syntax_are_errors() {
+        assert!(expand("${NOPE}", &env)
+            .unwrap_err()
+            .contains("NOPE is not set"));
+        assert!(expand("${HOME", &env).unwrap_err().contains("unclosed"));
+        assert!(expand("${1X}", &env)
+            .unwrap_err()
+            .contains("not a variable name"));
+    }
+}

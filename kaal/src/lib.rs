@@ -1,0 +1,104 @@
+//! kaal: exactly-once cron scheduling for a fleet that shares one database — the library
+//! facade and the `kaal` command-line tool.
+//!
+//! This crate re-exports [`kaal_core`] (the claim model, the coordinator, cron, [`Kaal`]) and
+//! adds what an operator touches: [`connect`] picks a store by its URL, [`ConfigFile`] reads
+//! `config/kaal.yml`, [`SchedulerFile`] reads `config/kaal-scheduler.yml`, and
+//! [`apply_scheduler_file`] stores the file's jobs and binds them — processes for `command:`
+//! and `shell:` jobs ([`CommandJob`]), your code for `handler:` jobs ([`Handlers`]).
+//!
+//! # The one decision to understand: the file is applied, the database decides
+//!
+//! The scheduler file is not read by the coordinator. Applying it writes its jobs to the
+//! database as `file` definitions and binds each to a callback in this process; every tick
+//! then reads the **stored** definitions, so `kaal disable KEY` on any host stops a job on
+//! every node, and a fire time is claimed through the database exactly as for jobs registered
+//! in code. See [`apply`] for conflicts with code-registered jobs, jobs removed
+//! from the file and the enabled state.
+//!
+//! # Example
+//!
+//! ```
+//! use std::path::Path;
+//! use kaal::chrono::{TimeZone, Utc};
+//!
+//! let config = kaal::ConfigFile::parse(
+//!     "defaults:\n  database_url: \"memory:\"\n",
+//!     Path::new("config/kaal.yml"),
+//!     "development",
+//!     &|_| None,
+//! )?;
+//! let store = kaal::connect(&config.database_url)?;
+//! let node = kaal::Kaal::new(config.config, store.adapter())?;
+//!
+//! // A job registered in code ...
+//! node.register("invoices:send", "*/15 * * * *", |fire: &kaal::Fire| {
+//!     log::info!("sending invoices, idempotency key {}", fire.idempotency_key);
+//!     Ok::<(), std::io::Error>(())
+//! })?;
+//! // ... and one from a scheduler file, bound to a handler.
+//! let jobs = kaal::SchedulerFile::parse(
+//!     "defaults:\n  jobs:\n    - key: weekly_summary\n      cron: '@weekly'\n      handler: weekly_summary\n",
+//!     Path::new("config/kaal-scheduler.yml"),
+//!     "development",
+//!     "kaal",
+//! )?;
+//! let mut handlers = kaal::Handlers::new();
+//! handlers.add("weekly_summary", |_fire: &kaal::Fire| Ok::<(), std::io::Error>(()));
+//! kaal::apply_scheduler_file(&node, &jobs, &handlers)?;
+//!
+//! let report = node.tick_at(Utc.with_ymd_and_hms(2026, 1, 4, 0, 0, 10).unwrap()); // a Sunday
+//! assert_eq!(report.dispatched.len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Features
+//!
+//! * `sqlite` (default) — [`connect`] opens `sqlite://PATH` and plain paths (kaal-diesel-sqlite).
+//! * `postgres`, `mysql` — PostgreSQL and MySQL/MariaDB. Without the feature, [`connect`]
+//!   fails with an error naming the feature to enable.
+//! * `cli` (default) — the `kaal` binary and its dependencies.
+//!
+//! # Dependencies and why
+//!
+//! * `saphyr-parser` — YAML 1.2 events with a position on every event. Both files must report
+//!   problems with their line, reject duplicate keys and type values *after* `${VAR}`
+//!   expansion, so we build a small marked tree ([`yaml`](crate::yaml) module, private) from
+//!   the events instead of deserialising: `serde_yaml` is deprecated and drops positions once
+//!   deserialised; `yaml-rust2` offers the same events but saphyr is its maintained
+//!   successor (same authors) with YAML 1.2 test-suite compliance. Using the parser crate
+//!   alone keeps the loader out of the dependency tree.
+//! * `rustix` (feature `process`) — kills a timed-out job's whole process group without
+//!   `unsafe` (the workspace forbids it), so `sh -c` children die with the shell.
+//! * `serde_json` — definition metadata is a JSON object.
+//! * `clap` (derive), `env_logger`, `signal-hook` — the binary only (feature `cli`): the
+//!   de-facto argument parser with generated `--help`; logging to stderr configured by
+//!   `RUST_LOG`; and SIGTERM/SIGINT delivered to a thread we control, so `kaal start` can
+//!   finish its current tick and exit 0 (`ctrlc` would also do, but signal-hook's iterator
+//!   lets the main thread block on the signals and notice a second one to force an exit).
+//! * `tempfile` (tests) — a fresh directory per test.
+#![deny(missing_docs)]
+
+pub mod apply;
+mod backends;
+pub mod command_job;
+pub mod config_file;
+mod expand;
+mod placeholder;
+mod problems;
+pub mod scheduler_file;
+mod store;
+mod yaml;
+
+pub use kaal_core::*;
+
+pub use apply::{
+    apply_scheduler_file, bind_stored_file_jobs, job_from_definition, load_scheduler_file,
+    stored_metadata, ApplyError, ApplyReport, Handlers,
+};
+pub use command_job::{CommandError, CommandJob, Program};
+pub use config_file::{ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT};
+pub use placeholder::{Template, PLACEHOLDERS};
+pub use problems::{FileErrors, FileProblem};
+pub use scheduler_file::{FileJob, JobAction, SchedulerFile};
+pub use store::{connect, connect_with, redact, Backend, ConnectError, LockStrategy, Store};

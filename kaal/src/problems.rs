@@ -1,0 +1,163 @@
+//! Problems found in a configuration or scheduler file, each with the file and line.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One thing wrong with a file: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProblem {
+    /// The file.
+    pub path: PathBuf,
+    /// The 1-based line, when the problem is about one place in the file.
+    pub line: Option<usize>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+/// Every problem found in one file, reported together. Displays on one line, problems
+/// separated by `; `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct FileErrors {
+    /// The problems in file order.
+    pub problems: Vec<FileProblem>,
+}
+
+impl FileErrors {
+    /// One problem with no line (the file is missing, unreadable, empty).
+    pub fn whole_file(path: &Path, message: impl Into<String>) -> Self {
+        Self {
+            problems: vec![FileProblem {
+                path: path.to_path_buf(),
+                line: None,
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// Collects problems while a file is read.
+#[derive(Debug)]
+pub(crate) struct Collector {
+    path: PathBuf,
+    pub problems: Vec<FileProblem>,
+}
+
+impl Collector {
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn at(&mut self, line: usize, message: impl Into<String>) {
+        self.problems.push(FileProblem {
+            path: self.path.clone(),
+            line: Some(line),
+            message: message.into(),
+        });
+    }
+
+    pub fn whole(&mut self, message: impl Into<String>) {
+        self.problems.push(FileProblem {
+            path: self.path.clone(),
+            line: None,
+            message: message.into(),
+        });
+    }
+
+    /// `Ok(value)` when nothing was collected, otherwise every problem sorted by line.
+    pub fn finish<T>(mut self, value: T) -> Result<T, FileErrors> {
+        if self.problems.is_empty() {
+            Ok(value)
+        } else {
+            self.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+            Err(FileErrors {
+                problems: self.problems,
+            })
+        }
+    }
+}
+
+/// Parses YAML text read from `path`.
+pub(crate) fn parse_yaml(text: &str, path: &Path) -> Result<Option<crate::yaml::Node>, FileErrors> {
+    crate::yaml::parse(text).map_err(|err| FileErrors {
+        problems: vec![FileProblem {
+            path: path.to_path_buf(),
+            line: Some(err.line),
+            message: format!("malformed YAML at column {}: {}", err.col, err.message),
+        }],
+    })
+}
+
+/// The closest of `candidates` to `word`, when close enough to be a likely typo.
+pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// ` (did you mean "x"?)` or nothing.
+pub(crate) fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+    suggest(word, candidates)
+        .map(|c| format!(" (did you mean {c:?}?)"))
+        .unwrap_or_default()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                previous
+            } else {
+                1 + previous.min(row[j]).min(current)
+            };
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        assert_eq!(
+            suggest("tick_intervall", &["tick_interval", "lease_ttl"]),
+            Some("tick_interval")
+        );
+        assert_eq!(suggest("zzz", &["tick_interval"]), None);
+    }
+
+    #[test]
+    fn errors_display_on_one_line_with_file_and_line() {
+        let mut c = Collector::new(Path::new("config/kaal.yml"));
+        c.at(7, "second");
+        c.at(3, "first");
+        let err = c.finish(()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config/kaal.yml:3: first; config/kaal.yml:7: second"
+        );
+    }
+}

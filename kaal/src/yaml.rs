@@ -1,0 +1,358 @@
+//! A small YAML tree that remembers where every node came from.
+//!
+//! Built from the events of `saphyr-parser`, so every value carries the line it was written
+//! on, mapping keys keep their order and duplicates can be reported. Scalars stay text until
+//! the file readers type them, which is what lets `${VAR}` expansion happen before typing.
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+/// A node and the position (1-based line and column) it starts at.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Node {
+    pub value: Value,
+    pub line: usize,
+    pub col: usize,
+}
+
+/// What a node holds.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    /// A scalar as written. `plain` is false for quoted and block scalars and for `!!str`,
+    /// which are always strings.
+    Scalar { text: String, plain: bool },
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping in file order (duplicates kept, for the readers to report).
+    Map(Vec<(Node, Node)>),
+}
+
+/// A scalar typed the way YAML 1.2's core schema types plain scalars.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Typed<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float,
+    Str(&'a str),
+}
+
+impl Node {
+    /// The scalar typed by the core schema; `None` for collections.
+    pub fn typed(&self) -> Option<Typed<'_>> {
+        match &self.value {
+            Value::Scalar { text, plain: false } => Some(Typed::Str(text)),
+            Value::Scalar { text, plain: true } => Some(type_plain(text)),
+            _ => None,
+        }
+    }
+
+    /// The text of a scalar of any type (`5`, `true`, `abc`); `None` for null and collections.
+    pub fn scalar_text(&self) -> Option<&str> {
+        match (&self.value, self.typed()) {
+            (_, Some(Typed::Null)) => None,
+            (Value::Scalar { text, .. }, _) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a null scalar (`~`, `null`, or nothing at all).
+    pub fn is_null(&self) -> bool {
+        matches!(self.typed(), Some(Typed::Null))
+    }
+
+    /// The entries of a mapping.
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.value {
+            Value::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// The items of a sequence.
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Seq(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// "a mapping", "a list", "the string \"x\"", ... for messages.
+    pub fn describe(&self) -> String {
+        match (&self.value, self.typed()) {
+            (Value::Map(_), _) => "a mapping".to_string(),
+            (Value::Seq(_), _) => "a list".to_string(),
+            (_, Some(Typed::Null)) => "nothing (null)".to_string(),
+            (_, Some(Typed::Bool(b))) => format!("the boolean {b}"),
+            (Value::Scalar { text, .. }, Some(Typed::Int(_) | Typed::Float)) => {
+                format!("the number {text}")
+            }
+            (Value::Scalar { text, .. }, _) => format!("the string {text:?}"),
+        }
+    }
+
+    /// Converts to JSON (mapping keys become their text).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.scalar_text().unwrap_or("").to_string(), v.to_json()))
+                    .collect(),
+            ),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Scalar { text, .. } => match self.typed() {
+                Some(Typed::Null) => J::Null,
+                Some(Typed::Bool(b)) => J::Bool(b),
+                Some(Typed::Int(i)) => J::from(i),
+                Some(Typed::Float) => text
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or_else(|| J::String(text.clone()), J::Number),
+                _ => J::String(text.clone()),
+            },
+        }
+    }
+}
+
+/// Types a plain scalar's text by YAML 1.2's core schema.
+pub(crate) fn type_plain(text: &str) -> Typed<'_> {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => Typed::Null,
+        "true" | "True" | "TRUE" => Typed::Bool(true),
+        "false" | "False" | "FALSE" => Typed::Bool(false),
+        _ => {
+            let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                match text.parse::<i64>() {
+                    Ok(i) => Typed::Int(i),
+                    Err(_) => Typed::Float,
+                }
+            } else if looks_like_float(text) {
+                Typed::Float
+            } else {
+                Typed::Str(text)
+            }
+        }
+    }
+}
+
+fn looks_like_float(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    matches!(lower.as_str(), ".inf" | "-.inf" | "+.inf" | ".nan")
+        || (text.bytes().any(|b| b.is_ascii_digit())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+            && text.parse::<f64>().is_ok())
+}
+
+/// A syntax error: message and 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SyntaxError {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+enum Frame {
+    Seq {
+        items: Vec<Node>,
+        span: Span,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        span: Span,
+        anchor: usize,
+    },
+}
+
+fn at(span: &Span) -> (usize, usize) {
+    (span.start.line(), span.start.col() + 1)
+}
+
+/// Parses the first (and only) document of `text`; `Ok(None)` for an empty file.
+pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: Vec<(usize, Node)> = Vec::new();
+    let mut root: Option<Node> = None;
+    let mut documents = 0;
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|err| SyntaxError {
+            line: err.marker().line(),
+            col: err.marker().col() + 1,
+            message: err.info().to_string(),
+        })?;
+        let (line, col) = at(&span);
+        let complete = match event {
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(SyntaxError {
+                        line,
+                        col,
+                        message: "a second YAML document (`---`); put everything in one".into(),
+                    });
+                }
+                None
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let core_str = tag
+                    .as_ref()
+                    .is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str");
+                let plain = style == ScalarStyle::Plain && !core_str;
+                let node = Node {
+                    value: Value::Scalar {
+                        text: text.into_owned(),
+                        plain,
+                    },
+                    line,
+                    col,
+                };
+                if anchor > 0 {
+                    anchors.push((anchor, node.clone()));
+                }
+                Some(node)
+            }
+            Event::Alias(id) => {
+                let node = anchors
+                    .iter()
+                    .rev()
+                    .find(|(a, _)| *a == id)
+                    .map(|(_, n)| n.clone())
+                    .ok_or_else(|| SyntaxError {
+                        line,
+                        col,
+                        message: "alias to an unknown anchor".into(),
+                    })?;
+                Some(node)
+            }
+            Event::SequenceStart(anchor, _) => {
+                stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    span,
+                    anchor,
+                });
+                None
+            }
+            Event::MappingStart(anchor, _) => {
+                stack.push(Frame::Map {
+                    entries: Vec::new(),
+                    key: None,
+                    span,
+                    anchor,
+                });
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, anchor) = match stack.pop() {
+                    Some(Frame::Seq {
+                        items,
+                        span,
+                        anchor,
+                    }) => {
+                        let (line, col) = at(&span);
+                        (
+                            Node {
+                                value: Value::Seq(items),
+                                line,
+                                col,
+                            },
+                            anchor,
+                        )
+                    }
+                    Some(Frame::Map {
+                        entries,
+                        span,
+                        anchor,
+                        ..
+                    }) => {
+                        let (line, col) = at(&span);
+                        (
+                            Node {
+                                value: Value::Map(entries),
+                                line,
+                                col,
+                            },
+                            anchor,
+                        )
+                    }
+                    None => {
+                        return Err(SyntaxError {
+                            line,
+                            col,
+                            message: "unbalanced collection end".into(),
+                        })
+                    }
+                };
+                if anchor > 0 {
+                    anchors.push((anchor, node.clone()));
+                }
+                Some(node)
+            }
+            _ => None,
+        };
+        if let Some(node) = complete {
+            match stack.last_mut() {
+                Some(Frame::Seq { items, .. }) => items.push(node),
+                Some(Frame::Map { entries, key, .. }) => match key.take() {
+                    None => *key = Some(node),
+                    Some(k) => entries.push((k, node)),
+                },
+                None => root = Some(node),
+            }
+        }
+    }
+    Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_remember_their_lines_and_types() {
+        let root = parse("a: 1\nb:\n  - \"x\"\n  - true\nc: ~\n")
+            .unwrap()
+            .unwrap();
+        let map = root.as_map().unwrap();
+        assert_eq!(map[0].0.scalar_text(), Some("a"));
+        assert_eq!(map[0].1.typed(), Some(Typed::Int(1)));
+        assert_eq!(map[1].1.line, 3);
+        let seq = map[1].1.as_seq().unwrap();
+        assert_eq!(seq[0].typed(), Some(Typed::Str("x")));
+        assert_eq!(seq[1].typed(), Some(Typed::Bool(true)));
+        assert_eq!(seq[1].line, 4);
+        assert!(map[2].1.is_null());
+    }
+
+    #[test]
+    fn quoted_numbers_stay_strings() {
+        let root = parse("a: '5'\nb: !!str 6\n").unwrap().unwrap();
+        let map = root.as_map().unwrap();
+        assert_eq!(map[0].1.typed(), Some(Typed::Str("5")));
+        assert_eq!(map[1].1.typed(), Some(Typed::Str("6")));
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        let err = parse("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
+        assert!(err.line >= 2, "{err:?}");
+    }
+
+    #[test]
+    fn empty_text_is_no_document() {
+        assert_eq!(parse("").unwrap(), None);
+        assert_eq!(parse("# only a comment\n").unwrap(), None);
+    }
+
+    #[test]
+    fn aliases_are_resolved() {
+        let root = parse("a: &x [1, 2]\nb: *x\n").unwrap().unwrap();
+        let map = root.as_map().unwrap();
+        assert_eq!(map[1].1.as_seq().unwrap().len(), 2);
+    }
+}
