@@ -27,8 +27,49 @@ pub(crate) fn mysql(
     Err(feature_disabled(Backend::Mysql, shown))
 }
 
-/// Opens an SQLite store.
+/// Opens an SQLite store. Missing parent directories of the file are created, so a fresh
+/// checkout can point at e.g. `sqlite://target/kaal/kaal.db` with no set-up.
 #[cfg(feature = "sqlite")]
-pub(crate) fn sqlite(_url: &str, shown: String) -> Result<Store, ConnectError> {
-    Err(feature_disabled(Backend::Sqlite, shown))
+pub(crate) fn sqlite(url: &str, shown: String) -> Result<Store, ConnectError> {
+    use std::sync::Arc;
+
+    use kaal_diesel_sqlite::SqliteStore;
+
+    let path = sqlite_path(url);
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|err| ConnectError::Open {
+                backend: Backend::Sqlite,
+                url: shown.clone(),
+                cause: format!("cannot create directory {}: {err}", dir.display()),
+            })?;
+        }
+    }
+    let store = Arc::new(SqliteStore::open(url).map_err(|err| ConnectError::Open {
+        backend: Backend::Sqlite,
+        url: shown.clone(),
+        cause: err.to_string(),
+    })?);
+    let migrations = store.clone();
+    Ok(Store::from_parts(
+        Backend::Sqlite,
+        shown,
+        store,
+        Some(Box::new(move || {
+            migrations
+                .run_migrations()
+                .map(|_| ())
+                .map_err(|err| err.to_string())
+        })),
+    ))
+}
+
+/// The file path of an SQLite locator: `sqlite:///abs` → `/abs`, `sqlite://rel` → `rel`,
+/// a plain path as it is.
+#[cfg(feature = "sqlite")]
+fn sqlite_path(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((scheme, path)) if scheme.eq_ignore_ascii_case("sqlite") => path,
+        _ => url,
+    }
 }

@@ -141,10 +141,10 @@ impl CommandJob {
         let (mut command, program) = self.command(fire);
         log::info!(
             target: "kaal::job",
-            "[{}] running {} for {}",
+            "[{}] fire time {}: running {}",
             self.key,
-            self.describe(fire),
-            fire.fire_time.to_rfc3339_opts(SecondsFormat::Secs, true)
+            fire.fire_time.to_rfc3339_opts(SecondsFormat::Secs, true),
+            self.describe(fire)
         );
         let started = Instant::now();
         let mut child = command

@@ -55,15 +55,15 @@
 //! # Features
 //!
 //! * `sqlite` (default) — [`connect`] opens `sqlite://PATH` and plain paths (kaal-diesel-sqlite).
-//! * `postgres`, `mysql` — PostgreSQL and MySQL/MariaDB. Without the feature, [`connect`]
-//!   fails with an error naming the feature to enable.
+//! * `postgres`, `mysql` — PostgreSQL and MySQL/MariaDB, once their backend crates land.
+//!   Without the feature, [`connect`] fails with an error naming the feature to enable.
 //! * `cli` (default) — the `kaal` binary and its dependencies.
 //!
 //! # Dependencies and why
 //!
 //! * `saphyr-parser` — YAML 1.2 events with a position on every event. Both files must report
 //!   problems with their line, reject duplicate keys and type values *after* `${VAR}`
-//!   expansion, so we build a small marked tree ([`yaml`](crate::yaml) module, private) from
+//!   expansion, so we build a small marked tree (the private `yaml` module) from
 //!   the events instead of deserialising: `serde_yaml` is deprecated and drops positions once
 //!   deserialised; `yaml-rust2` offers the same events but saphyr is its maintained
 //!   successor (same authors) with YAML 1.2 test-suite compliance. Using the parser crate
@@ -87,6 +87,7 @@ mod expand;
 mod placeholder;
 mod problems;
 pub mod scheduler_file;
+mod scheduler_job;
 mod store;
 mod yaml;
 

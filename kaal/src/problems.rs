@@ -110,6 +110,14 @@ pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         .map(|(_, c)| c)
 }
 
+/// A problem message when a section name looks like a misspelt `defaults` (an environment
+/// section of that name would silently never be used as the defaults).
+pub(crate) fn misspelt_defaults(section: &str) -> Option<String> {
+    (section != "defaults" && suggest(section, &["defaults"]).is_some()).then(|| {
+        format!("section `{section}:` looks like a misspelt `defaults:`; rename it (environment sections may not be named like it)")
+    })
+}
+
 /// ` (did you mean "x"?)` or nothing.
 pub(crate) fn did_you_mean(word: &str, candidates: &[&str]) -> String {
     suggest(word, candidates)

@@ -42,7 +42,7 @@ impl Backend {
         if url == "memory:" {
             return Ok(Backend::Memory);
         }
-        match scheme(url) {
+        match scheme(url).map(str::to_ascii_lowercase).as_deref() {
             None => Ok(Backend::Sqlite),
             Some("sqlite") => Ok(Backend::Sqlite),
             Some("postgres" | "postgresql") => Ok(Backend::Postgres),
@@ -245,7 +245,7 @@ pub fn connect_with(url: &str, strategy: LockStrategy) -> Result<Store, ConnectE
 
 impl Store {
     /// Builds a store from its parts (for the backend glue).
-    #[allow(dead_code)]
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn from_parts(
         backend: Backend,
         url: String,
@@ -276,7 +276,7 @@ pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
     match authority.rfind('@') {
         Some(at) => match authority[..at].split_once(':') {

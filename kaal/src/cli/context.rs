@@ -57,6 +57,16 @@ impl Context {
         Ok(Self { file, store, kaal })
     }
 
+    /// Runs the embedded migrations when the store is SQLite (idempotent and safe from
+    /// several processes at once), so a fresh SQLite file needs no set-up step. Server
+    /// databases are migrated only by `kaal migrate`.
+    pub fn migrate_sqlite(&self) -> Result<(), Failure> {
+        if self.store.backend() == kaal::Backend::Sqlite {
+            self.store.run_migrations().map_err(Failure::store)?;
+        }
+        Ok(())
+    }
+
     /// The configured time zone (validated when the file was loaded).
     pub fn tz(&self) -> Tz {
         self.file.config.tz().unwrap_or(Tz::UTC)

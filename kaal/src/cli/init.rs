@@ -66,7 +66,7 @@ pub(crate) fn run(
         line(format!("wrote {}", path.display()));
     }
     let migrate = match backend {
-        InitBackend::Sqlite => "`kaal start` creates the SQLite tables itself",
+        InitBackend::Sqlite => "`kaal start` creates the SQLite file and tables itself",
         _ => "run `kaal migrate` once to create the tables",
     };
     line(format!(

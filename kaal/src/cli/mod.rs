@@ -50,7 +50,8 @@ enum Command {
     /// Write a commented configuration file and scheduler file to start from
     #[command(after_help = EXIT_CODES)]
     Init(InitArgs),
-    /// Create or update the kaal tables in the configured database (safe to repeat)
+    /// Create or update the kaal tables in the configured database (safe to repeat; `start`
+    /// and `tick` do it themselves for SQLite)
     #[command(after_help = EXIT_CODES)]
     Migrate,
     /// Run the scheduler: apply the scheduler file, recover missed fire times, then tick until

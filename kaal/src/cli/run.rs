@@ -28,6 +28,7 @@ pub(crate) fn tick(config: Option<PathBuf>, at: Option<&str>) -> Result<u8, Fail
         None => Utc::now(),
     };
     let context = Context::open(config)?;
+    context.migrate_sqlite()?;
     context.apply_scheduler()?;
     let report = context.kaal.tick_at(now);
     for fire in &report.dispatched {

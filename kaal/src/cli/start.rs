@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use kaal::chrono::Utc;
 use kaal::cron::CronExpr;
-use kaal::Backend;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -26,10 +25,7 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
         Failure::store(format!("cannot install the SIGTERM/SIGINT handler: {err}"))
     })?;
     let context = Context::open(config)?;
-    if context.store.backend() == Backend::Sqlite {
-        // Embedded and idempotent: a fresh SQLite file works with no set-up step.
-        context.store.run_migrations().map_err(Failure::store)?;
-    }
+    context.migrate_sqlite()?;
     let (scheduler, report) = context.apply_scheduler()?;
     summary(
         &context,

@@ -1,0 +1,333 @@
+//! Reading one job of the scheduler file: its fields, checked and typed, every problem
+//! reported with its line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+
+use kaal_core::cron;
+use kaal_core::validate_cron_key;
+
+use crate::command_job::{CommandJob, Program};
+use crate::placeholder::Template;
+use crate::problems::{did_you_mean, Collector};
+use crate::scheduler_file::{FileJob, JobAction};
+use crate::yaml::{Node, Typed, Value};
+
+/// The keys a job may have.
+pub(crate) const JOB_KEYS: &[&str] = &[
+    "key",
+    "cron",
+    "enabled",
+    "command",
+    "shell",
+    "handler",
+    "env",
+    "working_dir",
+    "timeout",
+    "metadata",
+];
+
+/// Reads one job; reports its problems and returns `None` when it has any.
+pub(crate) fn read_job(node: &Node, namespace: &str, problems: &mut Collector) -> Option<FileJob> {
+    let Some(entries) = node.as_map() else {
+        problems.at(
+            node.line,
+            format!(
+                "a job must be a mapping with key, cron and command/shell/handler, found {}",
+                node.describe()
+            ),
+        );
+        return None;
+    };
+    let before = problems.problems.len();
+    let mut fields: BTreeMap<&str, &Node> = BTreeMap::new();
+    for (k, v) in entries {
+        let name = k.scalar_text().unwrap_or("?");
+        match JOB_KEYS.iter().find(|known| **known == name) {
+            Some(known) => {
+                if fields.insert(known, v).is_some() {
+                    problems.at(k.line, format!("duplicate {name:?} in this job"));
+                }
+            }
+            None => problems.at(
+                k.line,
+                format!(
+                    "unknown job key {name:?}{}; known: {}",
+                    did_you_mean(name, JOB_KEYS),
+                    JOB_KEYS.join(", ")
+                ),
+            ),
+        }
+    }
+    let key = match fields.get("key").map(|n| (n, n.scalar_text())) {
+        Some((_, Some(text))) => text.to_string(),
+        Some((n, None)) => {
+            problems.at(
+                n.line,
+                format!("key: expected a string, found {}", n.describe()),
+            );
+            return None;
+        }
+        None => {
+            problems.at(node.line, "a job needs a `key:`");
+            return None;
+        }
+    };
+    let mut report =
+        |line: usize, message: String| problems.at(line, format!("job {key:?}: {message}"));
+    if let Err(err) = validate_cron_key(namespace, &key) {
+        report(fields["key"].line, format!("key: {err}"));
+    }
+    let cron_expr = match fields.get("cron") {
+        None => {
+            report(node.line, "needs a `cron:` such as \"*/5 * * * *\"".into());
+            String::new()
+        }
+        Some(n) => match string(n) {
+            Err(found) => {
+                report(n.line, format!("cron: expected a string, found {found}"));
+                String::new()
+            }
+            Ok(text) => {
+                let lint = if text.trim().is_empty() {
+                    vec!["the cron expression is blank".to_string()]
+                } else {
+                    cron::lint(text)
+                };
+                for message in lint {
+                    report(n.line, format!("cron {text:?}: {message}"));
+                }
+                text.to_string()
+            }
+        },
+    };
+    let enabled = match fields.get("enabled").map(|n| (n, n.typed())) {
+        None | Some((_, Some(Typed::Null))) => true,
+        Some((_, Some(Typed::Bool(b)))) => b,
+        Some((n, _)) => {
+            report(
+                n.line,
+                format!("enabled: expected true or false, found {}", n.describe()),
+            );
+            true
+        }
+    };
+    let metadata = match fields.get("metadata") {
+        None => Map::new(),
+        Some(n) if n.is_null() => Map::new(),
+        Some(n) => match n.to_json() {
+            Json::Object(map) if n.as_map().is_some() => {
+                if map.contains_key("kaal") {
+                    report(
+                        n.line,
+                        "metadata: the key `kaal` is reserved for the job's execution details"
+                            .into(),
+                    );
+                }
+                map
+            }
+            _ => {
+                report(
+                    n.line,
+                    format!("metadata: expected a mapping, found {}", n.describe()),
+                );
+                Map::new()
+            }
+        },
+    };
+    let actions: Vec<&str> = ["command", "shell", "handler"]
+        .into_iter()
+        .filter(|a| fields.contains_key(a))
+        .collect();
+    let action = match actions.as_slice() {
+        [] => {
+            report(
+                node.line,
+                "needs one of `command:` (a list), `shell:` (a string) or `handler:` (a name)"
+                    .into(),
+            );
+            None
+        }
+        [_, second, ..] => {
+            report(
+                fields[second].line,
+                format!(
+                    "has both `{}:` and `{second}:`; give exactly one",
+                    actions[0]
+                ),
+            );
+            None
+        }
+        ["handler"] => {
+            for extra in ["env", "working_dir", "timeout"] {
+                if let Some(n) = fields.get(extra) {
+                    report(n.line, format!("{extra}: only for `command:` and `shell:` jobs; a handler runs in code"));
+                }
+            }
+            let n = fields["handler"];
+            match n.scalar_text().filter(|t| !t.trim().is_empty()) {
+                Some(name) => Some(JobAction::Handler(name.to_string())),
+                None => {
+                    report(
+                        n.line,
+                        format!("handler: expected a name, found {}", n.describe()),
+                    );
+                    None
+                }
+            }
+        }
+        [which] => read_command(&key, which, &fields, &mut report).map(JobAction::Command),
+    };
+    if problems.problems.len() > before {
+        return None;
+    }
+    Some(FileJob {
+        key,
+        cron: cron_expr,
+        enabled,
+        action: action?,
+        metadata,
+        line: node.line,
+    })
+}
+
+/// Reads `command:`/`shell:` with `env`, `working_dir` and `timeout`.
+fn read_command(
+    key: &str,
+    which: &str,
+    fields: &BTreeMap<&str, &Node>,
+    report: &mut dyn FnMut(usize, String),
+) -> Option<CommandJob> {
+    let n = fields[which];
+    let template = |text: &str, what: &str, line: usize, report: &mut dyn FnMut(usize, String)| {
+        match Template::parse(text) {
+            Ok(t) => Some(t),
+            Err(message) => {
+                report(line, format!("{what}: {message}"));
+                None
+            }
+        }
+    };
+    let program = if which == "shell" {
+        match string(n) {
+            Ok(text) if !text.trim().is_empty() => {
+                template(text, "shell", n.line, report).map(Program::Shell)
+            }
+            Ok(_) => {
+                report(n.line, "shell: the string is empty".into());
+                None
+            }
+            Err(found) => {
+                report(n.line, format!("shell: expected a string for `sh -c`, found {found}; use `command:` for a list"));
+                None
+            }
+        }
+    } else {
+        match n.as_seq() {
+            Some(items) if !items.is_empty() => {
+                let mut args = Vec::new();
+                for item in items {
+                    match item.scalar_text() {
+                        Some(text) => args.extend(template(text, "command", item.line, report)),
+                        None => report(
+                            item.line,
+                            format!(
+                                "command: each argument must be a string, found {}",
+                                item.describe()
+                            ),
+                        ),
+                    }
+                }
+                (args.len() == items.len()).then_some(Program::Argv(args))
+            }
+            _ => {
+                report(n.line, format!("command: expected a non-empty list such as [\"echo\", \"hi\"], found {}; use `shell:` for a string", n.describe()));
+                None
+            }
+        }
+    };
+    let mut env = Vec::new();
+    if let Some(n) = fields.get("env").filter(|n| !n.is_null()) {
+        match n.as_map() {
+            Some(entries) => {
+                for (k, v) in entries {
+                    let name = k.scalar_text().unwrap_or("");
+                    if name.is_empty() || name.contains(['=', '\0']) {
+                        report(
+                            k.line,
+                            format!("env: {name:?} is not a valid variable name"),
+                        );
+                        continue;
+                    }
+                    match v.scalar_text() {
+                        Some(text) => env.extend(
+                            template(text, &format!("env {name}"), v.line, report)
+                                .map(|t| (name.to_string(), t)),
+                        ),
+                        None => report(
+                            v.line,
+                            format!("env {name}: expected a string, found {}", v.describe()),
+                        ),
+                    }
+                }
+            }
+            None => report(
+                n.line,
+                format!(
+                    "env: expected a mapping of NAME: value, found {}",
+                    n.describe()
+                ),
+            ),
+        }
+    }
+    let working_dir = match fields.get("working_dir").filter(|n| !n.is_null()) {
+        None => None,
+        Some(n) => match string(n) {
+            Ok(text) if !text.is_empty() => Some(PathBuf::from(text)),
+            _ => {
+                report(
+                    n.line,
+                    format!(
+                        "working_dir: expected a directory path, found {}",
+                        n.describe()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let timeout = match fields.get("timeout").map(|n| (n, n.typed())) {
+        None | Some((_, Some(Typed::Null))) => None,
+        Some((_, Some(Typed::Int(secs)))) if secs > 0 => {
+            Some(Duration::from_secs(secs.unsigned_abs()))
+        }
+        Some((n, _)) => {
+            report(
+                n.line,
+                format!(
+                    "timeout: expected a positive whole number of seconds, found {}",
+                    n.describe()
+                ),
+            );
+            None
+        }
+    };
+    Some(CommandJob {
+        key: key.to_string(),
+        program: program?,
+        env,
+        working_dir,
+        timeout,
+    })
+}
+
+/// The text of a string scalar, or a description of what was found instead.
+fn string(node: &Node) -> Result<&str, String> {
+    match (&node.value, node.typed()) {
+        (Value::Scalar { text, .. }, Some(Typed::Str(_))) => Ok(text),
+        _ => Err(node.describe()),
+    }
+}

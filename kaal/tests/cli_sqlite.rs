@@ -1,0 +1,279 @@
+//! End to end on SQLite: several `kaal` processes on one database file, checked from the
+//! files the jobs write.
+#![cfg(feature = "sqlite")]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{alive, sorted_lines, Project, Run};
+
+/// Two jobs that append `fire_time.unix pid` to a file per key.
+const TWO_JOBS: &str = "\
+defaults:
+  jobs:
+    - key: every-minute
+      cron: \"* * * * *\"
+      shell: \"echo {{fire_time.unix}} $$ >> out/{{key}}.log\"
+    - key: every-two
+      cron: \"*/2 * * * *\"
+      command: [\"sh\", \"-c\", \"echo $0 $$ >> out/every-two.log\", \"{{fire_time.unix}}\"]
+      env: { IDEMPOTENCY: \"{{idempotency_key}}\" }
+";
+
+fn fire_times(project: &Project, key: &str) -> Vec<String> {
+    sorted_lines(&project.path(&format!("out/{key}.log")))
+        .into_iter()
+        .map(|line| line.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn three_ticks_started_together_run_each_fire_time_exactly_once() {
+    let project = Project::sqlite("", TWO_JOBS);
+    std::fs::create_dir_all(project.path("out")).unwrap();
+    project.run(&["migrate"]).ok();
+    project.run(&["migrate"]).ok(); // idempotent
+
+    let at = "2026-01-01T09:00:30Z";
+    let children: Vec<Child> = (0..3)
+        .map(|_| project.spawn(&["tick", "--at", at]))
+        .collect();
+    let runs: Vec<Run> = children
+        .into_iter()
+        .map(|child| Run::from(child.wait_with_output().unwrap()))
+        .collect();
+    let mut dispatched = 0;
+    for run in &runs {
+        dispatched += run
+            .ok()
+            .lines()
+            .filter(|l| l.starts_with("dispatched "))
+            .count();
+    }
+    // 08:59 and 09:00 for every-minute, 09:00 for every-two: three fire times, once each.
+    assert_eq!(
+        fire_times(&project, "every-minute"),
+        ["1767257940", "1767258000"]
+    );
+    assert_eq!(fire_times(&project, "every-two"), ["1767258000"]);
+    assert_eq!(dispatched, 3, "{runs:#?}");
+
+    // The log agrees, and a later tick at the same instant dispatches nothing.
+    let again = project.run(&["tick", "--at", at]);
+    assert!(again.ok().contains("0 dispatched (0 failed)"), "{again:#?}");
+    assert!(again.stdout.contains("3 already dispatched"), "{again:#?}");
+    let log = project.run(&["dispatches", "--key", "every-minute"]);
+    let rows: Vec<&str> = log.ok().lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{log:#?}");
+    assert!(
+        rows[0].starts_with("2026-01-01 09:00:00 UTC  every-minute  dispatched"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn status_enable_disable_and_dispatches_work_on_the_stored_jobs() {
+    let project = Project::sqlite("  time_zone: Europe/London\n", TWO_JOBS);
+    std::fs::create_dir_all(project.path("out")).unwrap();
+    project.run(&["tick", "--at", "2026-06-01T09:00:30Z"]).ok();
+
+    let status = project.run(&["status"]);
+    let text = status.ok();
+    assert!(text.contains("SQLite sqlite://"), "{text}");
+    assert!(text.contains("time zone Europe/London"), "{text}");
+    let row = text.lines().find(|l| l.starts_with("every-two")).unwrap();
+    assert!(
+        row.contains("every 2 minutes") && row.contains("yes") && row.contains("file"),
+        "{row}"
+    );
+    assert!(
+        row.contains("2026-06-01 10:00:00 BST dispatched by"),
+        "{row}"
+    );
+
+    project.run(&["disable", "every-two"]).ok();
+    let row = project
+        .run(&["status"])
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("every-two"))
+        .unwrap()
+        .to_string();
+    assert!(row.contains(" no "), "{row}");
+    // Disabled: the next tick skips it, and re-applying the same file keeps it disabled.
+    let tick = project.run(&["tick", "--at", "2026-06-01T09:02:30Z"]);
+    assert!(
+        tick.ok()
+            .contains("dispatched every-minute 2026-06-01T09:02:00Z"),
+        "{tick:#?}"
+    );
+    assert!(!tick.stdout.contains("every-two"), "{tick:#?}");
+    project.run(&["enable", "every-two"]).ok();
+    let tick = project.run(&["tick", "--at", "2026-06-01T09:04:10Z"]);
+    assert!(
+        tick.ok()
+            .contains("dispatched every-two 2026-06-01T09:04:00Z"),
+        "{tick:#?}"
+    );
+
+    let failed = project.run(&["dispatches", "--status", "failed"]);
+    assert_eq!(failed.ok(), "no dispatches match\n");
+    let limited = project.run(&[
+        "dispatches",
+        "--limit",
+        "2",
+        "--since",
+        "2026-06-01T09:01:00Z",
+    ]);
+    assert_eq!(limited.ok().lines().count(), 3, "{limited:#?}");
+    project
+        .run(&["dispatches", "--status", "lost"])
+        .fails(2, &["--status", "lost"]);
+}
+
+#[test]
+fn a_job_past_its_timeout_is_killed_marked_failed_and_the_others_still_run() {
+    let project = Project::sqlite(
+        "",
+        "defaults:
+  jobs:
+    - key: a-slow
+      cron: \"0 * * * *\"
+      shell: \"sleep 30 & echo $! > sleep.pid; wait\"
+      timeout: 1
+    - key: b-fast
+      cron: \"0 * * * *\"
+      command: [\"sh\", \"-c\", \"echo done > fast.log\"]
+",
+    );
+    let started = Instant::now();
+    let tick = project.run(&["tick", "--at", "2026-01-01T10:00:05Z"]);
+    assert_eq!(
+        tick.code,
+        Some(1),
+        "a failed job makes tick exit 1: {tick:#?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the slow job was not cut short"
+    );
+    assert!(
+        tick.stdout.contains("failed a-slow 2026-01-01T10:00:00Z kaal-a-slow-1767261600: timed out after 1 s and was killed"),
+        "{tick:#?}"
+    );
+    assert!(
+        tick.stdout
+            .contains("dispatched b-fast 2026-01-01T10:00:00Z"),
+        "{tick:#?}"
+    );
+    assert!(
+        tick.stderr
+            .contains("a-slow at 2026-01-01 10:00:00 UTC failed: timed out"),
+        "{tick:#?}"
+    );
+    assert_eq!(project.read("fast.log"), "done\n");
+    let sleeper: u32 = project.read("sleep.pid").trim().parse().unwrap();
+    assert!(
+        !alive(sleeper),
+        "the job's child process {sleeper} survived the kill"
+    );
+
+    let failed = project.run(&["dispatches", "--status", "failed"]);
+    let rows: Vec<&str> = failed.ok().lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{failed:#?}");
+    assert!(
+        rows[0].contains("a-slow") && rows[0].contains("failed"),
+        "{rows:?}"
+    );
+    // A failed fire time counts as dispatched: it is not run again.
+    let again = project.run(&["tick", "--at", "2026-01-01T10:00:10Z"]);
+    assert!(again.ok().contains("0 dispatched"), "{again:#?}");
+}
+
+/// A running `kaal start` whose stderr is read line by line.
+struct Node {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Node {
+    fn start(project: &Project) -> Node {
+        let mut child = project.spawn(&["start"]);
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Node { child, lines }
+    }
+
+    /// Waits for a log line containing `text` (bounded, so a broken build fails instead of
+    /// hanging).
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line containing {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit code and how long the node took to exit.
+    fn terminate(mut self) -> (Option<i32>, Duration) {
+        let sent = Instant::now();
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = self.child.wait().unwrap();
+        (status.code(), sent.elapsed())
+    }
+}
+
+#[test]
+fn start_exits_0_on_sigterm_within_a_tick_and_a_restart_replays_nothing() {
+    let project = Project::sqlite(
+        "  tick_interval: 3\n  window_lookback: 60\n  lease_ttl: 70\n  recovery_window: 180\n",
+        "defaults:\n  jobs:\n    - key: minute\n      cron: \"* * * * *\"\n      shell: \"echo {{fire_time.unix}} >> minute.log\"\n",
+    );
+    let first = Node::start(&project);
+    let recovery = first.wait_for("recovery:");
+    assert!(recovery.contains("dispatched"), "{recovery}");
+    let (code, took) = first.terminate();
+    assert_eq!(code, Some(0));
+    assert!(
+        took < Duration::from_secs(3),
+        "took {took:?} to stop, tick_interval is 3 s"
+    );
+    let after_first = sorted_lines(&project.path("minute.log"));
+    assert!(
+        after_first.len() >= 3,
+        "recovery over 180 s dispatches 3 fire times: {after_first:?}"
+    );
+
+    let second = Node::start(&project);
+    let recovery = second.wait_for("recovery:");
+    let (code, _) = second.terminate();
+    assert_eq!(code, Some(0));
+    assert!(!recovery.contains(" 0 already dispatched"), "{recovery}");
+    let lines = sorted_lines(&project.path("minute.log"));
+    let mut unique = lines.clone();
+    unique.dedup();
+    assert_eq!(lines, unique, "a fire time ran twice across the restart");
+}
