@@ -94,8 +94,8 @@ pub use keys::{
     idempotency_key, lock_key, max_cron_key_len, parse_lock_key, validate_cron_key, MAX_KEY_LEN,
 };
 pub use memory::{MemoryAdapter, MemoryDefinitionRegistry, MemoryDispatchRegistry};
-pub use session::{LockSession, SessionFactory, SessionLockAdapter};
 pub use registry::{callback, Callback, CallbackError, Entry, Fire, RegistrationError, Registry};
+pub use session::{LockSession, SessionFactory, SessionLockAdapter};
 
 pub use chrono;
 pub use chrono_tz;

@@ -134,13 +134,17 @@ fn spawn_reaper(shared: Weak<Shared>) {
             shared.reap(&mut state);
         });
     if let Err(err) = spawned {
-        log::warn!("no reaper thread ({err}); expired session locks are released on the next operation");
+        log::warn!(
+            "no reaper thread ({err}); expired session locks are released on the next operation"
+        );
     }
 }
 
 impl Shared {
     fn lock_state(&self) -> MutexGuard<'_, SessionState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn error(&self, operation: &str, key: &str, cause: impl ToString) -> LockError {
@@ -148,17 +152,26 @@ impl Shared {
     }
 
     /// The live session, opening a new one when there is none.
-    fn session<'s>(&self, state: &'s mut SessionState) -> Result<&'s mut Box<dyn LockSession>, String> {
+    fn session<'s>(
+        &self,
+        state: &'s mut SessionState,
+    ) -> Result<&'s mut Box<dyn LockSession>, String> {
         if state.session.is_none() {
             state.session = Some(self.factory.open_session()?);
         }
-        state.session.as_mut().ok_or_else(|| "no session".to_string())
+        state
+            .session
+            .as_mut()
+            .ok_or_else(|| "no session".to_string())
     }
 
     /// Called after an operation failed: if the session is gone, forget it and every lock it
     /// held. Returns whether the session was lost.
     fn check_lost(&self, state: &mut SessionState) -> bool {
-        let alive = state.session.as_mut().is_some_and(|session| session.is_alive());
+        let alive = state
+            .session
+            .as_mut()
+            .is_some_and(|session| session.is_alive());
         if !alive {
             let lost = state.held.len();
             log::error!(
@@ -184,7 +197,10 @@ impl Shared {
             state.held.remove(&key);
             let result = self.session(state).and_then(|session| session.unlock(&key));
             if let Err(cause) = result {
-                log::warn!("{}: could not release expired lock {key}: {cause}", self.name);
+                log::warn!(
+                    "{}: could not release expired lock {key}: {cause}",
+                    self.name
+                );
                 if self.check_lost(state) {
                     return;
                 }
@@ -192,7 +208,12 @@ impl Shared {
         }
     }
 
-    fn acquire_many(&self, keys: &[String], ttl: Duration, operation: &str) -> Result<Vec<bool>, LockError> {
+    fn acquire_many(
+        &self,
+        keys: &[String],
+        ttl: Duration,
+        operation: &str,
+    ) -> Result<Vec<bool>, LockError> {
         let first = keys.first().map_or("-", String::as_str);
         let mut state = self.lock_state();
         self.reap(&mut state);
@@ -230,7 +251,9 @@ impl Shared {
 
 impl Adapter for SessionLockAdapter {
     fn acquire(&self, key: &str, ttl: Duration) -> Result<bool, LockError> {
-        let won = self.shared.acquire_many(&[key.to_string()], ttl, "acquire")?;
+        let won = self
+            .shared
+            .acquire_many(&[key.to_string()], ttl, "acquire")?;
         Ok(won.first().copied().unwrap_or(false))
     }
 
@@ -244,7 +267,10 @@ impl Adapter for SessionLockAdapter {
         if state.held.remove(key).is_none() {
             return Ok(false);
         }
-        let result = self.shared.session(&mut state).and_then(|session| session.unlock(key));
+        let result = self
+            .shared
+            .session(&mut state)
+            .and_then(|session| session.unlock(key));
         match result {
             Ok(released) => Ok(released),
             Err(cause) => {
