@@ -233,11 +233,12 @@ impl Node {
         }
     }
 
-    /// Sends SIGTERM and returns the exit code and how long the node took to exit.
-    fn terminate(mut self) -> (Option<i32>, Duration) {
+    /// Sends `signal` (`TERM`, `INT`) and returns the exit code and how long the node took
+    /// to exit.
+    fn terminate(mut self, signal: &str) -> (Option<i32>, Duration) {
         let sent = Instant::now();
         let kill = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(kill.success());
@@ -255,7 +256,7 @@ fn start_exits_0_on_sigterm_within_a_tick_and_a_restart_replays_nothing() {
     let first = Node::start(&project);
     let recovery = first.wait_for("recovery:");
     assert!(recovery.contains("dispatched"), "{recovery}");
-    let (code, took) = first.terminate();
+    let (code, took) = first.terminate("TERM");
     assert_eq!(code, Some(0));
     assert!(
         took < Duration::from_secs(3),
@@ -269,11 +270,20 @@ fn start_exits_0_on_sigterm_within_a_tick_and_a_restart_replays_nothing() {
 
     let second = Node::start(&project);
     let recovery = second.wait_for("recovery:");
-    let (code, _) = second.terminate();
+    let (code, _) = second.terminate("INT");
     assert_eq!(code, Some(0));
     assert!(!recovery.contains(" 0 already dispatched"), "{recovery}");
     let lines = sorted_lines(&project.path("minute.log"));
     let mut unique = lines.clone();
     unique.dedup();
     assert_eq!(lines, unique, "a fire time ran twice across the restart");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_a_store_error_and_left_untouched() {
+    let project = Project::sqlite("", TWO_JOBS);
+    project.write("kaal.db", "not a database, just text\n");
+    project.run(&["migrate"]).fails(3, &["kaal.db", "SQLite"]);
+    project.run(&["tick"]).fails(3, &["kaal.db"]);
+    assert_eq!(project.read("kaal.db"), "not a database, just text\n");
 }

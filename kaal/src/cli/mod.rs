@@ -17,12 +17,13 @@ use clap::{Args, Parser, Subcommand};
 /// Exit codes, shown in `--help`.
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  success
-  1  the command ran and found problems: `lint` found problems, a job failed during `tick`
-  2  usage or input error: bad arguments, an invalid or missing configuration or scheduler
-     file, an invalid cron expression, time or zone, an unknown job key, `init` refusing
-     to overwrite
-  3  store error: the database could not be opened, migrated, read or written
+    0  success
+    1  the command ran and found problems: `lint` found problems, a job failed in `tick`
+    2  usage or input error: bad arguments, an invalid or missing configuration or
+       scheduler file, an invalid cron expression, time or zone, an unknown job key,
+       `init` refusing to overwrite
+    3  store error: the database could not be opened, migrated, read or written
+  130  `start` got a second SIGTERM/SIGINT while finishing its current tick
 
 Environment:
   KAAL_CONFIG  configuration file when --config is not given (default config/kaal.yml)
@@ -54,11 +55,20 @@ enum Command {
     /// and `tick` do it themselves for SQLite)
     #[command(after_help = EXIT_CODES)]
     Migrate,
-    /// Run the scheduler: apply the scheduler file, recover missed fire times, then tick until
-    /// SIGTERM or SIGINT (which finish the current tick and exit 0)
+    /// Run the scheduler until SIGTERM or SIGINT
+    ///
+    /// Applies the scheduler file (stores its jobs in the database and binds their commands),
+    /// prints a summary, runs missed-run recovery over recovery_window, then ticks every
+    /// tick_interval. SIGTERM or SIGINT finishes the current tick and exits 0; a second signal
+    /// exits 130 at once. An SQLite database is created and migrated automatically.
     #[command(after_help = EXIT_CODES)]
     Start,
     /// Run one tick at an instant (default now) and print what it dispatched
+    ///
+    /// Applies the scheduler file like `start`, then dispatches the fire times due at the
+    /// instant (those within window_lookback before it) that no node has dispatched yet.
+    /// Exits 1 when a job failed. Several ticks at once on one database run each fire time
+    /// once.
     #[command(after_help = EXIT_CODES)]
     Tick(TickArgs),
     /// Show the configuration and the stored job definitions

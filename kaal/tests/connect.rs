@@ -1,0 +1,66 @@
+//! `kaal::connect` through the library: URLs pick backends, features are named.
+#![allow(clippy::unwrap_used)]
+
+use kaal::chrono::{TimeZone, Utc};
+use kaal::{connect, Backend, Config, ConnectError, Fire, Kaal};
+
+#[test]
+fn memory_urls_give_an_in_process_store_with_registries() {
+    let store = connect("memory:").unwrap();
+    assert_eq!(store.backend(), Backend::Memory);
+    store.run_migrations().unwrap();
+    assert!(store.adapter().definition_registry().is_some());
+}
+
+#[test]
+fn server_urls_without_their_feature_name_the_feature_and_hide_the_password() {
+    for (url, feature) in [
+        ("postgres://kaal:pw@db/kaal", "postgres"),
+        ("postgresql://db/kaal", "postgres"),
+        ("mysql://root:pw@db/kaal", "mysql"),
+    ] {
+        let err = connect(url).unwrap_err();
+        assert!(matches!(err, ConnectError::FeatureDisabled { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("enable the `{feature}` feature")),
+            "{text}"
+        );
+        assert!(!text.contains(":pw@"), "{text}");
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_plain_path_opens_sqlite_creating_missing_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dirs/kaal.db");
+    let store = connect(path.to_str().unwrap()).unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    store.run_migrations().unwrap();
+    store.run_migrations().unwrap();
+
+    let kaal = Kaal::new(Config::default(), store.adapter()).unwrap();
+    kaal.register(
+        "hello",
+        "* * * * *",
+        |_: &Fire| Ok::<(), std::io::Error>(()),
+    )
+    .unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
+    assert_eq!(kaal.tick_at(at).dispatched.len(), 2);
+
+    // A second process's view: the same file, a fresh node, nothing left to dispatch.
+    let again = connect(&format!("sqlite://{}", path.display())).unwrap();
+    let other = Kaal::new(Config::default(), again.adapter()).unwrap();
+    other
+        .register(
+            "hello",
+            "* * * * *",
+            |_: &Fire| Ok::<(), std::io::Error>(()),
+        )
+        .unwrap();
+    let report = other.tick_at(at);
+    assert!(report.dispatched.is_empty());
+    assert_eq!(report.already_dispatched.len(), 2);
+}
