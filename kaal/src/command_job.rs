@@ -5,13 +5,18 @@
 //!   `sh -c STRING`. Placeholders are filled in first.
 //! * The process inherits kaal's environment plus `KAAL_KEY`, `KAAL_FIRE_TIME` (RFC 3339,
 //!   UTC), `KAAL_FIRE_TIME_UNIX` and `KAAL_IDEMPOTENCY_KEY`, then the job's `env`.
-//! * A relative `working_dir` is relative to kaal's working directory. stdin is empty.
+//! * A relative `working_dir` is relative to kaal's working directory. A `command` program
+//!   given as a relative path with a `/` (`bin/report`) is ambiguous once `working_dir` is
+//!   set (Rust leaves it to the platform); use an absolute path, a program on `PATH`, or
+//!   `shell:`. stdin is empty.
 //! * Each line the process writes is logged with the job key in front: stdout at `info`,
 //!   stderr at `warn` (log target `kaal::job`).
 //! * Exit status 0 is success (the fire time stays `dispatched`). A non-zero status, death by
 //!   a signal, a failure to start or a timeout is an error, which the coordinator logs and
 //!   records as `failed`. On timeout the process's whole process group (the job runs in its
-//!   own) is killed with `SIGKILL`, so `sh -c` children die with it.
+//!   own) is killed with `SIGKILL`, so `sh -c` children die with it. Being in its own group
+//!   also means a Ctrl-C in kaal's terminal does not reach the job: `kaal start` lets the
+//!   running job finish with its tick.
 //! * The job runs on the ticking thread: the next fire time of any job waits for it. Give
 //!   long jobs a `timeout`, or start them in the background from the command.
 

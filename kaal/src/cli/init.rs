@@ -92,7 +92,7 @@ defaults:
 #   time_zone: UTC                    # IANA zone the cron expressions are read in
 #   enable_log_dispatch_registry: true
 #   enable_dispatch_recovery: true    # on start, dispatch what was missed while down
-#   recovery_window: 86400
+#   recovery_window: 86400            # how far back recovery looks, also on a new job's first start
 #   recovery_startup_jitter: 5
 #   scheduler_config_path: kaal-scheduler.yml   # relative to this file's directory
 #   scheduler_conflict_policy: error  # or code_wins, file_wins (jobs also registered in code)
