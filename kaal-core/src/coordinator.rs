@@ -180,6 +180,10 @@ impl Coordinator {
     /// Runs missed-run recovery at `now`: every fire time in `[now - recovery_window, now]`
     /// not yet dispatched is claimed and dispatched once. Does nothing when
     /// `enable_dispatch_recovery` is off.
+    ///
+    /// A job is recovered only from when it was first known — its stored definition's
+    /// `created_at`, or its earliest fire time in the dispatch log if that is older — so a
+    /// job added today does not run for every fire time of the last day on its first start.
     pub fn recover_at(&self, now: DateTime<Utc>) -> TickReport {
         if !self.inner.config.enable_dispatch_recovery {
             return TickReport::default();
@@ -331,7 +335,14 @@ impl Inner {
             let mut schedule = lock(&self.schedule);
             self.refresh(&mut schedule, now);
             if let Some(from) = recover_from {
-                schedule.rewind_all(from, self.tz);
+                let log = self
+                    .adapter
+                    .dispatch_registry()
+                    .filter(|_| self.logging.enabled);
+                schedule.rewind_for_recovery(from, self.tz, |key| {
+                    let records = log?.find_by_key(key).ok()?;
+                    records.last().map(|record| record.fire_time)
+                });
             }
             let catch_up = if self.config.enable_dispatch_recovery
                 && self.config.enable_log_dispatch_registry

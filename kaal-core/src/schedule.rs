@@ -21,6 +21,8 @@ pub(crate) struct Job {
     pub cron: Arc<CronExpr>,
     pub callback: Callback,
     pub enabled: bool,
+    /// When the stored definition was first written (`None` without a definition store).
+    pub created_at: Option<DateTime<Utc>>,
     /// Earliest fire time not yet settled by this node; `None` when the cron never fires again.
     pub next_due: Option<DateTime<Utc>>,
 }
@@ -68,15 +70,15 @@ impl Schedule {
             .map(|defs| defs.iter().map(|d| (d.key.as_str(), d)).collect());
         let mut jobs = Vec::with_capacity(entries.len());
         for entry in entries {
-            let (cron, enabled) = match &stored {
-                None => (entry.cron.clone(), true),
+            let (cron, enabled, created_at) = match &stored {
+                None => (entry.cron.clone(), true, None),
                 Some(stored) => match stored.get(entry.key.as_str()) {
                     None => continue,
                     Some(def) if def.cron == entry.cron.as_str() => {
-                        (entry.cron.clone(), def.enabled)
+                        (entry.cron.clone(), def.enabled, Some(def.created_at))
                     }
                     Some(def) => match self.parse_stored(&def.cron) {
-                        Some(cron) => (cron, def.enabled),
+                        Some(cron) => (cron, def.enabled, Some(def.created_at)),
                         None => continue,
                     },
                 },
@@ -90,6 +92,7 @@ impl Schedule {
                 cron,
                 callback: entry.callback,
                 enabled,
+                created_at,
                 next_due,
             });
         }
@@ -125,11 +128,32 @@ impl Schedule {
             .any(|job| job.next_due.is_some_and(|t| t <= now))
     }
 
-    /// Moves every enabled job back to its first fire time at or after `from`
-    /// (missed-run recovery).
-    pub fn rewind_all(&mut self, from: DateTime<Utc>, tz: Tz) {
+    /// Moves every enabled job back to its first fire time at or after `from` (missed-run
+    /// recovery) — but never before the job was first known: a fire time that fell before
+    /// the job was defined was never missed. `first_dispatch(key)` answers the earliest fire
+    /// time the dispatch log holds for a key; it is asked only for jobs defined after `from`.
+    /// A job known neither by definition nor by log is not rewound.
+    pub fn rewind_for_recovery(
+        &mut self,
+        from: DateTime<Utc>,
+        tz: Tz,
+        first_dispatch: impl Fn(&str) -> Option<DateTime<Utc>>,
+    ) {
         for job in self.jobs.iter_mut().filter(|job| job.enabled) {
-            job.next_due = first_at_or_after(&job.cron, from, tz);
+            let known_since = match job.created_at {
+                Some(created) if created <= from => Some(created),
+                created => match (created, first_dispatch(&job.key)) {
+                    (Some(c), Some(d)) => Some(c.min(d)),
+                    (c, d) => c.or(d),
+                },
+            };
+            if let Some(since) = known_since {
+                if let Some(first) = first_at_or_after(&job.cron, since.max(from), tz) {
+                    if job.next_due.is_none_or(|next| first < next) {
+                        job.next_due = Some(first);
+                    }
+                }
+            }
         }
     }
 

@@ -370,3 +370,50 @@ fn an_unparsable_stored_definition_is_skipped_and_the_others_still_run() {
         ]
     );
 }
+
+#[test]
+fn recovery_starts_no_earlier_than_when_the_job_was_defined() {
+    let clock = Arc::new(ManualClock::new(t(1, 0, 0)));
+    let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let config = Config {
+        recovery_window: StdDuration::from_secs(4 * 3600),
+        ..config()
+    };
+    // "old" was defined at 01:00 and never ran (the fleet was down); "new" is defined at 04:00.
+    let (old_node, _old_rx) = node(config.clone(), &adapter, &clock, &[("old", "*/30 * * * *")]);
+    drop(old_node);
+    clock.set(t(4, 0, 10));
+    let (kaal, rx) = node(
+        config,
+        &adapter,
+        &clock,
+        &[("old", "*/30 * * * *"), ("new", "* * * * *")],
+    );
+    let report = kaal.recover_at(t(4, 0, 10));
+    assert!(report.errors.is_empty());
+    let fires: Vec<(String, DateTime<Utc>)> = rx.try_iter().map(|f| (f.key, f.fire_time)).collect();
+    let old: Vec<_> = fires
+        .iter()
+        .filter(|(k, _)| k == "old")
+        .map(|(_, t)| *t)
+        .collect();
+    let new: Vec<_> = fires
+        .iter()
+        .filter(|(k, _)| k == "new")
+        .map(|(_, t)| *t)
+        .collect();
+    assert_eq!(
+        old,
+        (0..7)
+            .map(|i| t(1, 0, 0) + Duration::minutes(30 * i))
+            .collect::<Vec<_>>(),
+        "a defined job's missed fire times are recovered"
+    );
+    // Only the regular lookback window (2 minutes) applies to a new job, not the 4-hour
+    // recovery window.
+    assert_eq!(
+        new,
+        [t(3, 59, 0), t(4, 0, 0)],
+        "a new job must not replay the recovery window"
+    );
+}
