@@ -1,0 +1,313 @@
+//! Opening SQLite files: bad input is refused with a clear error and left untouched; tables
+//! the Ruby gem created are accepted; migrations are idempotent, also when raced.
+
+mod common;
+
+use std::fs;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use common::{exec_file, text, TempDb};
+use kaal_core::{Adapter, DefinitionRegistry, DispatchRegistry, DispatchStatus};
+use kaal_diesel_sqlite::{OpenError, SqliteStore, TableShape};
+
+const TTL: Duration = Duration::from_secs(60);
+
+/// The tables as the Ruby gem's current ActiveRecord migrations create them on SQLite.
+const RUBY_GEM_TABLES: &str = r#"
+CREATE TABLE "kaal_dispatches" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "key" varchar NOT NULL, "fire_time" datetime(6) NOT NULL, "dispatched_at" datetime(6) NOT NULL, "node_id" varchar NOT NULL, "status" varchar(50) DEFAULT 'dispatched' NOT NULL);
+CREATE UNIQUE INDEX "index_kaal_dispatches_on_key_and_fire_time" ON "kaal_dispatches" ("key", "fire_time");
+CREATE INDEX "index_kaal_dispatches_on_key" ON "kaal_dispatches" ("key");
+CREATE TABLE "kaal_locks" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "key" varchar NOT NULL, "acquired_at" datetime(6) NOT NULL, "expires_at" datetime(6) NOT NULL);
+CREATE UNIQUE INDEX "index_kaal_locks_on_key" ON "kaal_locks" ("key");
+CREATE INDEX "index_kaal_locks_on_expires_at" ON "kaal_locks" ("expires_at");
+CREATE TABLE "kaal_definitions" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "key" varchar NOT NULL, "cron" varchar NOT NULL, "enabled" boolean DEFAULT 1 NOT NULL, "source" varchar NOT NULL, "metadata" text DEFAULT '{}' NOT NULL, "disabled_at" datetime(6), "created_at" datetime(6) NOT NULL, "updated_at" datetime(6) NOT NULL);
+CREATE UNIQUE INDEX "index_kaal_definitions_on_key" ON "kaal_definitions" ("key");
+"#;
+
+fn schema_sql(store: &SqliteStore) -> String {
+    text(
+        store,
+        "SELECT group_concat(sql, ';') AS value FROM (SELECT sql FROM sqlite_master WHERE name LIKE 'kaal%' ORDER BY name)",
+    )
+}
+
+#[test]
+fn a_path_in_a_missing_directory_is_refused_and_nothing_is_created() {
+    let db = TempDb::empty();
+    let missing = db.dir.path().join("no-such-dir");
+    let path = missing.join("kaal.db");
+    let err = SqliteStore::open(path.to_str().unwrap()).unwrap_err();
+    assert!(matches!(err, OpenError::MissingDirectory { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&*path.to_string_lossy()), "{message}");
+    assert!(message.contains("no-such-dir does not exist"), "{message}");
+    assert!(!missing.exists(), "the directory was created");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_and_left_untouched() {
+    let db = TempDb::empty();
+    let content = "name,schedule\nreport,0 * * * *\n".repeat(20);
+    fs::write(&db.path, &content).unwrap();
+    let err = SqliteStore::open(db.locator()).unwrap_err();
+    assert!(matches!(err, OpenError::NotADatabase { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(db.locator()), "{message}");
+    assert!(message.contains("not a SQLite database"), "{message}");
+    assert_eq!(fs::read_to_string(&db.path).unwrap(), content);
+    let siblings: Vec<_> = fs::read_dir(db.dir.path()).unwrap().collect();
+    assert_eq!(
+        siblings.len(),
+        1,
+        "journal files were created next to the file"
+    );
+
+    fs::write(&db.path, "tiny").unwrap();
+    let err = SqliteStore::open(db.locator()).unwrap_err().to_string();
+    assert!(err.contains("shorter than a SQLite header"), "{err}");
+
+    let err = SqliteStore::open(db.dir.path().to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("it is a directory"), "{err}");
+}
+
+#[test]
+fn kaal_tables_of_the_wrong_shape_are_refused_without_changing_the_file() {
+    let db = TempDb::empty();
+    exec_file(
+        &db.path,
+        r#"CREATE TABLE kaal_locks (id INTEGER PRIMARY KEY, "key" TEXT NOT NULL UNIQUE, acquired_at TEXT NOT NULL);
+           INSERT INTO kaal_locks ("key", acquired_at) VALUES ('kept', '2026-01-01 00:00:00');"#,
+    );
+    let err = SqliteStore::open(db.locator()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::SchemaMismatch {
+                table: "kaal_locks",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains(db.locator()), "{message}");
+    assert!(message.contains("expires_at"), "{message}");
+
+    let raw = diesel_tables(&db.path);
+    assert_eq!(raw, ["kaal_locks"], "tables were created or dropped");
+}
+
+fn diesel_tables(path: &std::path::Path) -> Vec<String> {
+    use diesel::{Connection, QueryableByName, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let mut conn = diesel::SqliteConnection::establish(path.to_str().expect("UTF-8 path"))
+        .expect("cannot open the file");
+    diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .load::<Name>(&mut conn)
+        .expect("cannot list tables")
+        .into_iter()
+        .map(|n| n.name)
+        .collect()
+}
+
+#[test]
+fn tables_created_by_the_ruby_gem_are_accepted_as_they_are() {
+    let db = TempDb::empty();
+    exec_file(&db.path, RUBY_GEM_TABLES);
+    exec_file(
+        &db.path,
+        r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at)
+             VALUES ('ruby-held', strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now', '+60 seconds'));
+           INSERT INTO kaal_dispatches ("key", fire_time, dispatched_at, node_id)
+             VALUES ('report', '2026-01-01 00:00:00', '2026-01-01 00:00:00.123456', 'ruby-node');
+           INSERT INTO kaal_definitions ("key", cron, source, metadata, created_at, updated_at)
+             VALUES ('report', '0 * * * *', 'file', '{"command":"rake report"}', '2025-12-31 23:00:00.5', '2025-12-31 23:00:00.5');"#,
+    );
+    let store = SqliteStore::open(db.locator()).unwrap();
+    let before = schema_sql(&store);
+    let applied = store.run_migrations().unwrap();
+    assert_eq!(applied.len(), 1);
+    assert_eq!(schema_sql(&store), before, "the gem's tables were altered");
+    assert_eq!(store.verify_schema().unwrap(), TableShape::default());
+
+    assert!(!store.acquire("ruby-held", TTL).unwrap());
+    assert!(store.acquire("rust", TTL).unwrap());
+    assert_eq!(
+        store
+            .acquire_many(&["rust".into(), "rust-2".into()], TTL)
+            .unwrap(),
+        [false, true]
+    );
+    let jan1 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    assert!(store.dispatched("report", jan1).unwrap());
+    store
+        .log_dispatch(
+            "report",
+            jan1 + chrono::Duration::minutes(1),
+            "rust-node",
+            DispatchStatus::Dispatched,
+        )
+        .unwrap();
+    assert_eq!(store.find_by_key("report").unwrap().len(), 2);
+    let definition = store.find_definition("report").unwrap().unwrap();
+    assert_eq!(definition.metadata["command"], "rake report");
+    assert_eq!(definition.created_at.timestamp_subsec_millis(), 500);
+    assert!(store
+        .disable_definition("report")
+        .unwrap()
+        .unwrap()
+        .disabled_at
+        .is_some());
+}
+
+#[test]
+fn older_gem_tables_with_required_timestamps_get_them_written() {
+    let db = TempDb::empty();
+    let with_timestamps = RUBY_GEM_TABLES
+        .replace(
+            r#""expires_at" datetime(6) NOT NULL)"#,
+            r#""expires_at" datetime(6) NOT NULL, "created_at" datetime(6) NOT NULL, "updated_at" datetime(6) NOT NULL)"#,
+        )
+        .replace(
+            r#"DEFAULT 'dispatched' NOT NULL)"#,
+            r#"DEFAULT 'dispatched' NOT NULL, "created_at" datetime(6) NOT NULL, "updated_at" datetime(6) NOT NULL)"#,
+        );
+    assert_ne!(with_timestamps, RUBY_GEM_TABLES);
+    exec_file(&db.path, &with_timestamps);
+    let store = SqliteStore::open(db.locator()).unwrap();
+    store.run_migrations().unwrap();
+    assert_eq!(
+        store.verify_schema().unwrap(),
+        TableShape {
+            lock_timestamps: true,
+            dispatch_timestamps: true
+        }
+    );
+    assert!(store.acquire("a", TTL).unwrap());
+    assert_eq!(store.acquire_many(&["b".into()], TTL).unwrap(), [true]);
+    store
+        .log_dispatch("job", Utc::now(), "n", DispatchStatus::Dispatched)
+        .unwrap();
+    store
+        .log_dispatches(&[("job".into(), Utc::now())], "n", DispatchStatus::Failed)
+        .unwrap();
+    assert_eq!(
+        text(&store, "SELECT count(*) AS value FROM kaal_locks WHERE created_at IS NOT NULL AND updated_at IS NOT NULL"),
+        "2"
+    );
+    assert_eq!(
+        text(
+            &store,
+            "SELECT count(*) AS value FROM kaal_dispatches WHERE created_at IS NOT NULL"
+        ),
+        "2"
+    );
+}
+
+#[test]
+fn a_missing_unique_index_is_reported_and_the_migrations_add_it() {
+    let db = TempDb::empty();
+    exec_file(
+        &db.path,
+        &RUBY_GEM_TABLES.replace(
+            r#"CREATE UNIQUE INDEX "index_kaal_locks_on_key" ON "kaal_locks" ("key");"#,
+            "",
+        ),
+    );
+    let store = SqliteStore::open(db.locator()).unwrap();
+    let err = store.acquire("k", TTL).unwrap_err().to_string();
+    assert!(err.starts_with("SQLite acquire failed for k: "), "{err}");
+    assert!(err.contains("no unique index on (key)"), "{err}");
+    let err = store.verify_schema().unwrap_err().to_string();
+    assert!(
+        err.contains("table kaal_locks does not have the shape"),
+        "{err}"
+    );
+
+    store.run_migrations().unwrap();
+    let fresh = SqliteStore::open(db.locator()).unwrap();
+    assert!(fresh.acquire("k", TTL).unwrap());
+}
+
+#[test]
+fn migrations_run_once_and_tolerate_racing_processes() {
+    let db = TempDb::empty();
+    let locator = db.locator().to_string();
+    let barrier = Arc::new(Barrier::new(6));
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let (locator, barrier) = (locator.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let store = SqliteStore::open(&locator).expect("open failed");
+                barrier.wait();
+                store.run_migrations().expect("migration failed").len()
+            })
+        })
+        .collect();
+    let applied: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(applied, 1, "exactly one runner applies the migration");
+    let store = db.open();
+    assert!(store.run_migrations().unwrap().is_empty());
+    assert_eq!(
+        store.verify_schema().unwrap(),
+        TableShape {
+            lock_timestamps: true,
+            dispatch_timestamps: true
+        }
+    );
+}
+
+#[test]
+fn an_unmigrated_database_says_to_run_the_migrations() {
+    let db = TempDb::empty();
+    let store = db.open();
+    let err = store.verify_schema().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::MissingTable {
+                table: "kaal_locks",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("run the migrations"), "{err}");
+    let err = store.find_by_key("x").unwrap_err().to_string();
+    assert!(err.starts_with("SQLite find_by_key(x) failed: "), "{err}");
+}
+
+#[test]
+fn urls_and_wal_mode() {
+    let db = TempDb::migrated();
+    let store = SqliteStore::open(&format!("sqlite://{}", db.locator())).unwrap();
+    assert_eq!(store.locator(), db.locator());
+    let pragma = |name: &str| {
+        text(
+            &store,
+            &format!("SELECT CAST({name} AS TEXT) AS value FROM pragma_{name}"),
+        )
+    };
+    assert_eq!(pragma("journal_mode"), "wal");
+    assert_eq!(pragma("synchronous"), "2", "FULL is 2");
+    assert_eq!(
+        text(
+            &store,
+            "SELECT CAST(timeout AS TEXT) AS value FROM pragma_busy_timeout"
+        ),
+        "5000"
+    );
+    assert!(store.acquire("k", TTL).unwrap());
+    let err = SqliteStore::open("postgres://db/kaal")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not SQLite"), "{err}");
+}

@@ -1,0 +1,119 @@
+//! [`Dialect`]: what a database-specific backend crate supplies to the shared store.
+
+use std::error::Error as StdError;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
+use diesel::result::Error;
+use diesel::QueryResult;
+use kaal_core::DispatchStatus;
+
+use crate::error::OpenError;
+use crate::queries::SharedQueries;
+use crate::store::TableShape;
+use crate::time::DbTime;
+
+/// The pool a [`DieselStore`](crate::DieselStore) runs on.
+pub type ConnectionPool<D> = Pool<ConnectionManager<<D as Dialect>::Connection>>;
+
+/// The SQL that differs between databases, and how to connect to one.
+///
+/// A backend crate implements `Dialect` on a marker type and gets a complete store —
+/// [`Adapter`](kaal_core::Adapter), [`DispatchRegistry`](kaal_core::DispatchRegistry) and
+/// [`DefinitionRegistry`](kaal_core::DefinitionRegistry) — as
+/// [`DieselStore<ItsDialect>`](crate::DieselStore). Everything that is the same SQL everywhere
+/// comes from [`SharedQueries`]; error mapping, definition rules, schema checks, migrations
+/// plumbing and pooling come from this crate.
+///
+/// Lease statements must let the **database's clock** decide expiry (compare `expires_at`
+/// with the database's current time, never with a time computed on the node), so a node
+/// whose clock is skewed can neither steal a live lease nor keep one past its ttl.
+pub trait Dialect: Sized + Send + Sync + 'static {
+    /// The Diesel connection.
+    type Connection: SharedQueries + R2D2Connection + Send + 'static;
+    /// Connection settings (pool size, timeouts, durability...), with sensible defaults.
+    type Options: Default + Clone + Debug + Send + Sync;
+    /// The backend's name in messages: `SQLite`, `PostgreSQL`, `MySQL`.
+    const NAME: &'static str;
+
+    /// Opens a pool on `locator` (a path or URL), checking what can be checked before
+    /// anything is written. Returns the pool and the locator as it should appear in messages
+    /// (with any password hidden).
+    fn connect(
+        locator: &str,
+        options: &Self::Options,
+    ) -> Result<(ConnectionPool<Self>, String), OpenError>;
+
+    /// Runs `f` in a transaction that takes the write lock at its start where the database
+    /// distinguishes (SQLite: `BEGIN IMMEDIATE`), so read-then-write sequences cannot be
+    /// interleaved or fail half-way on a lock upgrade.
+    fn write_transaction<T, E, F>(conn: &mut Self::Connection, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self::Connection) -> Result<T, E>,
+        E: From<Error>;
+
+    /// Whether `error` means "another writer holds the row or the database" (a unique
+    /// violation, SQLite's busy/locked, a deadlock or lock-wait timeout...): an acquire that
+    /// fails so reports "not acquired" instead of an error.
+    fn is_contention(error: &Error) -> bool;
+
+    /// Whether `table` exists in the database the connection uses.
+    fn table_exists(conn: &mut Self::Connection, table: &str) -> QueryResult<bool>;
+
+    /// Runs the backend's embedded migrations that have not run yet; returns the versions
+    /// applied. Must be idempotent and safe when several processes run it at once.
+    fn run_migrations(
+        conn: &mut Self::Connection,
+    ) -> Result<Vec<String>, Box<dyn StdError + Send + Sync>>;
+
+    /// Extra schema checks beyond the columns (e.g. that the unique indexes the upserts rely
+    /// on exist). `Err` carries the table at fault and the cause. The default checks nothing.
+    fn check_statements(
+        conn: &mut Self::Connection,
+        shape: TableShape,
+    ) -> Result<(), (&'static str, Error)> {
+        let _ = (conn, shape);
+        Ok(())
+    }
+
+    /// Takes `key` for `ttl` if it is free or its lease has expired (by the database's
+    /// clock); returns whether it did.
+    fn claim(
+        conn: &mut Self::Connection,
+        key: &str,
+        ttl: Duration,
+        shape: TableShape,
+    ) -> QueryResult<bool>;
+
+    /// [`claim`](Dialect::claim) for every key of `keys` (no duplicates) in as few
+    /// statements as the database allows; element `i` says whether `keys[i]` was taken.
+    fn claim_many(
+        conn: &mut Self::Connection,
+        keys: &[String],
+        ttl: Duration,
+        shape: TableShape,
+    ) -> QueryResult<Vec<bool>>;
+
+    /// Deletes the lease of `key`; returns whether a lease that had not expired (by the
+    /// database's clock) was deleted.
+    fn release(conn: &mut Self::Connection, key: &str) -> QueryResult<bool>;
+
+    /// Records `(key, fire_time)` of every pair as dispatched by `node_id` with `status` at
+    /// `dispatched_at`, overwriting existing records of the same pair (upsert).
+    fn upsert_dispatches(
+        conn: &mut Self::Connection,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+        status: DispatchStatus,
+        dispatched_at: DbTime,
+        shape: TableShape,
+    ) -> QueryResult<()>;
+
+    /// Element `i` says whether `pairs[i]` has a dispatch record.
+    fn dispatched_many(
+        conn: &mut Self::Connection,
+        pairs: &[(String, DateTime<Utc>)],
+    ) -> QueryResult<Vec<bool>>;
+}

@@ -1,0 +1,93 @@
+//! Leases: [`Adapter`] for [`DieselStore`], on the `kaal_locks` table.
+//!
+//! The seed's algorithm (insert the lease row; if the key exists, take the row over only if
+//! its lease has expired) as the dialect's one statement per attempt, with the database's
+//! clock deciding expiry. Contention — the key is held, or the database reports the row or
+//! file locked — is `Ok(false)`; every other failure is a [`LockError`] naming the backend,
+//! the operation, the key and the cause.
+
+use std::time::Duration;
+
+use kaal_core::{Adapter, DefinitionRegistry, DispatchRegistry, LockError};
+
+use crate::dialect::Dialect;
+use crate::error::error_chain;
+use crate::store::DieselStore;
+
+impl<D: Dialect> DieselStore<D> {
+    fn lock_error(&self, operation: &str, key: &str, cause: impl ToString) -> LockError {
+        LockError::new(D::NAME, operation, key, cause)
+    }
+}
+
+impl<D: Dialect> Adapter for DieselStore<D> {
+    fn acquire(&self, key: &str, ttl: Duration) -> Result<bool, LockError> {
+        let mut conn = self
+            .checkout()
+            .map_err(|cause| self.lock_error("acquire", key, cause))?;
+        let shape = self
+            .shape_on(&mut conn)
+            .map_err(|cause| self.lock_error("acquire", key, cause))?;
+        match D::claim(&mut conn, key, ttl, shape) {
+            Ok(acquired) => {
+                if !acquired {
+                    log::debug!("{} lease {key} is held by another holder", D::NAME);
+                }
+                Ok(acquired)
+            }
+            Err(err) if D::is_contention(&err) => {
+                log::debug!("{} lease {key} not acquired: {err}", D::NAME);
+                Ok(false)
+            }
+            Err(err) => Err(self.lock_error("acquire", key, error_chain(&err))),
+        }
+    }
+
+    fn release(&self, key: &str) -> Result<bool, LockError> {
+        let mut conn = self
+            .checkout()
+            .map_err(|cause| self.lock_error("release", key, cause))?;
+        D::release(&mut conn, key).map_err(|err| self.lock_error("release", key, error_chain(&err)))
+    }
+
+    fn acquire_many(&self, keys: &[String], ttl: Duration) -> Result<Vec<bool>, LockError> {
+        let Some(first) = keys.first() else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self
+            .checkout()
+            .map_err(|cause| self.lock_error("batch acquire", first, cause))?;
+        let shape = self
+            .shape_on(&mut conn)
+            .map_err(|cause| self.lock_error("batch acquire", first, cause))?;
+        match D::claim_many(&mut conn, keys, ttl, shape) {
+            Ok(acquired) if acquired.len() == keys.len() => Ok(acquired),
+            Ok(acquired) => Err(self.lock_error(
+                "batch acquire",
+                first,
+                format!("{} answers for {} keys", acquired.len(), keys.len()),
+            )),
+            Err(err) if D::is_contention(&err) => {
+                log::debug!(
+                    "{} batch of {} leases not acquired: {err}",
+                    D::NAME,
+                    keys.len()
+                );
+                Ok(vec![false; keys.len()])
+            }
+            Err(err) => Err(self.lock_error("batch acquire", first, error_chain(&err))),
+        }
+    }
+
+    fn dispatch_registry(&self) -> Option<&dyn DispatchRegistry> {
+        Some(self)
+    }
+
+    fn definition_registry(&self) -> Option<&dyn DefinitionRegistry> {
+        Some(self)
+    }
+
+    fn name(&self) -> &str {
+        D::NAME
+    }
+}

@@ -1,0 +1,79 @@
+//! What kaal's Diesel backends share, so that each backend crate adds only the SQL that
+//! differs for its database.
+//!
+//! # The claim model
+//!
+//! A lease is a row of `kaal_locks`. `acquire(key, ttl)` returning `true` means the caller's
+//! statement inserted the row, or took over a row whose `expires_at` had passed — **by the
+//! database's clock**: the statement itself compares `expires_at` with the database's current
+//! time and writes `expires_at = database now + ttl`. Nodes never compare times of their
+//! own, so a node whose clock is skewed can neither steal a live lease nor keep one past its
+//! ttl. Until `release` or the ttl, every other caller gets `false`; contention is never an
+//! error. What makes a restart safe is not the lease but the dispatch log (`kaal_dispatches`)
+//! the coordinator writes after each claim won: a fire time found there is not dispatched
+//! again.
+//!
+//! # The pieces
+//!
+//! * [`DieselStore<D>`](DieselStore) — the kaal tables of one database behind an r2d2 pool;
+//!   implements [`Adapter`](kaal_core::Adapter), [`DispatchRegistry`](kaal_core::DispatchRegistry)
+//!   and [`DefinitionRegistry`](kaal_core::DefinitionRegistry); opens, checks the tables'
+//!   shape and runs migrations.
+//! * [`Dialect`] — what a backend supplies: how to connect, its transactions, which errors
+//!   are contention, and the statements that differ (the lease upserts, the batch forms, the
+//!   dispatch upsert).
+//! * [`SharedQueries`] — the statements that are the same SQL everywhere (query builder).
+//! * [`schema`], [`DbTime`], [`Metadata`], [`DispatchRow`], [`DefinitionRow`] — one schema
+//!   for the three databases; only the encodings of the kaal timestamp and JSON column types
+//!   differ, selected by this crate's `sqlite` / `postgres` / `mysql` features.
+//! * [`definition_rules`] — `created_at` kept, `disabled_at` set / kept / cleared.
+//! * [`Statement`] — hand-written SQL with text parameters that Diesel still caches.
+//! * [`OpenError`], [`PoolOptions`] / [`build_pool`], [`run_pending`], [`chunks_within`],
+//!   [`redact_password`].
+//!
+//! # Adding a backend
+//!
+//! A crate `kaal-diesel-foo` depends on this crate with feature `foo`, defines a marker type
+//! and implements [`Dialect`] for it — connection type, [`Dialect::connect`] (parse the URL,
+//! build the pool with [`build_pool`]), its write transaction, its contention errors, its
+//! migrations (with `diesel_migrations::embed_migrations!` and [`run_pending`]) and the lease
+//! and dispatch statements (usually [`Statement`]s). Its store is then
+//! `pub type FooStore = DieselStore<FooDialect>;`, opened with `FooStore::open(url)`.
+//!
+//! # Dependencies
+//!
+//! `diesel` (query builder, r2d2 pools, chrono), `diesel_migrations` (the harness the
+//! backends' embedded migrations run through), `chrono`, `serde_json` (metadata), `thiserror`
+//! ([`OpenError`]), `log` (diagnostics), `kaal-core` (the traits implemented here).
+#![deny(missing_docs)]
+
+mod batch;
+pub mod definition_rules;
+mod definitions;
+mod dialect;
+mod dispatch_log;
+mod error;
+mod lease;
+mod locator;
+mod metadata;
+mod migrations;
+mod pool;
+mod queries;
+mod rows;
+pub mod schema;
+mod statement;
+mod store;
+mod time;
+
+pub use batch::chunks_within;
+pub use dialect::{ConnectionPool, Dialect};
+pub use error::{error_chain, OpenError};
+pub use locator::{redact_password, scheme};
+pub use metadata::Metadata;
+pub use migrations::run_pending;
+pub use pool::{build_pool, PoolOptions};
+pub use queries::{columns, SharedQueries};
+pub use rows::{DefinitionRow, DispatchRow};
+pub use statement::Statement;
+pub use store::{DieselStore, StoreConnection, TableShape};
+pub use time::DbTime;

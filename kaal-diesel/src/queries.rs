@@ -1,0 +1,323 @@
+//! [`SharedQueries`]: the statements that are the same SQL on every database, written once
+//! with Diesel's query builder.
+//!
+//! The trait is implemented for every Diesel connection that can run these queries (a
+//! blanket impl whose bounds name each query's type), so a backend gets them by choosing its
+//! connection type; what differs per database lives in [`Dialect`](crate::Dialect).
+
+use diesel::dsl::auto_type;
+use diesel::prelude::*;
+use diesel::query_dsl::methods::{ExecuteDsl, LoadQuery};
+
+use crate::rows::{DefinitionRow, DispatchRow};
+use crate::schema::{kaal_definitions, kaal_dispatches, kaal_locks};
+use crate::time::DbTime;
+
+/// The columns the store reads and writes in each table (the error messages list them).
+pub mod columns {
+    /// Columns of `kaal_locks` every statement needs.
+    pub const LOCKS: &str = "key, acquired_at, expires_at";
+    /// Columns of `kaal_dispatches` every statement needs.
+    pub const DISPATCHES: &str = "key, fire_time, dispatched_at, node_id, status";
+    /// Columns of `kaal_definitions` every statement needs.
+    pub const DEFINITIONS: &str =
+        "key, cron, enabled, source, metadata, disabled_at, created_at, updated_at";
+}
+
+#[auto_type]
+fn lock_columns() -> _ {
+    kaal_locks::table
+        .select((
+            kaal_locks::key,
+            kaal_locks::acquired_at,
+            kaal_locks::expires_at,
+        ))
+        .limit(0_i64)
+}
+
+#[auto_type]
+fn lock_timestamp_columns() -> _ {
+    kaal_locks::table
+        .select((kaal_locks::created_at, kaal_locks::updated_at))
+        .limit(0_i64)
+}
+
+#[auto_type]
+fn dispatch_timestamp_columns() -> _ {
+    kaal_dispatches::table
+        .select((kaal_dispatches::created_at, kaal_dispatches::updated_at))
+        .limit(0_i64)
+}
+
+/// The columns of a [`DispatchRow`], in its field order.
+#[auto_type]
+fn dispatch_row() -> _ {
+    (
+        kaal_dispatches::key,
+        kaal_dispatches::fire_time,
+        kaal_dispatches::dispatched_at,
+        kaal_dispatches::node_id,
+        kaal_dispatches::status,
+    )
+}
+
+/// The columns of a [`DefinitionRow`], in its field order.
+#[auto_type]
+fn definition_row() -> _ {
+    (
+        kaal_definitions::key,
+        kaal_definitions::cron,
+        kaal_definitions::enabled,
+        kaal_definitions::source,
+        kaal_definitions::metadata,
+        kaal_definitions::disabled_at,
+        kaal_definitions::created_at,
+        kaal_definitions::updated_at,
+    )
+}
+
+#[auto_type]
+fn dispatch_columns() -> _ {
+    kaal_dispatches::table.select(dispatch_row()).limit(0_i64)
+}
+
+#[auto_type]
+fn definition_columns() -> _ {
+    kaal_definitions::table
+        .select(definition_row())
+        .limit(0_i64)
+}
+
+#[auto_type]
+fn dispatch_by_key_and_time(key: String, fire_time: DbTime) -> _ {
+    kaal_dispatches::table
+        .filter(kaal_dispatches::key.eq(key))
+        .filter(kaal_dispatches::fire_time.eq(fire_time))
+        .select(dispatch_row())
+        .limit(1_i64)
+}
+
+#[auto_type]
+fn dispatches_by_key(key: String) -> _ {
+    kaal_dispatches::table
+        .filter(kaal_dispatches::key.eq(key))
+        .order((
+            kaal_dispatches::fire_time.desc(),
+            kaal_dispatches::key.asc(),
+        ))
+        .select(dispatch_row())
+}
+
+#[auto_type]
+fn dispatches_by_node(node_id: String) -> _ {
+    kaal_dispatches::table
+        .filter(kaal_dispatches::node_id.eq(node_id))
+        .order((
+            kaal_dispatches::fire_time.desc(),
+            kaal_dispatches::key.asc(),
+        ))
+        .select(dispatch_row())
+}
+
+#[auto_type]
+fn dispatches_by_status(status: String) -> _ {
+    kaal_dispatches::table
+        .filter(kaal_dispatches::status.eq(status))
+        .order((
+            kaal_dispatches::fire_time.desc(),
+            kaal_dispatches::key.asc(),
+        ))
+        .select(dispatch_row())
+}
+
+#[auto_type]
+fn dispatches_before(older_than: DbTime) -> _ {
+    diesel::dsl::delete(kaal_dispatches::table.filter(kaal_dispatches::fire_time.lt(older_than)))
+}
+
+#[auto_type]
+fn definition_by_key(key: String) -> _ {
+    kaal_definitions::table
+        .filter(kaal_definitions::key.eq(key))
+        .select(definition_row())
+        .limit(1_i64)
+}
+
+#[auto_type]
+fn definitions_by_key() -> _ {
+    kaal_definitions::table
+        .order(kaal_definitions::key.asc())
+        .select(definition_row())
+}
+
+#[auto_type]
+fn enabled_definitions_by_key() -> _ {
+    kaal_definitions::table
+        .filter(kaal_definitions::enabled.eq(true))
+        .order(kaal_definitions::key.asc())
+        .select(definition_row())
+}
+
+#[auto_type]
+fn insert_definition(row: DefinitionRow) -> _ {
+    diesel::dsl::insert_into(kaal_definitions::table).values(row)
+}
+
+#[auto_type]
+fn update_definition(key: String, row: DefinitionRow) -> _ {
+    diesel::dsl::update(kaal_definitions::table.filter(kaal_definitions::key.eq(key))).set(row)
+}
+
+#[auto_type]
+fn delete_definition(key: String) -> _ {
+    diesel::dsl::delete(kaal_definitions::table.filter(kaal_definitions::key.eq(key)))
+}
+
+/// Statements that are the same SQL on every database: schema probes, dispatch-log reads
+/// and cleanup, and definition reads and writes.
+///
+/// Implemented for every connection type that can run them; a backend does not implement
+/// it by hand.
+pub trait SharedQueries: Connection {
+    /// Fails unless `kaal_locks` has the columns every lease statement uses.
+    fn probe_lock_columns(&mut self) -> QueryResult<()>;
+    /// Whether `kaal_locks` has `created_at` and `updated_at`.
+    fn has_lock_timestamps(&mut self) -> bool;
+    /// Fails unless `kaal_dispatches` has the columns the dispatch log uses.
+    fn probe_dispatch_columns(&mut self) -> QueryResult<()>;
+    /// Whether `kaal_dispatches` has `created_at` and `updated_at`.
+    fn has_dispatch_timestamps(&mut self) -> bool;
+    /// Fails unless `kaal_definitions` has the columns the definition store uses.
+    fn probe_definition_columns(&mut self) -> QueryResult<()>;
+
+    /// The dispatch of `key` at `fire_time`, if logged.
+    fn find_dispatch_row(
+        &mut self,
+        key: &str,
+        fire_time: DbTime,
+    ) -> QueryResult<Option<DispatchRow>>;
+    /// Dispatches of `key`, newest fire time first.
+    fn dispatch_rows_by_key(&mut self, key: &str) -> QueryResult<Vec<DispatchRow>>;
+    /// Dispatches by `node_id`, newest fire time first (then by key).
+    fn dispatch_rows_by_node(&mut self, node_id: &str) -> QueryResult<Vec<DispatchRow>>;
+    /// Dispatches with `status`, newest fire time first (then by key).
+    fn dispatch_rows_by_status(&mut self, status: &str) -> QueryResult<Vec<DispatchRow>>;
+    /// Deletes dispatches whose fire time is before `older_than`; returns how many.
+    fn delete_dispatches_before(&mut self, older_than: DbTime) -> QueryResult<usize>;
+
+    /// The definition of `key`, if stored.
+    fn find_definition_row(&mut self, key: &str) -> QueryResult<Option<DefinitionRow>>;
+    /// Every definition, by key.
+    fn definition_rows(&mut self) -> QueryResult<Vec<DefinitionRow>>;
+    /// Every enabled definition, by key.
+    fn enabled_definition_rows(&mut self) -> QueryResult<Vec<DefinitionRow>>;
+    /// Inserts `row` (its key must not be stored yet).
+    fn insert_definition_row(&mut self, row: &DefinitionRow) -> QueryResult<()>;
+    /// Overwrites the stored row of `row.key`.
+    fn update_definition_row(&mut self, row: &DefinitionRow) -> QueryResult<()>;
+    /// Deletes the definition of `key`; returns whether one was stored.
+    fn delete_definition_row(&mut self, key: &str) -> QueryResult<bool>;
+}
+
+impl<C> SharedQueries for C
+where
+    C: Connection,
+    lock_columns: LoadQuery<'static, C, (String, DbTime, DbTime)>,
+    lock_timestamp_columns: LoadQuery<'static, C, (DbTime, DbTime)>,
+    dispatch_timestamp_columns: LoadQuery<'static, C, (DbTime, DbTime)>,
+    dispatch_columns: LoadQuery<'static, C, DispatchRow>,
+    definition_columns: LoadQuery<'static, C, DefinitionRow>,
+    dispatch_by_key_and_time: LoadQuery<'static, C, DispatchRow>,
+    dispatches_by_key: LoadQuery<'static, C, DispatchRow>,
+    dispatches_by_node: LoadQuery<'static, C, DispatchRow>,
+    dispatches_by_status: LoadQuery<'static, C, DispatchRow>,
+    dispatches_before: ExecuteDsl<C>,
+    definition_by_key: LoadQuery<'static, C, DefinitionRow>,
+    definitions_by_key: LoadQuery<'static, C, DefinitionRow>,
+    enabled_definitions_by_key: LoadQuery<'static, C, DefinitionRow>,
+    insert_definition: ExecuteDsl<C>,
+    update_definition: ExecuteDsl<C>,
+    delete_definition: ExecuteDsl<C>,
+{
+    fn probe_lock_columns(&mut self) -> QueryResult<()> {
+        lock_columns()
+            .load::<(String, DbTime, DbTime)>(self)
+            .map(drop)
+    }
+
+    fn has_lock_timestamps(&mut self) -> bool {
+        lock_timestamp_columns()
+            .load::<(DbTime, DbTime)>(self)
+            .is_ok()
+    }
+
+    fn probe_dispatch_columns(&mut self) -> QueryResult<()> {
+        dispatch_columns().load::<DispatchRow>(self).map(drop)
+    }
+
+    fn has_dispatch_timestamps(&mut self) -> bool {
+        dispatch_timestamp_columns()
+            .load::<(DbTime, DbTime)>(self)
+            .is_ok()
+    }
+
+    fn probe_definition_columns(&mut self) -> QueryResult<()> {
+        definition_columns().load::<DefinitionRow>(self).map(drop)
+    }
+
+    fn find_dispatch_row(
+        &mut self,
+        key: &str,
+        fire_time: DbTime,
+    ) -> QueryResult<Option<DispatchRow>> {
+        dispatch_by_key_and_time(key.to_string(), fire_time)
+            .load::<DispatchRow>(self)
+            .map(|rows| rows.into_iter().next())
+    }
+
+    fn dispatch_rows_by_key(&mut self, key: &str) -> QueryResult<Vec<DispatchRow>> {
+        dispatches_by_key(key.to_string()).load(self)
+    }
+
+    fn dispatch_rows_by_node(&mut self, node_id: &str) -> QueryResult<Vec<DispatchRow>> {
+        dispatches_by_node(node_id.to_string()).load(self)
+    }
+
+    fn dispatch_rows_by_status(&mut self, status: &str) -> QueryResult<Vec<DispatchRow>> {
+        dispatches_by_status(status.to_string()).load(self)
+    }
+
+    fn delete_dispatches_before(&mut self, older_than: DbTime) -> QueryResult<usize> {
+        dispatches_before(older_than).execute(self)
+    }
+
+    fn find_definition_row(&mut self, key: &str) -> QueryResult<Option<DefinitionRow>> {
+        definition_by_key(key.to_string())
+            .load::<DefinitionRow>(self)
+            .map(|rows| rows.into_iter().next())
+    }
+
+    fn definition_rows(&mut self) -> QueryResult<Vec<DefinitionRow>> {
+        definitions_by_key().load(self)
+    }
+
+    fn enabled_definition_rows(&mut self) -> QueryResult<Vec<DefinitionRow>> {
+        enabled_definitions_by_key().load(self)
+    }
+
+    fn insert_definition_row(&mut self, row: &DefinitionRow) -> QueryResult<()> {
+        insert_definition(row.clone()).execute(self).map(drop)
+    }
+
+    fn update_definition_row(&mut self, row: &DefinitionRow) -> QueryResult<()> {
+        update_definition(row.key.clone(), row.clone())
+            .execute(self)
+            .map(drop)
+    }
+
+    fn delete_definition_row(&mut self, key: &str) -> QueryResult<bool> {
+        delete_definition(key.to_string())
+            .execute(self)
+            .map(|deleted| deleted > 0)
+    }
+}

@@ -1,0 +1,89 @@
+//! Rows of the kaal tables and their conversions to kaal-core's types.
+
+use diesel::prelude::*;
+use kaal_core::{Definition, DispatchRecord};
+
+use crate::metadata::Metadata;
+use crate::schema::{kaal_definitions, kaal_dispatches};
+use crate::time::DbTime;
+
+/// A row of `kaal_dispatches`, as read.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = kaal_dispatches)]
+pub struct DispatchRow {
+    /// The cron key.
+    pub key: String,
+    /// The dispatched fire time.
+    pub fire_time: DbTime,
+    /// When the dispatch was recorded.
+    pub dispatched_at: DbTime,
+    /// The node that dispatched it.
+    pub node_id: String,
+    /// `dispatched` or `failed` (checked by [`into_record`](DispatchRow::into_record)).
+    pub status: String,
+}
+
+impl DispatchRow {
+    /// The kaal-core record; fails when the stored status is neither `dispatched` nor
+    /// `failed`.
+    pub fn into_record(self) -> Result<DispatchRecord, String> {
+        let status = self
+            .status
+            .parse()
+            .map_err(|err| format!("dispatch {}@{}: {err}", self.key, self.fire_time))?;
+        Ok(DispatchRecord {
+            key: self.key,
+            fire_time: self.fire_time.instant(),
+            dispatched_at: self.dispatched_at.instant(),
+            node_id: self.node_id,
+            status,
+        })
+    }
+}
+
+/// A row of `kaal_definitions`, as read and as written (insert and full update).
+///
+/// The upsert and enable/disable rules of
+/// [`DefinitionRegistry`](kaal_core::DefinitionRegistry) are methods of this type
+/// ([`upserted`](DefinitionRow::upserted), [`with_enabled`](DefinitionRow::with_enabled)), so
+/// every backend applies them the same way.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = kaal_definitions, treat_none_as_null = true)]
+pub struct DefinitionRow {
+    /// The cron key.
+    pub key: String,
+    /// The cron expression.
+    pub cron: String,
+    /// Whether the coordinator dispatches it.
+    pub enabled: bool,
+    /// `code` or `file` (checked by [`into_definition`](DefinitionRow::into_definition)).
+    pub source: String,
+    /// A JSON object.
+    pub metadata: Metadata,
+    /// When it became disabled; `None` while enabled.
+    pub disabled_at: Option<DbTime>,
+    /// First insert; kept across upserts.
+    pub created_at: DbTime,
+    /// Last change.
+    pub updated_at: DbTime,
+}
+
+impl DefinitionRow {
+    /// The kaal-core definition; fails when the stored source is neither `code` nor `file`.
+    pub fn into_definition(self) -> Result<Definition, String> {
+        let source = self
+            .source
+            .parse()
+            .map_err(|err| format!("definition {}: {err}", self.key))?;
+        Ok(Definition {
+            key: self.key,
+            cron: self.cron,
+            enabled: self.enabled,
+            source,
+            metadata: self.metadata.0,
+            created_at: self.created_at.instant(),
+            updated_at: self.updated_at.instant(),
+            disabled_at: self.disabled_at.map(DbTime::instant),
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! The three kaal tables, as Diesel sees them.
+//!
+//! Table and column names are the Ruby gem's, so Ruby and Rust nodes can share a database.
+//! The column types are Diesel's except for two kaal types whose encoding differs per
+//! database — that is the only place the schema differs between backends:
+//!
+//! * [`KaalTimestamp`](sql_types::KaalTimestamp) — a UTC instant: text in ActiveRecord's
+//!   format on SQLite (see [`DbTime`](crate::DbTime)), `timestamp` on PostgreSQL, `DATETIME`
+//!   on MySQL;
+//! * [`KaalJson`](sql_types::KaalJson) — a JSON object: text on SQLite, `jsonb` on
+//!   PostgreSQL, `JSON` on MySQL (see [`Metadata`](crate::Metadata)).
+//!
+//! `created_at` / `updated_at` of `kaal_locks` and `kaal_dispatches` are optional: the Ruby
+//! gem's current migrations do not create them. The store probes for them
+//! ([`TableShape`](crate::TableShape)) and writes them only where they exist.
+
+/// The SQL types of the kaal columns whose encoding differs per database.
+pub mod sql_types {
+    /// A UTC instant, at microsecond precision.
+    #[derive(
+        Debug, Clone, Copy, Default, diesel::sql_types::SqlType, diesel::query_builder::QueryId,
+    )]
+    #[diesel(sqlite_type(name = "Text"))]
+    #[diesel(postgres_type(oid = 1114, array_oid = 1115))]
+    #[diesel(mysql_type(name = "DateTime"))]
+    pub struct KaalTimestamp;
+
+    /// A JSON object.
+    #[derive(
+        Debug, Clone, Copy, Default, diesel::sql_types::SqlType, diesel::query_builder::QueryId,
+    )]
+    #[diesel(sqlite_type(name = "Text"))]
+    #[diesel(postgres_type(oid = 3802, array_oid = 3807))]
+    #[diesel(mysql_type(name = "String"))]
+    pub struct KaalJson;
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::KaalTimestamp;
+
+    /// Leases: one row per held key; `expires_at` is compared with the database's clock.
+    kaal_locks (id) {
+        /// Surrogate key (never read).
+        id -> BigInt,
+        /// The lock key (unique, at most 255 bytes).
+        key -> Varchar,
+        /// When the current holder took the lease.
+        acquired_at -> KaalTimestamp,
+        /// When the lease ends unless released earlier.
+        expires_at -> KaalTimestamp,
+        /// Row creation (optional column).
+        created_at -> KaalTimestamp,
+        /// Last change (optional column).
+        updated_at -> KaalTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::KaalTimestamp;
+
+    /// The dispatch log, unique per `(key, fire_time)`.
+    kaal_dispatches (id) {
+        /// Surrogate key (never read).
+        id -> BigInt,
+        /// The cron key.
+        key -> Varchar,
+        /// The dispatched fire time.
+        fire_time -> KaalTimestamp,
+        /// When the dispatch was recorded.
+        dispatched_at -> KaalTimestamp,
+        /// The node that dispatched it.
+        node_id -> Varchar,
+        /// `dispatched` or `failed`.
+        status -> Varchar,
+        /// Row creation (optional column).
+        created_at -> KaalTimestamp,
+        /// Last change (optional column).
+        updated_at -> KaalTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::{KaalJson, KaalTimestamp};
+
+    /// Stored job definitions, unique per key.
+    kaal_definitions (id) {
+        /// Surrogate key (never read).
+        id -> BigInt,
+        /// The cron key.
+        key -> Varchar,
+        /// The cron expression.
+        cron -> Varchar,
+        /// Whether the coordinator dispatches it.
+        enabled -> Bool,
+        /// `code` or `file`.
+        source -> Varchar,
+        /// A JSON object.
+        metadata -> KaalJson,
+        /// When it became disabled; NULL while enabled.
+        disabled_at -> Nullable<KaalTimestamp>,
+        /// First insert; kept across upserts.
+        created_at -> KaalTimestamp,
+        /// Last change.
+        updated_at -> KaalTimestamp,
+    }
+}

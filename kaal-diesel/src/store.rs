@@ -1,0 +1,236 @@
+//! [`DieselStore`]: the kaal tables of one database behind a connection pool.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use diesel::r2d2::{ConnectionManager, PooledConnection};
+use diesel::result::Error;
+use kaal_core::{Clock, SystemClock};
+
+use crate::dialect::{ConnectionPool, Dialect};
+use crate::error::{error_chain, OpenError};
+use crate::queries::{columns, SharedQueries};
+use crate::time::DbTime;
+
+/// A connection checked out of a store's pool.
+pub type StoreConnection<D> = PooledConnection<ConnectionManager<<D as Dialect>::Connection>>;
+
+/// Which optional columns the kaal tables have.
+///
+/// The Ruby gem's current migrations create `kaal_locks` and `kaal_dispatches` without
+/// `created_at` / `updated_at`; older ones (and ours) have them, possibly `NOT NULL` without a
+/// default. The store probes once and writes those columns exactly when they exist, so it
+/// works on every variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableShape {
+    /// `kaal_locks` has `created_at` and `updated_at`.
+    pub lock_timestamps: bool,
+    /// `kaal_dispatches` has `created_at` and `updated_at`.
+    pub dispatch_timestamps: bool,
+}
+
+/// The kaal tables (leases, dispatch log, definitions) of one database, behind an r2d2 pool
+/// of Diesel connections; `D` supplies the SQL that differs per database.
+///
+/// It implements [`Adapter`](kaal_core::Adapter),
+/// [`DispatchRegistry`](kaal_core::DispatchRegistry) and
+/// [`DefinitionRegistry`](kaal_core::DefinitionRegistry); the adapter's registry accessors
+/// return the store itself. Each backend crate names it, e.g.
+/// `kaal_diesel_sqlite::SqliteStore = DieselStore<SqliteDialect>`.
+///
+/// Timestamps written by the registries (`dispatched_at`, `created_at`, `updated_at`,
+/// `disabled_at`) come from the store's [`Clock`] (the system clock unless
+/// [`with_clock`](DieselStore::with_clock) says otherwise); lease expiry is decided by the
+/// database's clock.
+pub struct DieselStore<D: Dialect> {
+    pool: ConnectionPool<D>,
+    locator: String,
+    shape: OnceLock<TableShape>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<D: Dialect> fmt::Debug for DieselStore<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DieselStore")
+            .field("backend", &D::NAME)
+            .field("locator", &self.locator)
+            .field("shape", &self.shape.get())
+            .field("pool", &self.pool.state())
+            .finish()
+    }
+}
+
+impl<D: Dialect> DieselStore<D> {
+    /// Opens the database at `locator` with default options. See
+    /// [`open_with`](DieselStore::open_with).
+    pub fn open(locator: &str) -> Result<Self, OpenError> {
+        Self::open_with(locator, D::Options::default())
+    }
+
+    /// Opens the database at `locator` with `options`: builds the pool and checks the kaal
+    /// tables that already exist (a wrong shape is reported now, not at the first tick).
+    /// Missing tables are fine here; [`run_migrations`](DieselStore::run_migrations) creates
+    /// them.
+    pub fn open_with(locator: &str, options: D::Options) -> Result<Self, OpenError> {
+        let (pool, locator) = D::connect(locator, &options)?;
+        let store = Self {
+            pool,
+            locator,
+            shape: OnceLock::new(),
+            clock: Arc::new(SystemClock),
+        };
+        let mut conn = store.open_connection()?;
+        store.inspect(&mut conn, false)?;
+        drop(conn);
+        Ok(store)
+    }
+
+    /// The same store, stamping registry timestamps from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Runs the embedded migrations that have not run yet and checks the tables; returns
+    /// the versions applied (empty when there was nothing to do). Idempotent; safe to call
+    /// from several processes at once.
+    ///
+    /// Tables that already exist with the wrong shape are reported before anything runs.
+    pub fn run_migrations(&self) -> Result<Vec<String>, OpenError> {
+        let mut conn = self.open_connection()?;
+        self.inspect(&mut conn, false)?;
+        let applied = D::run_migrations(&mut conn).map_err(|err| OpenError::Migration {
+            backend: D::NAME,
+            locator: self.locator.clone(),
+            cause: err.to_string(),
+        })?;
+        if !applied.is_empty() {
+            log::info!(
+                "{} database {}: applied migrations {}",
+                D::NAME,
+                self.locator,
+                applied.join(", ")
+            );
+        }
+        self.inspect(&mut conn, true)?;
+        Ok(applied)
+    }
+
+    /// Checks that the three kaal tables exist and have the columns (and, where the dialect
+    /// checks them, the unique indexes) kaal needs; returns which optional columns they have.
+    pub fn verify_schema(&self) -> Result<TableShape, OpenError> {
+        let mut conn = self.open_connection()?;
+        self.inspect(&mut conn, true)?
+            .ok_or_else(|| self.connect_error("tables vanished while being checked"))
+    }
+
+    /// The database, as it appears in messages (a path, or a URL without its password).
+    pub fn locator(&self) -> &str {
+        &self.locator
+    }
+
+    /// The connection pool, for running other statements on the same database.
+    pub fn pool(&self) -> &ConnectionPool<D> {
+        &self.pool
+    }
+
+    /// The current instant from the store's clock, at the precision stored.
+    pub(crate) fn now(&self) -> DbTime {
+        DbTime::new(self.clock.now())
+    }
+
+    /// A pooled connection, or the cause as text for a lock or registry error.
+    pub(crate) fn checkout(&self) -> Result<StoreConnection<D>, String> {
+        self.pool
+            .get()
+            .map_err(|err| format!("no database connection: {err}"))
+    }
+
+    /// The table shape, probed on first use when the tables did not exist at open.
+    pub(crate) fn shape_on(&self, conn: &mut D::Connection) -> Result<TableShape, String> {
+        if let Some(shape) = self.shape.get() {
+            return Ok(*shape);
+        }
+        match self.inspect(conn, true) {
+            Ok(Some(shape)) => Ok(shape),
+            Ok(None) => Err("kaal tables are missing; run the migrations first".to_string()),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    fn open_connection(&self) -> Result<StoreConnection<D>, OpenError> {
+        self.pool.get().map_err(|err| self.connect_error(err))
+    }
+
+    fn connect_error(&self, cause: impl fmt::Display) -> OpenError {
+        OpenError::Connect {
+            backend: D::NAME,
+            locator: self.locator.clone(),
+            cause: cause.to_string(),
+        }
+    }
+
+    /// Checks the columns of every kaal table that exists. With `require_all` (after
+    /// migrating, and before the first statement), all three must exist; then the dialect's
+    /// extra checks run too (unique indexes the migrations would add are only required
+    /// from then on) and the shape is recorded and returned.
+    fn inspect(
+        &self,
+        conn: &mut D::Connection,
+        require_all: bool,
+    ) -> Result<Option<TableShape>, OpenError> {
+        type Probe<C> = fn(&mut C) -> Result<(), Error>;
+        let tables: [(&'static str, &'static str, Probe<D::Connection>); 3] = [
+            ("kaal_locks", columns::LOCKS, |c| c.probe_lock_columns()),
+            ("kaal_dispatches", columns::DISPATCHES, |c| {
+                c.probe_dispatch_columns()
+            }),
+            ("kaal_definitions", columns::DEFINITIONS, |c| {
+                c.probe_definition_columns()
+            }),
+        ];
+        let mut present = 0;
+        for (table, _, probe) in tables {
+            let exists = D::table_exists(conn, table).map_err(|err| self.connect_error(err))?;
+            if !exists {
+                if require_all {
+                    return Err(OpenError::MissingTable {
+                        backend: D::NAME,
+                        locator: self.locator.clone(),
+                        table,
+                    });
+                }
+                continue;
+            }
+            probe(conn).map_err(|err| self.mismatch(table, err))?;
+            present += 1;
+        }
+        if present < tables.len() || !require_all {
+            return Ok(None);
+        }
+        let shape = TableShape {
+            lock_timestamps: conn.has_lock_timestamps(),
+            dispatch_timestamps: conn.has_dispatch_timestamps(),
+        };
+        D::check_statements(conn, shape).map_err(|(table, err)| self.mismatch(table, err))?;
+        // The shape of existing tables does not change under us (the migrations only create
+        // missing tables), so the first probe stands.
+        let _ = self.shape.set(shape);
+        Ok(Some(shape))
+    }
+
+    fn mismatch(&self, table: &'static str, err: Error) -> OpenError {
+        let expected = match table {
+            "kaal_locks" => columns::LOCKS,
+            "kaal_dispatches" => columns::DISPATCHES,
+            _ => columns::DEFINITIONS,
+        };
+        OpenError::SchemaMismatch {
+            backend: D::NAME,
+            locator: self.locator.clone(),
+            table,
+            expected,
+            cause: error_chain(&err),
+        }
+    }
+}
