@@ -128,9 +128,14 @@ fn spawn_worker(
 /// the dispatch log, and prints them for the CI log.
 pub fn run_fleet(backend: &dyn Backend, plan: FleetPlan) -> FleetOutcome {
     let store = TestStore::new(backend);
-    let lookback_minutes = 2;
-    let ticks = plan.fire_times as i64 - lookback_minutes;
     let first_tick = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 1).unwrap();
+    let lookback = Duration::from_std(crate::coordination::scenario_config("x").window_lookback)
+        .expect("lookback fits");
+    // The first tick also dispatches the fire times of its lookback window; tick so that
+    // each job has exactly `plan.fire_times` fire times in all.
+    let in_first_window =
+        due_between(&[("x", "* * * * *")], first_tick - lookback, first_tick).len();
+    let ticks = (plan.fire_times + 1 - in_first_window) as i64;
     let dir = std::env::temp_dir().join(format!(
         "kaal-fleet-{}-{}",
         std::process::id(),
@@ -155,7 +160,8 @@ pub fn run_fleet(backend: &dyn Backend, plan: FleetPlan) -> FleetOutcome {
                 .read_line(&mut line)
                 .expect("cannot read a worker's stdout");
             assert!(n > 0, "a fleet worker exited before it was ready");
-            if line.trim() == READY {
+            // libtest may print `test kaal_fleet_worker ... ` on the same line.
+            if line.trim_end().ends_with(READY) {
                 break;
             }
         }
@@ -188,7 +194,6 @@ pub fn run_fleet(backend: &dyn Backend, plan: FleetPlan) -> FleetOutcome {
             println!("{line}");
         }
     }
-    let lookback = Duration::minutes(lookback_minutes);
     let keys = job_keys(plan.jobs);
     let specs: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "* * * * *")).collect();
     let expected = due_between(
