@@ -8,11 +8,32 @@
 
 use std::time::Duration;
 
-use kaal_core::{Adapter, DefinitionRegistry, DispatchRegistry, LockError};
+use kaal_core::{Adapter, DefinitionRegistry, DispatchRegistry, LockError, MAX_KEY_LEN};
 
 use crate::dialect::Dialect;
 use crate::error::error_chain;
 use crate::store::DieselStore;
+
+/// Fails, saying why, when `key` is longer than [`MAX_KEY_LEN`] (255) bytes — the width of
+/// the `key` columns. Such a key is refused before any statement runs: one database would
+/// reject it, another count characters instead of bytes, a lax one cut it (and a cut key can
+/// collide with another), so the answer must not depend on the database.
+///
+/// ```
+/// assert!(kaal_diesel::check_key_len("kaal:dispatch:report:1767225600").is_ok());
+/// let err = kaal_diesel::check_key_len(&"é".repeat(128)).unwrap_err();
+/// assert!(err.contains("256 bytes"), "{err}");
+/// ```
+pub fn check_key_len(key: &str) -> Result<(), String> {
+    if key.len() <= MAX_KEY_LEN {
+        return Ok(());
+    }
+    Err(format!(
+        "the key is {} bytes long; kaal keys are at most {MAX_KEY_LEN} bytes (the width of \
+         the key columns) and are never truncated",
+        key.len()
+    ))
+}
 
 impl<D: Dialect> DieselStore<D> {
     fn lock_error(&self, operation: &str, key: &str, cause: impl ToString) -> LockError {
@@ -22,6 +43,7 @@ impl<D: Dialect> DieselStore<D> {
 
 impl<D: Dialect> Adapter for DieselStore<D> {
     fn acquire(&self, key: &str, ttl: Duration) -> Result<bool, LockError> {
+        check_key_len(key).map_err(|cause| self.lock_error("acquire", key, cause))?;
         let mut conn = self
             .checkout()
             .map_err(|cause| self.lock_error("acquire", key, cause))?;
@@ -54,6 +76,9 @@ impl<D: Dialect> Adapter for DieselStore<D> {
         let Some(first) = keys.first() else {
             return Ok(Vec::new());
         };
+        for key in keys {
+            check_key_len(key).map_err(|cause| self.lock_error("batch acquire", key, cause))?;
+        }
         let mut conn = self
             .checkout()
             .map_err(|cause| self.lock_error("batch acquire", first, cause))?;

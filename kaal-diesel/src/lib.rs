@@ -29,7 +29,7 @@
 //! * [`definition_rules`] — `created_at` kept, `disabled_at` set / kept / cleared.
 //! * [`Statement`] — hand-written SQL with text parameters that Diesel still caches.
 //! * [`OpenError`], [`PoolOptions`] / [`build_pool`], [`run_pending`], [`chunks_within`],
-//!   [`redact_password`].
+//!   [`redact_password`], [`check_key_len`].
 //!
 //! # Adding a backend
 //!
@@ -68,6 +68,7 @@ mod time;
 pub use batch::chunks_within;
 pub use dialect::{ConnectionPool, Dialect};
 pub use error::{error_chain, OpenError};
+pub use lease::check_key_len;
 pub use locator::{redact_password, scheme};
 pub use metadata::Metadata;
 pub use migrations::run_pending;

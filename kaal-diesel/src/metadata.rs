@@ -74,17 +74,28 @@ mod postgres {
 
     use super::{KaalJson, Metadata};
 
+    /// Writes `jsonb`; PostgreSQL's assignment casts store it in `json` and `text` columns
+    /// too (the Ruby gem creates `metadata` as `text`).
     impl ToSql<KaalJson, Pg> for Metadata {
         fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
             <Value as ToSql<Jsonb, Pg>>::to_sql(&Value::Object(self.0.clone()), &mut out.reborrow())
         }
     }
 
+    /// The OID of PostgreSQL's `jsonb` type.
+    const JSONB_OID: u32 = 3802;
+
+    /// Reads `jsonb`, and `json` / `text` / `varchar` columns (whose binary form is the JSON
+    /// text itself), so tables the Ruby gem created are read as they are.
     impl FromSql<KaalJson, Pg> for Metadata {
         fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
-            Ok(Metadata::from_value(
-                <Value as FromSql<Jsonb, Pg>>::from_sql(value)?,
-            )?)
+            if value.get_oid().get() == JSONB_OID {
+                return Ok(Metadata::from_value(
+                    <Value as FromSql<Jsonb, Pg>>::from_sql(value)?,
+                )?);
+            }
+            let text = std::str::from_utf8(value.as_bytes())?;
+            Ok(Metadata::from_json_text(text)?)
         }
     }
 }
