@@ -1,0 +1,152 @@
+//! A store wrapper that counts the calls the coordinator makes. Each SQL backend answers
+//! every call with one statement (per chunk of its batch), so calls are statements.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kaal_core::chrono::{DateTime, Utc};
+use kaal_core::{
+    Adapter, Definition, DefinitionRegistry, DispatchRecord, DispatchRegistry, DispatchStatus,
+    LockError, NewDefinition, RegistryError,
+};
+
+/// Counts calls into `inner`, its dispatch log and its definition store.
+pub struct CountingStore {
+    inner: Arc<dyn Adapter>,
+    calls: AtomicU64,
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn Adapter>) -> Self {
+        Self {
+            inner,
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn log(&self) -> &dyn DispatchRegistry {
+        self.inner
+            .dispatch_registry()
+            .expect("the benchmarked store keeps a dispatch log")
+    }
+
+    fn defs(&self) -> &dyn DefinitionRegistry {
+        self.inner
+            .definition_registry()
+            .expect("the benchmarked store keeps definitions")
+    }
+}
+
+impl Adapter for CountingStore {
+    fn acquire(&self, key: &str, ttl: Duration) -> Result<bool, LockError> {
+        self.count();
+        self.inner.acquire(key, ttl)
+    }
+    fn release(&self, key: &str) -> Result<bool, LockError> {
+        self.count();
+        self.inner.release(key)
+    }
+    fn acquire_many(&self, keys: &[String], ttl: Duration) -> Result<Vec<bool>, LockError> {
+        self.count();
+        self.inner.acquire_many(keys, ttl)
+    }
+    fn dispatch_registry(&self) -> Option<&dyn DispatchRegistry> {
+        Some(self)
+    }
+    fn definition_registry(&self) -> Option<&dyn DefinitionRegistry> {
+        Some(self)
+    }
+}
+
+impl DispatchRegistry for CountingStore {
+    fn log_dispatch(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        status: DispatchStatus,
+    ) -> Result<(), RegistryError> {
+        self.count();
+        self.log().log_dispatch(key, fire_time, node_id, status)
+    }
+    fn find_dispatch(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+    ) -> Result<Option<DispatchRecord>, RegistryError> {
+        self.count();
+        self.log().find_dispatch(key, fire_time)
+    }
+    fn find_by_key(&self, key: &str) -> Result<Vec<DispatchRecord>, RegistryError> {
+        self.count();
+        self.log().find_by_key(key)
+    }
+    fn find_by_node(&self, node_id: &str) -> Result<Vec<DispatchRecord>, RegistryError> {
+        self.count();
+        self.log().find_by_node(node_id)
+    }
+    fn find_by_status(&self, status: DispatchStatus) -> Result<Vec<DispatchRecord>, RegistryError> {
+        self.count();
+        self.log().find_by_status(status)
+    }
+    fn cleanup(&self, older_than: DateTime<Utc>) -> Result<usize, RegistryError> {
+        self.count();
+        self.log().cleanup(older_than)
+    }
+    fn dispatched_many(
+        &self,
+        pairs: &[(String, DateTime<Utc>)],
+    ) -> Result<Vec<bool>, RegistryError> {
+        self.count();
+        self.log().dispatched_many(pairs)
+    }
+    fn log_dispatches(
+        &self,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+        status: DispatchStatus,
+    ) -> Result<(), RegistryError> {
+        self.count();
+        self.log().log_dispatches(pairs, node_id, status)
+    }
+}
+
+impl DefinitionRegistry for CountingStore {
+    fn upsert_definition(&self, definition: NewDefinition) -> Result<Definition, RegistryError> {
+        self.count();
+        self.defs().upsert_definition(definition)
+    }
+    fn remove_definition(&self, key: &str) -> Result<bool, RegistryError> {
+        self.count();
+        self.defs().remove_definition(key)
+    }
+    fn find_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
+        self.count();
+        self.defs().find_definition(key)
+    }
+    fn all_definitions(&self) -> Result<Vec<Definition>, RegistryError> {
+        self.count();
+        self.defs().all_definitions()
+    }
+    fn enabled_definitions(&self) -> Result<Vec<Definition>, RegistryError> {
+        self.count();
+        self.defs().enabled_definitions()
+    }
+    fn enable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
+        self.count();
+        self.defs().enable_definition(key)
+    }
+    fn disable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
+        self.count();
+        self.defs().disable_definition(key)
+    }
+}
