@@ -1,55 +1,87 @@
-//! Several OS processes ticking one store at the same instants.
+//! Several OS processes ticking one store: the worker, and the runner that spawns and
+//! checks a fleet of them.
 //!
 //! The test binary re-runs itself: [`fleet_suite!`](crate::fleet_suite) generates a
-//! `kaal_fleet_worker` test that does nothing unless `KAAL_FLEET_LOCATOR` is set, and a test
-//! that spawns K copies of the binary filtered to that worker. Workers report `READY` on
-//! stdout and wait for a line on stdin, so all of them start ticking together; each writes
-//! what its callbacks ran to its own file.
+//! `kaal_fleet_worker` test that does nothing unless `KAAL_FLEET_LOCATOR` is set, and tests
+//! that spawn copies of the binary filtered to that worker. Workers report `READY` on stdout
+//! and wait for a line on stdin, so a fleet starts ticking together. Each worker appends
+//! what its callbacks ran to its own file at once, so a node killed with SIGKILL leaves an
+//! exact record of what it ran.
 //!
 //! Figures are printed to stdout on purpose: the test log is the evidence of a fleet run.
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use kaal_core::{Config, Fire, Kaal};
 
-use crate::coordination::{due_between, node, Ledger};
+use crate::coordination::{due_between, scenario_config};
 use crate::{Backend, TestStore};
 
 const READY: &str = "KAAL_FLEET_READY";
 const WORKER_TEST: &str = "kaal_fleet_worker";
 
-/// Shape of a fleet run.
-#[derive(Debug, Clone, Copy)]
-pub struct FleetPlan {
-    /// OS processes.
-    pub processes: usize,
-    /// Per-minute jobs each process registers.
+/// What one worker process does.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    /// Its node id.
+    pub node_id: String,
+    /// The first instant it ticks; it then ticks every minute.
+    pub first_tick: DateTime<Utc>,
+    /// How many ticks.
+    pub ticks: i64,
+    /// How many per-minute jobs (`fleet-job-0` ...) it registers.
     pub jobs: usize,
-    /// Fire times per job every process must see dispatched once in all.
-    pub fire_times: usize,
+    /// Added to every instant it ticks at: a node whose clock runs fast (+) or slow (-).
+    pub skew_secs: i64,
+    /// Short leases (`Some(seconds)`, with a 1 s window) for scenarios that need expiry to
+    /// come quickly; `None` for the defaults.
+    pub lease_ttl_secs: Option<u64>,
+    /// Instead of ticking: one recovery pass at this instant over this window (seconds).
+    pub recover: Option<(DateTime<Utc>, u64)>,
 }
 
-/// What a fleet run found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FleetOutcome {
-    /// Fire times expected in all (jobs × fire times).
-    pub expected: usize,
-    /// Distinct fire times the processes' callbacks ran.
-    pub dispatched: usize,
-    /// Fire times run more than once (counted once per extra run).
-    pub duplicates: usize,
-    /// Fire times never run.
-    pub missing: usize,
-    /// Records in the dispatch log for the fleet's jobs.
-    pub logged: usize,
+impl WorkerSpec {
+    /// A worker ticking `ticks` minutes from `first_tick` with `jobs` jobs and defaults.
+    pub fn ticking(
+        node_id: impl Into<String>,
+        first_tick: DateTime<Utc>,
+        ticks: i64,
+        jobs: usize,
+    ) -> Self {
+        Self {
+            node_id: node_id.into(),
+            first_tick,
+            ticks,
+            jobs,
+            skew_secs: 0,
+            lease_ttl_secs: None,
+            recover: None,
+        }
+    }
+
+    /// The node configuration the worker runs with.
+    pub fn config(&self) -> Config {
+        let mut config = scenario_config(&self.node_id);
+        if let Some(ttl) = self.lease_ttl_secs {
+            config.tick_interval = std::time::Duration::from_secs(1);
+            config.window_lookback = std::time::Duration::from_secs(1);
+            config.lease_ttl = std::time::Duration::from_secs(ttl);
+        }
+        if let Some((_, window)) = self.recover {
+            config.recovery_window = std::time::Duration::from_secs(window);
+        }
+        config
+    }
 }
 
-fn job_keys(jobs: usize) -> Vec<String> {
+/// The keys of the fleet's jobs.
+pub fn job_keys(jobs: usize) -> Vec<String> {
     (0..jobs).map(|j| format!("fleet-job-{j}")).collect()
 }
 
@@ -63,22 +95,54 @@ fn env_num<T: std::str::FromStr>(name: &str) -> T {
         .unwrap_or_else(|_| panic!("fleet worker: {name} is not a number"))
 }
 
-/// The body of the worker test: returns at once unless this process was spawned by
-/// [`processes_dispatch_each_fire_time_once`].
+fn instant(unix: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(unix, 0).single().expect("valid instant")
+}
+
+/// A node whose callbacks append `key unix` lines to `out` as they run.
+fn appending_node(
+    backend_adapter: Arc<dyn kaal_core::Adapter>,
+    spec: &WorkerSpec,
+    out: &Path,
+) -> Kaal {
+    let kaal = Kaal::new(spec.config(), backend_adapter).expect("fleet config is valid");
+    for key in job_keys(spec.jobs) {
+        let out = out.to_path_buf();
+        kaal.register(&key, "* * * * *", move |fire: &Fire| {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&out)?;
+            file.write_all(format!("{} {}\n", fire.key, fire.fire_time.timestamp()).as_bytes())
+        })
+        .expect("registration failed");
+    }
+    kaal
+}
+
+/// The body of the worker test: returns at once unless this process was spawned by a fleet.
 pub fn worker_main(backend: &dyn Backend) {
     let Ok(locator) = std::env::var("KAAL_FLEET_LOCATOR") else {
         return;
     };
-    let node_id = env("KAAL_FLEET_NODE");
-    let first_tick = Utc
-        .timestamp_opt(env_num("KAAL_FLEET_FIRST_TICK"), 0)
-        .unwrap();
-    let ticks: i64 = env_num("KAAL_FLEET_TICKS");
-    let jobs = job_keys(env_num("KAAL_FLEET_JOBS"));
+    let spec = WorkerSpec {
+        node_id: env("KAAL_FLEET_NODE"),
+        first_tick: instant(env_num("KAAL_FLEET_FIRST_TICK")),
+        ticks: env_num("KAAL_FLEET_TICKS"),
+        jobs: env_num("KAAL_FLEET_JOBS"),
+        skew_secs: env_num("KAAL_FLEET_SKEW"),
+        lease_ttl_secs: std::env::var("KAAL_FLEET_LEASE_TTL")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        recover: std::env::var("KAAL_FLEET_RECOVER_AT").ok().map(|at| {
+            (
+                instant(at.parse().expect("unix")),
+                env_num("KAAL_FLEET_RECOVERY_WINDOW"),
+            )
+        }),
+    };
     let out = PathBuf::from(env("KAAL_FLEET_OUT"));
-    let ledger = Ledger::default();
-    let specs: Vec<(&str, &str)> = jobs.iter().map(|k| (k.as_str(), "* * * * *")).collect();
-    let kaal = node(backend.open(&locator), &node_id, &specs, &ledger);
+    let kaal = appending_node(backend.open(&locator), &spec, &out);
     println!("{READY}");
     std::io::stdout().flush().expect("stdout closed");
     let mut go = String::new();
@@ -86,72 +150,62 @@ pub fn worker_main(backend: &dyn Backend) {
         .read_line(&mut go)
         .expect("no start signal on stdin");
     let mut errors = 0;
-    for i in 0..ticks {
-        errors += kaal.tick_at(first_tick + Duration::minutes(i)).errors.len();
+    if let Some((at, _)) = spec.recover {
+        errors += kaal
+            .recover_at(at + Duration::seconds(spec.skew_secs))
+            .errors
+            .len();
+    } else {
+        for i in 0..spec.ticks {
+            let now = spec.first_tick + Duration::minutes(i) + Duration::seconds(spec.skew_secs);
+            errors += kaal.tick_at(now).errors.len();
+        }
     }
-    let lines: String = ledger
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|(key, fire)| format!("{key} {}\n", fire.timestamp()))
-        .collect();
-    std::fs::write(&out, lines).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
-    println!("fleet worker {node_id}: {errors} backend errors (retried)");
+    println!(
+        "fleet worker {}: {errors} backend errors (retried)",
+        spec.node_id
+    );
 }
 
-fn spawn_worker(
-    locator: &str,
-    node: usize,
-    plan: &FleetPlan,
-    first_tick: DateTime<Utc>,
-    ticks: i64,
-    out: &PathBuf,
-) -> Child {
-    let exe = std::env::current_exe().expect("cannot find the test binary");
-    Command::new(exe)
-        .args([WORKER_TEST, "--nocapture", "--test-threads=1"])
-        .env("KAAL_FLEET_LOCATOR", locator)
-        .env("KAAL_FLEET_NODE", format!("fleet-node-{node}"))
-        .env("KAAL_FLEET_FIRST_TICK", first_tick.timestamp().to_string())
-        .env("KAAL_FLEET_TICKS", ticks.to_string())
-        .env("KAAL_FLEET_JOBS", plan.jobs.to_string())
-        .env("KAAL_FLEET_OUT", out)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("cannot spawn a fleet worker")
+/// A running worker process.
+#[derive(Debug)]
+pub struct Worker {
+    /// What it was asked to do.
+    pub spec: WorkerSpec,
+    /// Where it records what it ran.
+    pub out: PathBuf,
+    child: Child,
+    stdout: Option<BufReader<ChildStdout>>,
 }
 
-/// Runs `plan.processes` OS processes of this test binary against one fresh store of
-/// `backend`; each registers `plan.jobs` per-minute jobs and ticks the same instants, all
-/// starting together. Returns the counts, checked from what the callbacks wrote and from
-/// the dispatch log, and prints them for the CI log.
-pub fn run_fleet(backend: &dyn Backend, plan: FleetPlan) -> FleetOutcome {
-    let store = TestStore::new(backend);
-    let first_tick = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 1).unwrap();
-    let lookback = Duration::from_std(crate::coordination::scenario_config("x").window_lookback)
-        .expect("lookback fits");
-    // The first tick also dispatches the fire times of its lookback window; tick so that
-    // each job has exactly `plan.fire_times` fire times in all.
-    let in_first_window =
-        due_between(&[("x", "* * * * *")], first_tick - lookback, first_tick).len();
-    let ticks = (plan.fire_times + 1 - in_first_window) as i64;
-    let dir = std::env::temp_dir().join(format!(
-        "kaal-fleet-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).expect("cannot create the fleet directory");
-    let outs: Vec<PathBuf> = (0..plan.processes)
-        .map(|i| dir.join(format!("node-{i}.txt")))
-        .collect();
-    let mut children: Vec<Child> = outs
-        .iter()
-        .enumerate()
-        .map(|(i, out)| spawn_worker(&store.locator, i, &plan, first_tick, ticks, out))
-        .collect();
-    let mut readers = Vec::new();
-    for child in &mut children {
+impl Worker {
+    /// Spawns a worker on the store at `locator` and waits until it is ready.
+    pub fn spawn(locator: &str, spec: WorkerSpec, dir: &Path) -> Self {
+        let out = dir.join(format!("{}.txt", spec.node_id));
+        let exe = std::env::current_exe().expect("cannot find the test binary");
+        let mut command = Command::new(exe);
+        command
+            .args([WORKER_TEST, "--nocapture", "--test-threads=1"])
+            .env("KAAL_FLEET_LOCATOR", locator)
+            .env("KAAL_FLEET_NODE", &spec.node_id)
+            .env(
+                "KAAL_FLEET_FIRST_TICK",
+                spec.first_tick.timestamp().to_string(),
+            )
+            .env("KAAL_FLEET_TICKS", spec.ticks.to_string())
+            .env("KAAL_FLEET_JOBS", spec.jobs.to_string())
+            .env("KAAL_FLEET_SKEW", spec.skew_secs.to_string())
+            .env("KAAL_FLEET_OUT", &out)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        if let Some(ttl) = spec.lease_ttl_secs {
+            command.env("KAAL_FLEET_LEASE_TTL", ttl.to_string());
+        }
+        if let Some((at, window)) = spec.recover {
+            command.env("KAAL_FLEET_RECOVER_AT", at.timestamp().to_string());
+            command.env("KAAL_FLEET_RECOVERY_WINDOW", window.to_string());
+        }
+        let mut child = command.spawn().expect("cannot spawn a fleet worker");
         let mut reader = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
         loop {
@@ -159,52 +213,83 @@ pub fn run_fleet(backend: &dyn Backend, plan: FleetPlan) -> FleetOutcome {
             let n = reader
                 .read_line(&mut line)
                 .expect("cannot read a worker's stdout");
-            assert!(n > 0, "a fleet worker exited before it was ready");
+            assert!(
+                n > 0,
+                "fleet worker {} exited before it was ready",
+                spec.node_id
+            );
             // libtest may print `test kaal_fleet_worker ... ` on the same line.
             if line.trim_end().ends_with(READY) {
                 break;
             }
         }
-        readers.push(reader);
-    }
-    for child in &mut children {
-        writeln!(child.stdin.as_mut().expect("piped stdin"), "go").expect("cannot signal a worker");
-    }
-    let tails: Vec<_> = readers
-        .into_iter()
-        .map(|mut reader| {
-            std::thread::spawn(move || {
-                let mut rest = String::new();
-                let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
-                rest
-            })
-        })
-        .collect();
-    for (i, child) in children.iter_mut().enumerate() {
-        let status = child.wait().expect("cannot wait for a worker");
-        assert!(status.success(), "fleet worker {i} failed: {status}");
-    }
-    for tail in tails {
-        for line in tail
-            .join()
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with("fleet worker"))
-        {
-            println!("{line}");
+        Self {
+            spec,
+            out,
+            child,
+            stdout: Some(reader),
         }
     }
-    let keys = job_keys(plan.jobs);
-    let specs: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "* * * * *")).collect();
-    let expected = due_between(
-        &specs,
-        first_tick - lookback,
-        first_tick + Duration::minutes(ticks - 1),
-    );
-    let mut counts: BTreeMap<(String, i64), usize> = BTreeMap::new();
-    for out in &outs {
-        let text =
-            std::fs::read_to_string(out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+
+    /// Tells the worker to start.
+    pub fn go(&mut self) {
+        writeln!(self.child.stdin.as_mut().expect("piped stdin"), "go")
+            .expect("cannot signal a worker");
+    }
+
+    /// Kills the worker with SIGKILL and reaps it; returns whether it was still running.
+    pub fn kill(&mut self) -> bool {
+        let running = matches!(self.child.try_wait(), Ok(None));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        running
+    }
+
+    /// Waits for the worker to finish and asserts it succeeded; echoes its summary line.
+    pub fn finish(mut self) {
+        let mut rest = String::new();
+        if let Some(mut reader) = self.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+        }
+        let status = self.child.wait().expect("cannot wait for a worker");
+        assert!(
+            status.success(),
+            "fleet worker {} failed: {status}\n{rest}",
+            self.spec.node_id
+        );
+        for line in rest.lines().filter(|l| l.contains("fleet worker")) {
+            println!("{}", line.trim_start_matches(|c| c != 'f'));
+        }
+    }
+}
+
+/// Starts `specs` together and waits for all of them.
+pub fn run_together(locator: &str, specs: Vec<WorkerSpec>, dir: &Path) -> Vec<PathBuf> {
+    let mut workers: Vec<Worker> = specs
+        .into_iter()
+        .map(|spec| Worker::spawn(locator, spec, dir))
+        .collect();
+    workers.iter_mut().for_each(Worker::go);
+    let outs = workers.iter().map(|w| w.out.clone()).collect();
+    workers.into_iter().for_each(Worker::finish);
+    outs
+}
+
+/// A fresh directory for a fleet's record files, removed on drop.
+pub fn fleet_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("kaal-fleet-")
+        .tempdir()
+        .expect("cannot create the fleet directory")
+}
+
+/// How many times each `(key, unix)` was run, read from record files.
+pub fn read_records(outs: &[PathBuf]) -> BTreeMap<(String, i64), usize> {
+    let mut counts = BTreeMap::new();
+    for out in outs {
+        let Ok(text) = std::fs::read_to_string(out) else {
+            continue;
+        };
         for line in text.lines() {
             let (key, unix) = line.split_once(' ').expect("malformed worker line");
             *counts
@@ -212,61 +297,127 @@ pub fn run_fleet(backend: &dyn Backend, plan: FleetPlan) -> FleetOutcome {
                 .or_default() += 1;
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    let duplicates = counts.values().map(|n| n - 1).sum();
-    let missing = expected
-        .iter()
-        .filter(|(k, t)| !counts.contains_key(&(k.clone(), t.timestamp())))
-        .count();
+    counts
+}
+
+/// The dispatch log of the fleet's jobs: `(key, unix) -> node id`. Panics if a fire time
+/// appears twice.
+pub fn read_log(store: &TestStore<'_>, jobs: usize) -> BTreeMap<(String, i64), String> {
     let adapter = store.open();
     let log = adapter
         .dispatch_registry()
         .expect("backend has no dispatch registry");
-    let mut logged = 0;
-    for key in &keys {
-        let records = log.find_by_key(key).expect("cannot read the dispatch log");
-        let mut times: Vec<i64> = records.iter().map(|r| r.fire_time.timestamp()).collect();
-        times.dedup();
-        assert_eq!(
-            times.len(),
-            records.len(),
-            "{key}: the dispatch log holds a fire time twice"
-        );
-        logged += records.len();
+    let mut logged = BTreeMap::new();
+    for key in job_keys(jobs) {
+        for record in log.find_by_key(&key).expect("cannot read the dispatch log") {
+            let previous =
+                logged.insert((key.clone(), record.fire_time.timestamp()), record.node_id);
+            assert!(
+                previous.is_none(),
+                "{key} {}: logged twice",
+                record.fire_time
+            );
+        }
     }
-    let outcome = FleetOutcome {
+    logged
+}
+
+/// What a fleet run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetOutcome {
+    /// Fire times expected in all.
+    pub expected: usize,
+    /// Distinct fire times the callbacks ran.
+    pub dispatched: usize,
+    /// Extra runs of fire times run more than once.
+    pub duplicates: usize,
+    /// Expected fire times neither run nor logged as claimed.
+    pub missing: usize,
+    /// Records in the dispatch log for the fleet's jobs.
+    pub logged: usize,
+}
+
+fn outcome(
+    expected: &[(String, DateTime<Utc>)],
+    runs: &BTreeMap<(String, i64), usize>,
+    logged: &BTreeMap<(String, i64), String>,
+) -> FleetOutcome {
+    FleetOutcome {
         expected: expected.len(),
-        dispatched: counts.len(),
-        duplicates,
-        missing,
-        logged,
-    };
-    println!(
-        "fleet: processes={} jobs={} fire_times/job={} expected={} dispatched={} duplicates={} missing={} logged={}",
-        plan.processes, plan.jobs, plan.fire_times, outcome.expected, outcome.dispatched, outcome.duplicates, outcome.missing, outcome.logged
+        dispatched: runs.len(),
+        duplicates: runs.values().map(|n| n - 1).sum(),
+        missing: expected
+            .iter()
+            .filter(|(k, t)| {
+                let id = (k.clone(), t.timestamp());
+                !runs.contains_key(&id) && !logged.contains_key(&id)
+            })
+            .count(),
+        logged: logged.len(),
+    }
+}
+
+fn first_tick() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 1)
+        .single()
+        .expect("valid instant")
+}
+
+/// `processes` processes × `fire_times` fire times × `jobs` jobs, all ticking the same
+/// instants: every fire time run exactly once, from the callbacks' records and the log.
+pub fn exactly_once_across_processes(
+    backend: &dyn Backend,
+    processes: usize,
+    jobs: usize,
+    fire_times: usize,
+) -> FleetOutcome {
+    let store = TestStore::new(backend);
+    let dir = fleet_dir();
+    let lookback = Duration::from_std(scenario_config("x").window_lookback).expect("lookback fits");
+    // The first tick also dispatches its lookback window; tick so that each job has
+    // exactly `fire_times` fire times in all.
+    let in_first_window =
+        due_between(&[("x", "* * * * *")], first_tick() - lookback, first_tick()).len();
+    let ticks = (fire_times + 1 - in_first_window) as i64;
+    let specs = (0..processes)
+        .map(|i| WorkerSpec::ticking(format!("fleet-node-{i}"), first_tick(), ticks, jobs))
+        .collect();
+    let outs = run_together(&store.locator, specs, dir.path());
+    let keys = job_keys(jobs);
+    let specs: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "* * * * *")).collect();
+    let expected = due_between(
+        &specs,
+        first_tick() - lookback,
+        first_tick() + Duration::minutes(ticks - 1),
     );
-    outcome
+    let result = outcome(&expected, &read_records(&outs), &read_log(&store, jobs));
+    println!(
+        "fleet contention: processes={processes} jobs={jobs} fire_times/job={fire_times} expected={} dispatched={} duplicates={} missing={} logged={}",
+        result.expected, result.dispatched, result.duplicates, result.missing, result.logged
+    );
+    result
 }
 
-fn rand_suffix() -> u32 {
-    static NEXT: Mutex<u32> = Mutex::new(0);
-    let mut next = NEXT.lock().unwrap_or_else(|p| p.into_inner());
-    *next += 1;
-    *next
-}
-
-/// 4 processes × 200 fire times × 3 jobs: every fire time dispatched exactly once, checked
-/// from the callbacks' own records and from the dispatch log.
+/// 4 processes × 200 fire times × 3 jobs: every fire time dispatched exactly once.
 pub fn processes_dispatch_each_fire_time_once(backend: &dyn Backend) {
-    let plan = FleetPlan {
-        processes: 4,
-        jobs: 3,
-        fire_times: 200,
-    };
-    let outcome = run_fleet(backend, plan);
-    assert_eq!(outcome.expected, plan.jobs * plan.fire_times);
-    assert_eq!(outcome.duplicates, 0, "{outcome:?}");
-    assert_eq!(outcome.missing, 0, "{outcome:?}");
-    assert_eq!(outcome.dispatched, outcome.expected, "{outcome:?}");
-    assert_eq!(outcome.logged, outcome.expected, "{outcome:?}");
+    let outcome = exactly_once_across_processes(backend, 4, 3, 200);
+    assert_eq!(outcome.expected, 600);
+    assert_eq!((outcome.duplicates, outcome.missing), (0, 0), "{outcome:?}");
+    assert_eq!(
+        (outcome.dispatched, outcome.logged),
+        (600, 600),
+        "{outcome:?}"
+    );
+}
+
+/// 8 processes × 500 fire times × 3 jobs: every fire time dispatched exactly once.
+pub fn eight_processes_dispatch_500_fire_times_once(backend: &dyn Backend) {
+    let outcome = exactly_once_across_processes(backend, 8, 3, 500);
+    assert_eq!(outcome.expected, 1500);
+    assert_eq!((outcome.duplicates, outcome.missing), (0, 0), "{outcome:?}");
+    assert_eq!(
+        (outcome.dispatched, outcome.logged),
+        (1500, 1500),
+        "{outcome:?}"
+    );
 }

@@ -22,11 +22,14 @@
 //! * [`registries`] — dispatch log and definition store rules;
 //! * [`coordination`] — coordinator scenarios: code and file jobs, enable/disable, rebuilt
 //!   nodes, N nodes ticking the same instant, restart recovery;
-//! * [`fleet`] — K OS processes ticking one store.
+//! * [`fleet`] — K OS processes ticking one store (4 × 200 and 8 × 500 fire times);
+//! * [`chaos`] — the fleet under failure: SIGKILLed nodes, restarts after outages, skewed
+//!   clocks.
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used)]
 
 mod backend;
+pub mod chaos;
 pub mod contention;
 pub mod coordination;
 pub mod fleet;
@@ -92,6 +95,26 @@ macro_rules! fleet_suite {
         #[test]
         fn processes_dispatch_each_fire_time_once() {
             $crate::fleet::processes_dispatch_each_fire_time_once(&$backend);
+        }
+
+        #[test]
+        fn eight_processes_dispatch_500_fire_times_once() {
+            $crate::fleet::eight_processes_dispatch_500_fire_times_once(&$backend);
+        }
+
+        #[test]
+        fn killed_nodes_cause_no_duplicates_and_no_silent_misses() {
+            $crate::chaos::killed_nodes_cause_no_duplicates_and_no_silent_misses(&$backend);
+        }
+
+        #[test]
+        fn restarts_replay_nothing_and_recover_an_outage_once() {
+            $crate::chaos::restarts_replay_nothing_and_recover_an_outage_once(&$backend);
+        }
+
+        #[test]
+        fn skewed_clocks_cause_no_duplicates() {
+            $crate::chaos::skewed_clocks_cause_no_duplicates(&$backend);
         }
     };
 }
