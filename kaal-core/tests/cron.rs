@@ -819,3 +819,48 @@ fn fire_times_agree_with_a_minute_by_minute_scan() {
     // Lord Howe, and repeated hours of 60, 60 and 30 minutes.
     assert_eq!((gaps, repeated_minutes), (3, 150));
 }
+
+/// Two whole years (2026-2027), minute by minute, in the five zones: every expression's
+/// fire times equal the scan's. About 5 million zoned minutes: run in release by `.ci/run`
+/// (`cargo test --release -p kaal-core --test cron -- --ignored`).
+#[test]
+#[ignore = "two years minute by minute: run in release by .ci/run"]
+fn fire_times_agree_with_a_two_year_minute_by_minute_scan_in_five_zones() {
+    let expressions = [
+        "*/15 * * * *",
+        "30 2 * * *",
+        "0,30 1,2 * * *",
+        "15 9-17/2 * * mon-fri",
+        "0 0 1,15 * sun",
+        "45 1 * mar,apr,oct,nov *",
+        "0 0 29 2 *",
+        "@hourly",
+    ];
+    let zones = [
+        Tz::UTC,
+        NEW_YORK,
+        LONDON,
+        chrono_tz::Asia::Kolkata,
+        chrono_tz::Australia::Lord_Howe,
+    ];
+    let (from, to) = (utc(2026, 1, 1, 0, 0), utc(2027, 12, 31, 23, 59));
+    let mut compared = 0;
+    for tz in zones {
+        let minutes = scan(tz, from, to);
+        for expression in expressions {
+            let want = expected(&Oracle::new(expression), &minutes);
+            let got = parse(expression).fire_times(from, to, tz);
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "{expression} in {tz}: fire time counts differ"
+            );
+            assert_eq!(got, want, "{expression} in {tz}");
+            compared += want.len();
+        }
+    }
+    assert!(compared > 400_000, "only {compared} fire times compared");
+    println!(
+        "cron brute force: {compared} fire times over 2026-2027 in 5 zones agree with the scan"
+    );
+}
