@@ -83,7 +83,7 @@ fn generated(rng: &mut StdRng) -> String {
     match rng.gen_range(0..14) {
         // Well-formed five fields, one of them corrupted a third of the time.
         10..=13 => {
-            let mut fields = vec![
+            let mut fields = [
                 field(rng, 0, 59),
                 field(rng, 0, 23),
                 field(rng, 1, 31),
