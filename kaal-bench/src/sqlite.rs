@@ -19,7 +19,9 @@ struct SqliteFixture {
 
 const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now') || '000'";
 const RAW_INSERT: &str = r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000')"#;
-const RAW_INSERT_CONFLICT: &str = r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000') ON CONFLICT ("key") DO NOTHING"#;
+/// The least SQL that does an acquire's work on a held key: insert, or take the row over
+/// only if its lease has expired (a plain `ON CONFLICT DO NOTHING` could never take over).
+const RAW_INSERT_CONFLICT: &str = r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000') ON CONFLICT ("key") DO UPDATE SET acquired_at = excluded.acquired_at, expires_at = excluded.expires_at WHERE kaal_locks.expires_at <= excluded.acquired_at"#;
 const RAW_DELETE: &str = r#"DELETE FROM kaal_locks WHERE "key" = ?"#;
 
 fn open(path: &str) -> SqliteStore {

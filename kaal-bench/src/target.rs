@@ -21,7 +21,8 @@ pub trait Fixture {
     fn another_node(&self) -> Arc<dyn Adapter>;
     /// Raw: inserts a lease row for a key nobody holds (database clock for the times).
     fn raw_acquire_fresh(&self, key: &str);
-    /// Raw: an insert of a key that exists, which conflicts and writes nothing.
+    /// Raw: the least SQL doing an acquire of a held key: an insert that conflicts and takes
+    /// the row over only if its lease expired (here: it has not, so it writes nothing).
     fn raw_acquire_held(&self, key: &str);
     /// Raw: deletes a lease row.
     fn raw_release(&self, key: &str);
