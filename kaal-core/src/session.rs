@@ -81,8 +81,13 @@ impl std::fmt::Debug for SessionLockAdapter {
     }
 }
 
-/// How often the reaper releases locks held past their ttl.
+/// The longest the reaper sleeps. It wakes earlier when a lock it saw held reaches its ttl,
+/// so such a lock is released within a few milliseconds of its ttl; one taken while the
+/// reaper sleeps is released at most `REAP_EVERY` late (or by the next operation).
 const REAP_EVERY: Duration = Duration::from_millis(500);
+
+/// The shortest the reaper sleeps.
+const REAP_AT_LEAST: Duration = Duration::from_millis(5);
 
 impl SessionLockAdapter {
     /// Opens the first session through `factory` and starts the reaper. `name` is used in
@@ -125,19 +130,32 @@ impl SessionLockAdapter {
 fn spawn_reaper(shared: Weak<Shared>) {
     let spawned = thread::Builder::new()
         .name("kaal-session-reaper".into())
-        .spawn(move || loop {
-            thread::sleep(REAP_EVERY);
-            let Some(shared) = shared.upgrade() else {
-                return;
-            };
-            let mut state = shared.lock_state();
-            shared.reap(&mut state);
+        .spawn(move || {
+            let mut pause = REAP_EVERY;
+            loop {
+                thread::sleep(pause);
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let mut state = shared.lock_state();
+                shared.reap(&mut state);
+                pause = next_reap(&state.held, Instant::now());
+            }
         });
     if let Err(err) = spawned {
         log::warn!(
             "no reaper thread ({err}); expired session locks are released on the next operation"
         );
     }
+}
+
+/// How long the reaper may sleep: until the earliest ttl among `held` passes, within
+/// [`REAP_AT_LEAST`]..=[`REAP_EVERY`].
+fn next_reap(held: &HashMap<String, Instant>, now: Instant) -> Duration {
+    held.values()
+        .min()
+        .map_or(REAP_EVERY, |until| until.saturating_duration_since(now))
+        .clamp(REAP_AT_LEAST, REAP_EVERY)
 }
 
 impl Shared {
@@ -294,5 +312,23 @@ impl Adapter for SessionLockAdapter {
 
     fn name(&self) -> &str {
         &self.shared.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reaper_wakes_when_the_first_held_lock_reaches_its_ttl() {
+        let now = Instant::now();
+        let mut held = HashMap::new();
+        assert_eq!(next_reap(&held, now), REAP_EVERY);
+        held.insert("late".to_string(), now + Duration::from_secs(60));
+        assert_eq!(next_reap(&held, now), REAP_EVERY);
+        held.insert("soon".to_string(), now + Duration::from_millis(120));
+        assert_eq!(next_reap(&held, now), Duration::from_millis(120));
+        held.insert("past".to_string(), now);
+        assert_eq!(next_reap(&held, now), REAP_AT_LEAST);
     }
 }
