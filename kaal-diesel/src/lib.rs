@@ -30,6 +30,8 @@
 //! * [`Statement`] — hand-written SQL with text parameters that Diesel still caches.
 //! * [`OpenError`], [`PoolOptions`] / [`build_pool`], [`run_pending`], [`chunks_within`],
 //!   [`redact_password`], [`check_key_len`].
+//! * [`give_back_dispatched`] — for adapters over session locks, whose claims can vanish
+//!   before their ttl: a claim won on a fire time already logged is given back.
 //!
 //! # Adding a backend
 //!
@@ -61,6 +63,7 @@ mod pool;
 mod queries;
 mod rows;
 pub mod schema;
+mod session;
 mod statement;
 mod store;
 mod time;
@@ -75,6 +78,7 @@ pub use migrations::run_pending;
 pub use pool::{build_pool, PoolOptions};
 pub use queries::{columns, SharedQueries};
 pub use rows::{DefinitionRow, DispatchRow};
+pub use session::give_back_dispatched;
 pub use statement::Statement;
 pub use store::{DieselStore, StoreConnection, TableShape};
 pub use time::DbTime;
