@@ -16,8 +16,11 @@ pub fn sixteen_threads_racing_for_one_key_have_one_winner(backend: &dyn Backend)
     let store = TestStore::new(backend);
     let nodes: Vec<_> = (0..THREADS).map(|_| store.open()).collect();
     let barrier = Arc::new(Barrier::new(THREADS));
+    // The nodes outlive every thread: a node dropped early would end its session and free
+    // the session locks (advisory, named) it won while others still race for them.
     let handles: Vec<_> = nodes
-        .into_iter()
+        .iter()
+        .cloned()
         .map(|node| {
             let barrier = barrier.clone();
             thread::spawn(move || {
@@ -49,7 +52,9 @@ pub fn sixteen_threads_racing_for_one_key_have_one_winner(backend: &dyn Backend)
 pub fn batch_acquire_racing_single_acquire_wins_each_key_once(backend: &dyn Backend) {
     const KEYS: usize = 200;
     let store = TestStore::new(backend);
+    // Both nodes live until the end: dropping one ends its session locks (advisory, named).
     let (batch_node, single_node) = (store.open(), store.open());
+    let (batch_keeper, single_keeper) = (batch_node.clone(), single_node.clone());
     let keys: Vec<String> = (0..KEYS)
         .map(|i| format!("kaal:dispatch:race:{i}"))
         .collect();
@@ -93,4 +98,5 @@ pub fn batch_acquire_racing_single_acquire_wins_each_key_once(backend: &dyn Back
         vec![false; KEYS],
         "a key was left unheld"
     );
+    drop((batch_keeper, single_keeper));
 }
