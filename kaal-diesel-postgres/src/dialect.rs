@@ -1,0 +1,137 @@
+//! [`PgDialect`]: PostgreSQL's side of [`kaal_diesel::Dialect`].
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::result::{DatabaseErrorKind, Error};
+use diesel::{Connection, PgConnection, QueryResult, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+use kaal_core::DispatchStatus;
+use kaal_diesel::{ConnectionPool, DbTime, Dialect, OpenError, Statement, TableShape};
+
+use crate::options::PgOptions;
+use crate::{advisory_lock_id, open, sql, BACKEND};
+
+/// The migrations of `migrations/postgres`, compiled into the crate.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// The advisory lock key that serializes migrations run by several processes at once.
+const MIGRATION_LOCK_KEY: &str = "kaal:migrations";
+
+/// Waits for the transaction-scoped advisory lock that serializes migrations. Parameter: the
+/// lock id.
+const LOCK_FOR_MIGRATIONS: &str = "SELECT pg_advisory_xact_lock(CAST(? AS bigint))";
+
+/// PostgreSQL's messages for lock waits given up and deadlocks (SQLSTATE 55P03 and 40P01,
+/// which Diesel reports as `DatabaseErrorKind::Unknown`).
+const CONTENTION_MESSAGES: [&str; 3] = [
+    "canceling statement due to lock timeout",
+    "could not obtain lock",
+    "deadlock detected",
+];
+
+/// PostgreSQL's statements and settings for [`DieselStore`](kaal_diesel::DieselStore); use it
+/// through [`PgStore`](crate::PgStore).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PgDialect;
+
+impl Dialect for PgDialect {
+    type Connection = PgConnection;
+    type Options = PgOptions;
+    const NAME: &'static str = BACKEND;
+
+    fn connect(
+        locator: &str,
+        options: &PgOptions,
+    ) -> Result<(ConnectionPool<Self>, String), OpenError> {
+        open::connect(locator, options)
+    }
+
+    fn write_transaction<T, E, F>(conn: &mut PgConnection, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T, E>,
+        E: From<Error>,
+    {
+        conn.transaction(f)
+    }
+
+    fn is_contention(error: &Error) -> bool {
+        match error {
+            Error::DatabaseError(
+                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
+                _,
+            ) => true,
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info) => CONTENTION_MESSAGES
+                .iter()
+                .any(|message| info.message().starts_with(message)),
+            _ => false,
+        }
+    }
+
+    fn table_exists(conn: &mut PgConnection, table: &str) -> QueryResult<bool> {
+        sql::table_exists(conn, table)
+    }
+
+    fn run_migrations(
+        conn: &mut PgConnection,
+    ) -> Result<Vec<String>, Box<dyn StdError + Send + Sync>> {
+        // One transaction holding an advisory lock: a second process migrating at the same
+        // time waits for the first (Diesel runs each migration in a savepoint inside it) and
+        // then finds nothing to do, instead of racing on `CREATE TABLE IF NOT EXISTS`.
+        conn.transaction(|conn| {
+            Statement::new(LOCK_FOR_MIGRATIONS)
+                .bind(advisory_lock_id(MIGRATION_LOCK_KEY).to_string())
+                .execute(conn)?;
+            kaal_diesel::run_pending(conn, MIGRATIONS)
+        })
+    }
+
+    fn check_statements(
+        conn: &mut PgConnection,
+        _shape: TableShape,
+    ) -> Result<(), (&'static str, Error)> {
+        sql::require_unique_index(conn, "kaal_locks", "key")?;
+        sql::require_unique_index(conn, "kaal_dispatches", "key,fire_time")
+    }
+
+    fn claim(
+        conn: &mut PgConnection,
+        key: &str,
+        ttl: Duration,
+        shape: TableShape,
+    ) -> QueryResult<bool> {
+        sql::claim(conn, key, ttl, shape)
+    }
+
+    fn claim_many(
+        conn: &mut PgConnection,
+        keys: &[String],
+        ttl: Duration,
+        shape: TableShape,
+    ) -> QueryResult<Vec<bool>> {
+        sql::claim_many(conn, keys, ttl, shape)
+    }
+
+    fn release(conn: &mut PgConnection, key: &str) -> QueryResult<bool> {
+        sql::release(conn, key)
+    }
+
+    fn upsert_dispatches(
+        conn: &mut PgConnection,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+        status: DispatchStatus,
+        dispatched_at: DbTime,
+        shape: TableShape,
+    ) -> QueryResult<()> {
+        sql::upsert_dispatches(conn, pairs, node_id, status, dispatched_at, shape)
+    }
+
+    fn dispatched_many(
+        conn: &mut PgConnection,
+        pairs: &[(String, DateTime<Utc>)],
+    ) -> QueryResult<Vec<bool>> {
+        sql::dispatched_many(conn, pairs)
+    }
+}

@@ -1,0 +1,299 @@
+//! The statements that are PostgreSQL's own: the lease upserts, their batch form, release,
+//! the dispatch upsert and batch lookup, and the schema checks they rely on.
+//!
+//! **The database's clock.** Every time a lease statement computes is
+//! `statement_timestamp() AT TIME ZONE 'UTC'`: the server's clock at the start of the
+//! statement, as UTC `timestamp` (what the columns hold, as ActiveRecord writes them), the
+//! same instant everywhere within one statement whatever the session's `TimeZone`. Not
+//! `now()`, which is the start of the *transaction*, and not `clock_timestamp()`, which
+//! changes between the rows of one statement.
+//!
+//! **Batches** travel as one JSON array bound to one text parameter and unpacked with
+//! `json_array_elements_text` / `json_array_elements`: one statement whatever the batch
+//! size, no bound-parameter limit, one prepared statement every batch reuses. Keys are
+//! deduplicated (an upsert may not touch a row twice) and sorted, so concurrent batches take
+//! their row locks in the same order and cannot deadlock each other.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Text};
+use kaal_core::DispatchStatus;
+use kaal_diesel::{DbTime, Statement, TableShape};
+use serde_json::Value;
+
+/// The longest lease honoured; longer ttls are cut to it.
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `ttl` as a PostgreSQL interval literal with microseconds: `125.000000 seconds`.
+pub(crate) fn interval(ttl: Duration) -> String {
+    let ttl = ttl.min(MAX_TTL);
+    format!("{}.{:06} seconds", ttl.as_secs(), ttl.subsec_micros())
+}
+
+/// Takes one key: inserts the lease, or takes over the row only if its lease has expired by
+/// the database's clock. One row changed means acquired. Parameters: key, ttl interval.
+pub(crate) const CLAIM: &str = r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at)
+VALUES (?, statement_timestamp() AT TIME ZONE 'UTC', (statement_timestamp() AT TIME ZONE 'UTC') + CAST(? AS interval))
+ON CONFLICT ("key") DO UPDATE SET acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at
+WHERE kaal_locks.expires_at <= EXCLUDED.acquired_at"#;
+
+/// [`CLAIM`] for tables with `created_at` / `updated_at`.
+pub(crate) const CLAIM_WITH_TIMESTAMPS: &str = r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at, created_at, updated_at)
+VALUES (?, statement_timestamp() AT TIME ZONE 'UTC', (statement_timestamp() AT TIME ZONE 'UTC') + CAST(? AS interval), statement_timestamp() AT TIME ZONE 'UTC', statement_timestamp() AT TIME ZONE 'UTC')
+ON CONFLICT ("key") DO UPDATE SET acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
+WHERE kaal_locks.expires_at <= EXCLUDED.acquired_at"#;
+
+/// [`CLAIM`] for a JSON array of distinct keys; returns the keys taken. Parameters: ttl
+/// interval, keys.
+pub(crate) const CLAIM_MANY: &str = r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at)
+SELECT claim.key, statement_timestamp() AT TIME ZONE 'UTC', (statement_timestamp() AT TIME ZONE 'UTC') + CAST(? AS interval)
+FROM json_array_elements_text(CAST(? AS json)) WITH ORDINALITY AS claim("key", position)
+ORDER BY claim.position
+ON CONFLICT ("key") DO UPDATE SET acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at
+WHERE kaal_locks.expires_at <= EXCLUDED.acquired_at
+RETURNING "key""#;
+
+/// [`CLAIM_MANY`] for tables with `created_at` / `updated_at`.
+pub(crate) const CLAIM_MANY_WITH_TIMESTAMPS: &str = r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at, created_at, updated_at)
+SELECT claim.key, statement_timestamp() AT TIME ZONE 'UTC', (statement_timestamp() AT TIME ZONE 'UTC') + CAST(? AS interval), statement_timestamp() AT TIME ZONE 'UTC', statement_timestamp() AT TIME ZONE 'UTC'
+FROM json_array_elements_text(CAST(? AS json)) WITH ORDINALITY AS claim("key", position)
+ORDER BY claim.position
+ON CONFLICT ("key") DO UPDATE SET acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
+WHERE kaal_locks.expires_at <= EXCLUDED.acquired_at
+RETURNING "key""#;
+
+/// Deletes a lease; returns one row telling whether it was still live. Parameter: key.
+pub(crate) const RELEASE: &str = r#"DELETE FROM kaal_locks WHERE "key" = ?
+RETURNING expires_at > statement_timestamp() AT TIME ZONE 'UTC'"#;
+
+/// Upserts a JSON array of distinct `[key, fire_time]` pairs. Parameters: dispatched_at,
+/// node_id, status, pairs.
+pub(crate) const UPSERT_DISPATCHES: &str = r#"INSERT INTO kaal_dispatches ("key", fire_time, dispatched_at, node_id, status)
+SELECT entry.value ->> 0, CAST(entry.value ->> 1 AS timestamp), CAST(? AS timestamp), ?, ?
+FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS entry(value, position)
+ORDER BY entry.position
+ON CONFLICT ("key", fire_time) DO UPDATE SET dispatched_at = EXCLUDED.dispatched_at, node_id = EXCLUDED.node_id, status = EXCLUDED.status"#;
+
+/// [`UPSERT_DISPATCHES`] for tables with `created_at` / `updated_at`. Parameters:
+/// dispatched_at, node_id, status, created_at / updated_at, pairs.
+pub(crate) const UPSERT_DISPATCHES_WITH_TIMESTAMPS: &str = r#"INSERT INTO kaal_dispatches ("key", fire_time, dispatched_at, node_id, status, created_at, updated_at)
+SELECT entry.value ->> 0, CAST(entry.value ->> 1 AS timestamp), CAST(? AS timestamp), ?, ?, stamp.at, stamp.at
+FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS entry(value, position), (SELECT CAST(? AS timestamp) AS at) AS stamp
+ORDER BY entry.position
+ON CONFLICT ("key", fire_time) DO UPDATE SET dispatched_at = EXCLUDED.dispatched_at, node_id = EXCLUDED.node_id, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at"#;
+
+/// The positions (0-based) of the `[key, fire_time]` pairs of a JSON array that have a
+/// dispatch record. Parameter: pairs.
+pub(crate) const DISPATCHED_MANY: &str = r#"SELECT pair.position - 1 FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS pair(value, position)
+WHERE EXISTS (SELECT 1 FROM kaal_dispatches AS d
+              WHERE d."key" = pair.value ->> 0 AND d.fire_time = CAST(pair.value ->> 1 AS timestamp))"#;
+
+/// Whether a table exists in the session's search path. Parameter: table name.
+pub(crate) const TABLE_EXISTS: &str = "SELECT to_regclass(CAST(? AS text)) IS NOT NULL";
+
+/// How many unique, non-partial indexes on plain columns of a table cover exactly the given
+/// columns (in order, comma-separated): the upserts' `ON CONFLICT` targets. Parameters:
+/// table, columns.
+pub(crate) const UNIQUE_INDEXES_ON: &str = r#"SELECT count(*) FROM pg_index AS idx
+WHERE idx.indrelid = to_regclass(CAST(? AS text)) AND idx.indisunique AND idx.indpred IS NULL AND idx.indexprs IS NULL
+  AND (SELECT string_agg(att.attname, ',' ORDER BY col.position)
+       FROM unnest(CAST(idx.indkey AS int2[])) WITH ORDINALITY AS col(attnum, position)
+       JOIN pg_attribute AS att ON att.attrelid = idx.indrelid AND att.attnum = col.attnum) = ?"#;
+
+/// `keys` without repetitions, sorted (the order every batch takes its row locks in).
+fn distinct_sorted(keys: &[String]) -> Vec<&str> {
+    keys.iter()
+        .map(String::as_str)
+        .collect::<BTreeSet<&str>>()
+        .into_iter()
+        .collect()
+}
+
+pub(crate) fn claim(
+    conn: &mut PgConnection,
+    key: &str,
+    ttl: Duration,
+    shape: TableShape,
+) -> QueryResult<bool> {
+    let sql = if shape.lock_timestamps {
+        CLAIM_WITH_TIMESTAMPS
+    } else {
+        CLAIM
+    };
+    let changed = Statement::new(sql)
+        .bind(key)
+        .bind(interval(ttl))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+pub(crate) fn claim_many(
+    conn: &mut PgConnection,
+    keys: &[String],
+    ttl: Duration,
+    shape: TableShape,
+) -> QueryResult<Vec<bool>> {
+    let sql = if shape.lock_timestamps {
+        CLAIM_MANY_WITH_TIMESTAMPS
+    } else {
+        CLAIM_MANY
+    };
+    let json = Value::from(distinct_sorted(keys)).to_string();
+    let mut taken: HashSet<String> = Statement::new(sql)
+        .bind(interval(ttl))
+        .bind(json)
+        .returning::<Text>()
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    // A key given twice is taken once: its first position says so, as a loop would.
+    Ok(keys.iter().map(|key| taken.remove(key)).collect())
+}
+
+pub(crate) fn release(conn: &mut PgConnection, key: &str) -> QueryResult<bool> {
+    let live = Statement::new(RELEASE)
+        .bind(key)
+        .returning::<Bool>()
+        .load::<bool>(conn)?;
+    Ok(live.first().copied().unwrap_or(false))
+}
+
+/// `[[key, fire_time_text], ...]` with fire times as `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC).
+fn pairs_json<'a>(pairs: impl IntoIterator<Item = (&'a str, DbTime)>) -> String {
+    Value::Array(
+        pairs
+            .into_iter()
+            .map(|(key, fire_time)| {
+                Value::Array(vec![Value::from(key), Value::from(fire_time.to_db_text())])
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
+pub(crate) fn upsert_dispatches(
+    conn: &mut PgConnection,
+    pairs: &[(String, DateTime<Utc>)],
+    node_id: &str,
+    status: DispatchStatus,
+    dispatched_at: DbTime,
+    shape: TableShape,
+) -> QueryResult<()> {
+    // Distinct and sorted: an upsert may not touch a row twice, and a fixed order keeps
+    // concurrent upserts of the same pairs from deadlocking.
+    let distinct: BTreeMap<(&str, DbTime), ()> = pairs
+        .iter()
+        .map(|(key, fire_time)| ((key.as_str(), DbTime::new(*fire_time)), ()))
+        .collect();
+    let json = pairs_json(distinct.into_keys());
+    let at = dispatched_at.to_db_text();
+    let statement = if shape.dispatch_timestamps {
+        Statement::new(UPSERT_DISPATCHES_WITH_TIMESTAMPS)
+            .bind(at.clone())
+            .bind(node_id)
+            .bind(status.as_str())
+            .bind(json)
+            .bind(at)
+    } else {
+        Statement::new(UPSERT_DISPATCHES)
+            .bind(at)
+            .bind(node_id)
+            .bind(status.as_str())
+            .bind(json)
+    };
+    statement.execute(conn).map(drop)
+}
+
+pub(crate) fn dispatched_many(
+    conn: &mut PgConnection,
+    pairs: &[(String, DateTime<Utc>)],
+) -> QueryResult<Vec<bool>> {
+    let mut found = vec![false; pairs.len()];
+    let json = pairs_json(
+        pairs
+            .iter()
+            .map(|(key, fire_time)| (key.as_str(), DbTime::new(*fire_time))),
+    );
+    let positions = Statement::new(DISPATCHED_MANY)
+        .bind(json)
+        .returning::<BigInt>()
+        .load::<i64>(conn)?;
+    for position in positions {
+        if let Some(slot) = usize::try_from(position)
+            .ok()
+            .and_then(|i| found.get_mut(i))
+        {
+            *slot = true;
+        }
+    }
+    Ok(found)
+}
+
+pub(crate) fn table_exists(conn: &mut PgConnection, table: &str) -> QueryResult<bool> {
+    Statement::new(TABLE_EXISTS)
+        .bind(table)
+        .returning::<Bool>()
+        .get_result::<bool>(conn)
+}
+
+/// Fails unless `table` has a unique index on exactly `columns` (comma-separated).
+pub(crate) fn require_unique_index(
+    conn: &mut PgConnection,
+    table: &'static str,
+    columns: &'static str,
+) -> Result<(), (&'static str, diesel::result::Error)> {
+    let count = Statement::new(UNIQUE_INDEXES_ON)
+        .bind(table)
+        .bind(columns)
+        .returning::<BigInt>()
+        .get_result::<i64>(conn)
+        .map_err(|err| (table, err))?;
+    if count > 0 {
+        return Ok(());
+    }
+    Err((
+        table,
+        diesel::result::Error::QueryBuilderError(
+            format!("no unique index on ({columns}); the upserts need one").into(),
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_becomes_an_interval_with_microseconds_and_is_capped() {
+        assert_eq!(interval(Duration::from_secs(125)), "125.000000 seconds");
+        assert_eq!(
+            interval(Duration::from_micros(1_500_001)),
+            "1.500001 seconds"
+        );
+        assert_eq!(interval(Duration::MAX), interval(MAX_TTL));
+    }
+
+    #[test]
+    fn statements_have_no_stray_placeholders() {
+        let marks = |sql: &str| sql.matches('?').count();
+        assert_eq!(marks(CLAIM), 2);
+        assert_eq!(marks(CLAIM_WITH_TIMESTAMPS), 2);
+        assert_eq!(marks(CLAIM_MANY), 2);
+        assert_eq!(marks(CLAIM_MANY_WITH_TIMESTAMPS), 2);
+        assert_eq!(marks(RELEASE), 1);
+        assert_eq!(marks(UPSERT_DISPATCHES), 4);
+        assert_eq!(marks(UPSERT_DISPATCHES_WITH_TIMESTAMPS), 5);
+        assert_eq!(marks(DISPATCHED_MANY), 1);
+        assert_eq!(marks(TABLE_EXISTS), 1);
+        assert_eq!(marks(UNIQUE_INDEXES_ON), 2);
+    }
+
+    #[test]
+    fn batches_are_distinct_and_sorted() {
+        let keys: Vec<String> = ["b", "a", "b", "c", "a"].map(String::from).to_vec();
+        assert_eq!(distinct_sorted(&keys), ["a", "b", "c"]);
+    }
+}
