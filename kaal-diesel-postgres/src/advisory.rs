@@ -217,7 +217,7 @@ impl SessionFactory for AdvisorySessions {
             .returning::<Integer>()
             .get_result::<i32>(&mut conn)
             .map_err(|err| error_chain(&err))?;
-        log::info!(
+        log::debug!(
             "{NAME}: lock session open on {} (backend pid {pid})",
             self.target.shown()
         );

@@ -32,7 +32,15 @@ pub struct PgOptions {
     /// The `application_name` the connections show in `pg_stat_activity` (default `kaal`;
     /// the advisory lock session adds ` advisory`).
     pub application_name: String,
-    /// Pool settings (default: at most 8 connections, 1 kept idle, 30 s checkout timeout).
+    /// Pool settings (default: at most 8 connections, none kept open by the pool's own
+    /// threads (`min_idle = 0`), 30 s checkout timeout).
+    ///
+    /// `min_idle` is 0 on PostgreSQL because r2d2 opens the connections that keep the idle
+    /// count up on its own threads, after a checkout: a process that ends (a `kaal tick`,
+    /// say) while such a connection is being opened tears libpq's TLS library down under
+    /// that thread and crashes (seen here: SIGSEGV in OpenSSL at exit, one run in four with
+    /// `min_idle = 1`). With 0, a connection is opened only for a checkout that waits for it;
+    /// connections stay pooled after use as before.
     pub pool: PoolOptions,
 }
 
@@ -42,7 +50,10 @@ impl Default for PgOptions {
             connect_timeout: Duration::from_secs(10),
             lock_timeout: Duration::from_secs(5),
             application_name: "kaal".to_string(),
-            pool: PoolOptions::default(),
+            pool: PoolOptions {
+                min_idle: Some(0),
+                ..PoolOptions::default()
+            },
         }
     }
 }

@@ -10,12 +10,65 @@ pub(crate) fn sqlite(_url: &str, shown: String) -> Result<Store, ConnectError> {
 }
 
 /// Opens a PostgreSQL store.
+#[cfg(not(feature = "postgres"))]
 pub(crate) fn postgres(
     _url: &str,
     shown: String,
     _strategy: LockStrategy,
 ) -> Result<Store, ConnectError> {
     Err(feature_disabled(Backend::Postgres, shown))
+}
+
+/// Opens a PostgreSQL store: the lease table, or with `lock_strategy: advisory` advisory
+/// locks on a dedicated session (the dispatch log and definitions stay in the tables).
+#[cfg(feature = "postgres")]
+pub(crate) fn postgres(
+    url: &str,
+    shown: String,
+    strategy: LockStrategy,
+) -> Result<Store, ConnectError> {
+    use std::sync::Arc;
+
+    use kaal_core::Adapter;
+    use kaal_diesel_postgres::{OpenError, PgAdvisoryAdapter, PgStore};
+
+    type Migrate = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+    let open_error = |err: OpenError| ConnectError::Open {
+        backend: Backend::Postgres,
+        url: shown.clone(),
+        cause: err.to_string(),
+    };
+    let (adapter, migrate): (Arc<dyn Adapter>, Migrate) = match strategy {
+        LockStrategy::Lease => {
+            let store = Arc::new(PgStore::open(url).map_err(open_error)?);
+            let migrations = store.clone();
+            let migrate: Migrate = Box::new(move || {
+                migrations
+                    .run_migrations()
+                    .map(|_| ())
+                    .map_err(|err| err.to_string())
+            });
+            (store, migrate)
+        }
+        LockStrategy::Advisory => {
+            let adapter = Arc::new(PgAdvisoryAdapter::open(url).map_err(open_error)?);
+            let migrations = adapter.clone();
+            let migrate: Migrate = Box::new(move || {
+                migrations
+                    .store()
+                    .run_migrations()
+                    .map(|_| ())
+                    .map_err(|err| err.to_string())
+            });
+            (adapter, migrate)
+        }
+    };
+    Ok(Store::from_parts(
+        Backend::Postgres,
+        shown,
+        adapter,
+        Some(migrate),
+    ))
 }
 
 /// Opens a MySQL store.

@@ -55,7 +55,9 @@
 //! # Features
 //!
 //! * `sqlite` (default) — [`connect`] opens `sqlite://PATH` and plain paths (kaal-diesel-sqlite).
-//! * `postgres`, `mysql` — PostgreSQL and MySQL/MariaDB, once their backend crates land.
+//! * `postgres` — `postgres://` and `postgresql://` URLs (kaal-diesel-postgres; links libpq);
+//!   `lock_strategy: advisory` selects PostgreSQL advisory locks instead of the lease table.
+//! * `mysql` — MySQL/MariaDB, once its backend crate lands.
 //!   Without the feature, [`connect`] fails with an error naming the feature to enable.
 //! * `cli` (default) — the `kaal` binary and its dependencies.
 //!
