@@ -32,6 +32,11 @@ const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(CAST(? AS bigint))";
 const TRY_LOCK_MANY: &str = "SELECT claim.position, pg_try_advisory_lock(claim.id)
 FROM unnest(CAST(? AS bigint[])) WITH ORDINALITY AS claim(id, position)";
 
+/// Gives back every lock of an array of ids this session holds (the others answer `false`).
+/// Parameter: the ids as a PostgreSQL array literal.
+const UNLOCK_MANY: &str =
+    "SELECT pg_advisory_unlock(claim.id) FROM unnest(CAST(? AS bigint[])) AS claim(id)";
+
 /// Gives one lock back; `false` when the session did not hold it. Parameter: the lock id.
 const UNLOCK: &str = "SELECT pg_advisory_unlock(CAST(? AS bigint))";
 
@@ -233,10 +238,10 @@ impl SessionFactory for AdvisorySessions {
 struct AdvisorySession {
     conn: PgConnection,
     pid: i32,
-    /// A batch failed part-way: session-level advisory locks taken by a failed statement
-    /// stay taken, so the session may hold locks nobody knows of. It then reports itself
-    /// dead; the adapter drops it (the server releases everything it held), forgets its
-    /// locks and opens a new one.
+    /// A batch failed part-way and could not be undone: session-level advisory locks taken
+    /// by a failed statement stay taken, so the session may hold locks nobody knows of. It
+    /// then reports itself dead; the adapter drops it (the server releases everything it
+    /// held), forgets its locks and opens a new one.
     poisoned: bool,
 }
 
@@ -269,23 +274,32 @@ impl LockSession for AdvisorySession {
         if let [key] = keys {
             return self.try_lock(key).map(|won| vec![won]);
         }
+        let ids = array_literal(keys.iter().map(|key| advisory_lock_id(key)));
         let rows = Statement::new(TRY_LOCK_MANY)
-            .bind(array_literal(keys.iter().map(|key| advisory_lock_id(key))))
+            .bind(ids.as_str())
             .returning::<(BigInt, Bool)>()
             .load::<(i64, bool)>(&mut self.conn);
         let rows = match rows {
             Ok(rows) => rows,
             Err(err) => {
-                // E.g. "out of shared memory" when the server's lock table is full, after
-                // some of the batch's locks were taken.
-                self.poisoned = true;
-                log::warn!(
-                    "{NAME}: a batch of {} locks failed part-way; the lock session (backend \
-                     pid {}) is replaced so that no lock it took stays held unknown: {}",
-                    keys.len(),
-                    self.pid,
-                    error_chain(&err)
-                );
+                // E.g. "out of shared memory" when the server's lock table is full: session
+                // locks the failed statement took stay taken. The batch's keys are not held
+                // by this adapter (it never asks for those), so give them all back; if that
+                // fails too, the session reports itself dead and is replaced.
+                let undone = Statement::new(UNLOCK_MANY)
+                    .bind(ids.as_str())
+                    .execute(&mut self.conn);
+                if let Err(undo) = undone {
+                    self.poisoned = true;
+                    log::warn!(
+                        "{NAME}: a batch of {} locks failed part-way and could not be undone \
+                         ({}); the lock session (backend pid {}) is replaced so that no lock \
+                         it took stays held",
+                        keys.len(),
+                        error_chain(&undo),
+                        self.pid
+                    );
+                }
                 return Err(self.failed(&err));
             }
         };
@@ -326,7 +340,7 @@ mod tests {
 
     #[test]
     fn statements_have_one_placeholder_each() {
-        for sql in [TRY_LOCK, TRY_LOCK_MANY, UNLOCK] {
+        for sql in [TRY_LOCK, TRY_LOCK_MANY, UNLOCK, UNLOCK_MANY] {
             assert_eq!(sql.matches('?').count(), 1, "{sql}");
         }
     }

@@ -76,9 +76,11 @@
 //!   `out of shared memory` (hint: increase `max_locks_per_transaction`). The coordinator
 //!   keeps each claim until its ttl (`lease_ttl`, 125 s by default), so a node holds about
 //!   `jobs × fire times per lease_ttl` locks — 1 000 per-minute jobs hold ≈ 3 000. When the
-//!   table is full, acquires fail with a [`LockError`](kaal_core::LockError) (the batch's
-//!   session is replaced, so no lock stays held unknown); raise `max_locks_per_transaction`
-//!   (a restart) for larger fleets, or use the lease table.
+//!   table is full, acquires fail with a [`LockError`](kaal_core::LockError) (`out of
+//!   shared memory`; the locks the failed batch took are given back at once) — and so do
+//!   other sessions' statements and new connections to the server while it stays full.
+//!   Raise `max_locks_per_transaction` (a restart) for larger fleets, or use the lease
+//!   table.
 //! * **Locks vanish with the session.** A server restart, a failover, a
 //!   `pg_terminate_backend` or a network cut ends them: the adapter notices on its next
 //!   operation, logs an error, forgets its locks and reconnects; fire times it held may then
@@ -88,6 +90,19 @@
 //! * ttl is honoured by the adapter releasing, on its session, each lock held past its ttl
 //!   (a background reaper); it runs on the node's monotonic clock — nobody else can end a
 //!   session lock, so clock skew between nodes plays no part.
+//!
+//! # Throughput
+//!
+//! Measured here (release build, loopback, PostgreSQL 15, 2 cores;
+//! `cargo test -p kaal-diesel-postgres --release --test throughput -- --ignored --nocapture`):
+//!
+//! | operation | rate |
+//! | --- | --- |
+//! | raw `INSERT` into `kaal_locks` on the same pool (baseline) | ≈ 4 300/s |
+//! | lease `acquire` won / held, `release` | ≈ 3 700 / 4 500 / 5 100 per s |
+//! | lease `acquire_many`, 10 000 keys in one statement | ≈ 134 000 keys/s |
+//! | advisory `acquire`, `release` | ≈ 7 400 / 5 700 per s |
+//! | advisory `acquire_many`, 10 000 keys in one round trip | ≈ 490 000 keys/s |
 //!
 //! # Tables and settings
 //!
