@@ -1,13 +1,15 @@
 //! `kaal-bench`: measures kaal against a hand-written SQL baseline in the same run.
 //!
 //! ```text
-//! cargo run --release -p kaal-bench [-- --quick]
+//! cargo run --release -p kaal-bench --features postgres [-- --quick] [--only sqlite|postgres]
 //! ```
 //!
 //! Prints one markdown table per backend and lock strategy, ready for BENCHMARKS.md.
 #![allow(clippy::print_stdout)] // printing the tables is the point
 
 mod counting;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod scenarios;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -71,6 +73,8 @@ fn main() {
     let mut targets: Vec<Box<dyn Target>> = Vec::new();
     #[cfg(feature = "sqlite")]
     targets.push(Box::new(sqlite::Sqlite));
+    #[cfg(feature = "postgres")]
+    targets.push(Box::new(postgres::PostgresLease));
     for target in targets {
         if only
             .as_ref()
