@@ -1,0 +1,143 @@
+//! [`MysqlDialect`]: MySQL's side of [`kaal_diesel::Dialect`].
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::mysql::MysqlConnection;
+use diesel::result::{DatabaseErrorKind, Error};
+use diesel::sql_types::{BigInt, Nullable};
+use diesel::{Connection, QueryResult, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+use kaal_core::DispatchStatus;
+use kaal_diesel::{ConnectionPool, DbTime, Dialect, OpenError, Statement, TableShape};
+
+use crate::options::MysqlOptions;
+use crate::{checks, open, sql, BACKEND};
+
+/// The migrations of `migrations/mysql`, compiled into the crate.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
+
+/// MySQL's statements and settings for [`DieselStore`](kaal_diesel::DieselStore); use it
+/// through [`MysqlStore`](crate::MysqlStore).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MysqlDialect;
+
+/// The start of InnoDB's message for error 1205, which Diesel reports as
+/// `DatabaseErrorKind::Unknown`.
+const LOCK_WAIT_TIMEOUT: &str = "Lock wait timeout exceeded";
+
+/// Serializes concurrent migrations of one database (named locks are server-wide, so the
+/// name carries the database's name, cut to fit the 64-character limit). Waits up to 60 s.
+const LOCK_MIGRATIONS: &str =
+    "SELECT GET_LOCK(CONCAT('kaal:migrations:', LEFT(DATABASE(), 47)), 60)";
+
+/// Gives [`LOCK_MIGRATIONS`] back.
+const UNLOCK_MIGRATIONS: &str =
+    "SELECT RELEASE_LOCK(CONCAT('kaal:migrations:', LEFT(DATABASE(), 47)))";
+
+impl Dialect for MysqlDialect {
+    type Connection = MysqlConnection;
+    type Options = MysqlOptions;
+    const NAME: &'static str = BACKEND;
+
+    fn connect(
+        locator: &str,
+        options: &MysqlOptions,
+    ) -> Result<(ConnectionPool<Self>, String), OpenError> {
+        open::connect(locator, options)
+    }
+
+    fn write_transaction<T, E, F>(conn: &mut MysqlConnection, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut MysqlConnection) -> Result<T, E>,
+        E: From<Error>,
+    {
+        conn.transaction(f)
+    }
+
+    fn is_contention(error: &Error) -> bool {
+        match error {
+            Error::DatabaseError(
+                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
+                _,
+            ) => true,
+            Error::DatabaseError(_, info) => info.message().starts_with(LOCK_WAIT_TIMEOUT),
+            _ => false,
+        }
+    }
+
+    fn table_exists(conn: &mut MysqlConnection, table: &str) -> QueryResult<bool> {
+        checks::table_exists(conn, table)
+    }
+
+    fn run_migrations(
+        conn: &mut MysqlConnection,
+    ) -> Result<Vec<String>, Box<dyn StdError + Send + Sync>> {
+        // MySQL's DDL commits implicitly, so a transaction cannot keep two processes from
+        // migrating at once; a named lock does: the second waits, then finds nothing to do.
+        let locked = Statement::new(LOCK_MIGRATIONS)
+            .returning::<Nullable<BigInt>>()
+            .get_result::<Option<i64>>(conn)?;
+        if locked != Some(1) {
+            return Err("another process kept the migration lock for 60 s".into());
+        }
+        let applied = kaal_diesel::run_pending(conn, MIGRATIONS);
+        let unlocked = Statement::new(UNLOCK_MIGRATIONS).execute(conn);
+        let applied = applied?;
+        unlocked?;
+        Ok(applied)
+    }
+
+    fn check_statements(
+        conn: &mut MysqlConnection,
+        _shape: TableShape,
+    ) -> Result<(), (&'static str, Error)> {
+        checks::require_unique_index(conn, "kaal_locks", "key")?;
+        checks::require_unique_index(conn, "kaal_dispatches", "key,fire_time")?;
+        for table in ["kaal_locks", "kaal_dispatches", "kaal_definitions"] {
+            checks::warn_unless_binary_keys(conn, table);
+        }
+        Ok(())
+    }
+
+    fn claim(
+        conn: &mut MysqlConnection,
+        key: &str,
+        ttl: Duration,
+        shape: TableShape,
+    ) -> QueryResult<bool> {
+        sql::claim(conn, key, ttl, shape)
+    }
+
+    fn claim_many(
+        conn: &mut MysqlConnection,
+        keys: &[String],
+        ttl: Duration,
+        shape: TableShape,
+    ) -> QueryResult<Vec<bool>> {
+        sql::claim_many(conn, keys, ttl, shape)
+    }
+
+    fn release(conn: &mut MysqlConnection, key: &str) -> QueryResult<bool> {
+        sql::release(conn, key)
+    }
+
+    fn upsert_dispatches(
+        conn: &mut MysqlConnection,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+        status: DispatchStatus,
+        dispatched_at: DbTime,
+        shape: TableShape,
+    ) -> QueryResult<()> {
+        sql::upsert_dispatches(conn, pairs, node_id, status, dispatched_at, shape)
+    }
+
+    fn dispatched_many(
+        conn: &mut MysqlConnection,
+        pairs: &[(String, DateTime<Utc>)],
+    ) -> QueryResult<Vec<bool>> {
+        sql::dispatched_many(conn, pairs)
+    }
+}
