@@ -18,7 +18,7 @@ use kaal_core::{
     Adapter, DefinitionRegistry, DispatchRegistry, LockError, LockSession, SessionFactory,
     SessionLockAdapter,
 };
-use kaal_diesel::{check_key_len, error_chain, OpenError, Statement};
+use kaal_diesel::{check_key_len, error_chain, give_back_dispatched, OpenError, Statement};
 
 use crate::lock_name::lock_name;
 use crate::open::Locator;
@@ -70,7 +70,11 @@ const PING: &str = "SELECT 1";
 ///   process hangs, the lock stays until the session ends;
 /// * a lost session (`KILL`, server restart, network failure) is noticed by the next
 ///   operation: it logs an error, treats every lock it held as lost (the server released
-///   them), reconnects and carries on.
+///   them), reconnects and carries on;
+/// * because a lock can vanish before its ttl (its holder finished or crashed right after
+///   logging the dispatch), a claim won on a fire time that the dispatch log already records
+///   is given back and answered `false` ([`give_back_dispatched`]): one batched lookup per
+///   acquire that won a dispatch key.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -176,12 +180,27 @@ impl MysqlNamedLockAdapter {
         }
         Ok(())
     }
+
+    /// Gives back claims won on fire times the dispatch log already records: their previous
+    /// holder's session ended after it logged them (see [`give_back_dispatched`]).
+    fn confirm(
+        &self,
+        operation: &str,
+        keys: &[String],
+        won: Vec<bool>,
+    ) -> Result<Vec<bool>, LockError> {
+        give_back_dispatched(NAME, operation, &self.locks, &*self.store, keys, won)
+    }
 }
 
 impl Adapter for MysqlNamedLockAdapter {
     fn acquire(&self, key: &str, ttl: Duration) -> Result<bool, LockError> {
         self.check_keys("acquire", [key])?;
-        self.locks.acquire(key, ttl)
+        if !self.locks.acquire(key, ttl)? {
+            return Ok(false);
+        }
+        let won = self.confirm("acquire", &[key.to_string()], vec![true])?;
+        Ok(won.first().copied().unwrap_or(false))
     }
 
     fn release(&self, key: &str) -> Result<bool, LockError> {
@@ -190,7 +209,8 @@ impl Adapter for MysqlNamedLockAdapter {
 
     fn acquire_many(&self, keys: &[String], ttl: Duration) -> Result<Vec<bool>, LockError> {
         self.check_keys("batch acquire", keys.iter().map(String::as_str))?;
-        self.locks.acquire_many(keys, ttl)
+        let won = self.locks.acquire_many(keys, ttl)?;
+        self.confirm("batch acquire", keys, won)
     }
 
     fn dispatch_registry(&self) -> Option<&dyn DispatchRegistry> {

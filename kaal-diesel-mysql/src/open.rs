@@ -59,9 +59,11 @@ impl Locator {
             "mariadb" => url
                 .set_scheme("mysql")
                 .map_err(|()| invalid("cannot use scheme mariadb".to_string()))?,
-            other => return Err(invalid(format!(
+            other => {
+                return Err(invalid(format!(
                 "scheme {other}: is not MySQL; expected mysql://user:password@host:port/database"
-            ))),
+            )))
+            }
         }
         let mut segments = url.path_segments().into_iter().flatten();
         let database = segments.next().unwrap_or_default().to_string();
