@@ -209,7 +209,24 @@ impl Adapter for MysqlNamedLockAdapter {
 
     fn acquire_many(&self, keys: &[String], ttl: Duration) -> Result<Vec<bool>, LockError> {
         self.check_keys("batch acquire", keys.iter().map(String::as_str))?;
-        let won = self.locks.acquire_many(keys, ttl)?;
+        // A key given twice is claimed once: its first position says so, as a loop would.
+        let mut seen = HashSet::with_capacity(keys.len());
+        let first: Vec<bool> = keys.iter().map(|key| seen.insert(key.as_str())).collect();
+        let won = if first.iter().all(|first| *first) {
+            self.locks.acquire_many(keys, ttl)?
+        } else {
+            let distinct: Vec<String> = keys
+                .iter()
+                .zip(&first)
+                .filter(|(_, first)| **first)
+                .map(|(key, _)| key.clone())
+                .collect();
+            let mut won = self.locks.acquire_many(&distinct, ttl)?.into_iter();
+            first
+                .iter()
+                .map(|first| *first && won.next().unwrap_or(false))
+                .collect()
+        };
         self.confirm("batch acquire", keys, won)
     }
 
@@ -243,6 +260,7 @@ impl SessionFactory for NamedLockSessions {
             conn,
             namespace: self.namespace.clone(),
             held: HashSet::new(),
+            poisoned: false,
         }))
     }
 }
@@ -254,6 +272,9 @@ struct NamedLockSession {
     /// Names this session holds: a second key with the same name (a digest collision of
     /// two long keys) is refused instead of re-entering the lock.
     held: HashSet<String>,
+    /// A failed batch could not give back what it took: the session reports itself dead, so
+    /// it is replaced and the server releases those locks with it.
+    poisoned: bool,
 }
 
 impl NamedLockSession {
@@ -281,15 +302,20 @@ impl NamedLockSession {
             .ok_or_else(|| "GET_LOCK answered NULL".to_string())
     }
 
-    /// Gives back, best effort, names taken by a batch that then failed.
-    fn undo(&mut self, names: &[String]) {
+    /// Gives back names a batch may have taken before it failed; when that fails too,
+    /// poisons the session so that it is replaced (and the server releases its locks with
+    /// it). None of `names` was held before the batch (it never asks for those), so giving
+    /// back one it did not take is harmless.
+    fn undo<'n>(&mut self, names: impl IntoIterator<Item = &'n str>) {
         for name in names {
             self.held.remove(name);
-            if let Err(err) = Statement::new(RELEASE)
-                .bind(name.as_str())
-                .execute(&mut self.conn)
-            {
-                log::warn!("{NAME}: could not give back {name} after a failed batch: {err}");
+            if let Err(err) = Statement::new(RELEASE).bind(name).execute(&mut self.conn) {
+                log::warn!(
+                    "{NAME}: could not give back {name} after a failed batch ({err}); the lock \
+                     session is replaced so that no lock it took stays held"
+                );
+                self.poisoned = true;
+                return;
             }
         }
     }
@@ -317,15 +343,20 @@ impl LockSession for NamedLockSession {
             let chunk_names: Vec<&str> = chunk.iter().map(|(_, name)| *name).collect();
             let flags = match self.get_locks(&chunk_names) {
                 Ok(flags) if flags.len() == chunk.len() => flags,
-                Ok(flags) => {
-                    self.undo(&taken_now);
-                    return Err(format!(
-                        "GET_LOCK answered {flags:?} for {} names",
-                        chunk.len()
-                    ));
-                }
-                Err(cause) => {
-                    self.undo(&taken_now);
+                outcome => {
+                    let cause = match outcome {
+                        Err(cause) => cause,
+                        Ok(flags) => {
+                            format!("GET_LOCK answered {flags:?} for {} names", chunk.len())
+                        }
+                    };
+                    // GET_LOCKs before a failing one in the same SELECT may have succeeded.
+                    let names: Vec<String> = taken_now
+                        .iter()
+                        .cloned()
+                        .chain(chunk_names.iter().map(|name| (*name).to_string()))
+                        .collect();
+                    self.undo(names.iter().map(String::as_str));
                     return Err(cause);
                 }
             };
@@ -356,6 +387,6 @@ impl LockSession for NamedLockSession {
     }
 
     fn is_alive(&mut self) -> bool {
-        Statement::new(PING).execute(&mut self.conn).is_ok()
+        !self.poisoned && Statement::new(PING).execute(&mut self.conn).is_ok()
     }
 }

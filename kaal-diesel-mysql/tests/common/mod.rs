@@ -11,6 +11,9 @@ use diesel::{Connection, MysqlConnection, RunQueryDsl};
 use kaal_core::Adapter;
 use kaal_diesel_mysql::{MysqlNamedLockAdapter, MysqlOptions, MysqlStore};
 
+/// How MySQL prints a `DATETIME(6)` cast to text.
+pub const TEXT_TIME: &str = "%Y-%m-%d %H:%M:%S%.6f";
+
 /// The server the tests run against.
 pub fn server_url() -> String {
     std::env::var("KAAL_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
@@ -192,6 +195,61 @@ impl TempDb {
     /// A plain connection to the database (no kaal store involved).
     pub fn connect(&self) -> MysqlConnection {
         MysqlConnection::establish(&self.url).expect("cannot connect")
+    }
+
+    /// Runs raw SQL on a plain connection.
+    pub fn exec(&self, sql: &str) {
+        self.connect()
+            .batch_execute(sql)
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    /// The single text value `sql` selects (as column `value`), on a plain connection.
+    pub fn text(&self, sql: &str) -> String {
+        text_on(&mut self.connect(), sql)
+    }
+}
+
+/// Captures what the crate logs, so tests can check what an operator would see.
+pub mod logs {
+    use std::sync::Mutex;
+
+    static RECORDS: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
+
+    struct Capture;
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+
+        fn log(&self, record: &log::Record<'_>) {
+            RECORDS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((record.level(), record.args().to_string()));
+        }
+
+        fn flush(&self) {}
+    }
+
+    static CAPTURE: Capture = Capture;
+
+    /// Starts capturing (idempotent).
+    pub fn capture() {
+        let _ = log::set_logger(&CAPTURE);
+        log::set_max_level(log::LevelFilter::Info);
+    }
+
+    /// Messages logged at `level` so far that contain `needle`.
+    pub fn matching(level: log::Level, needle: &str) -> Vec<String> {
+        RECORDS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(l, message)| *l == level && message.contains(needle))
+            .map(|(_, message)| message.clone())
+            .collect()
     }
 }
 
