@@ -72,12 +72,58 @@ pub(crate) fn postgres(
 }
 
 /// Opens a MySQL store.
+#[cfg(not(feature = "mysql"))]
 pub(crate) fn mysql(
     _url: &str,
     shown: String,
     _strategy: LockStrategy,
 ) -> Result<Store, ConnectError> {
     Err(feature_disabled(Backend::Mysql, shown))
+}
+
+/// Opens a MySQL / MariaDB store: the lease table, or with `lock_strategy: advisory` named
+/// locks (`GET_LOCK`) on a dedicated session, with no name prefix so that the names are the
+/// Ruby gem's (the dispatch log and definitions stay in the tables).
+#[cfg(feature = "mysql")]
+pub(crate) fn mysql(
+    url: &str,
+    shown: String,
+    strategy: LockStrategy,
+) -> Result<Store, ConnectError> {
+    use std::sync::Arc;
+
+    use kaal_core::Adapter;
+    use kaal_diesel_mysql::{MysqlNamedLockAdapter, MysqlStore, OpenError};
+
+    type Migrate = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+    let open_error = |err: OpenError| ConnectError::Open {
+        backend: Backend::Mysql,
+        url: shown.clone(),
+        cause: err.to_string(),
+    };
+    let (adapter, store): (Arc<dyn Adapter>, Arc<MysqlStore>) = match strategy {
+        LockStrategy::Lease => {
+            let store = Arc::new(MysqlStore::open(url).map_err(open_error)?);
+            (store.clone(), store)
+        }
+        LockStrategy::Advisory => {
+            let adapter = MysqlNamedLockAdapter::open(url).map_err(open_error)?;
+            let store = adapter.store().clone();
+            (Arc::new(adapter), store)
+        }
+    };
+    let migrate: Migrate = Box::new(move || {
+        store
+            .run_migrations()
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    });
+    Ok(Store::from_parts(
+        Backend::Mysql,
+        shown,
+        adapter,
+        Some(migrate),
+    ))
 }
 
 /// Opens an SQLite store. Missing parent directories of the file are created, so a fresh

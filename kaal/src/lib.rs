@@ -57,7 +57,9 @@
 //! * `sqlite` (default) — [`connect`] opens `sqlite://PATH` and plain paths (kaal-diesel-sqlite).
 //! * `postgres` — `postgres://` and `postgresql://` URLs (kaal-diesel-postgres; links libpq);
 //!   `lock_strategy: advisory` selects PostgreSQL advisory locks instead of the lease table.
-//! * `mysql` — MySQL/MariaDB, once its backend crate lands.
+//! * `mysql` — `mysql://` and `mariadb://` URLs (kaal-diesel-mysql; links libmysqlclient);
+//!   `lock_strategy: advisory` selects MySQL named locks (`GET_LOCK`) instead of the lease
+//!   table.
 //!   Without the feature, [`connect`] fails with an error naming the feature to enable.
 //! * `cli` (default) — the `kaal` binary and its dependencies.
 //!
