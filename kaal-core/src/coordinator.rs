@@ -455,12 +455,19 @@ impl Inner {
                 return report;
             }
         };
+        let won = self.confirm_unlogged(&todo, won, &mut report);
         let mut won_keys = Vec::new();
         let mut fires = Vec::new();
         for ((candidate, key), won) in todo.iter().zip(&keys).zip(won) {
             if won {
                 won_keys.push(key.as_str());
                 fires.push(*candidate);
+            } else if report
+                .already_dispatched
+                .iter()
+                .any(|(k, t)| *k == candidate.key && *t == candidate.fire_time)
+            {
+                continue;
             } else {
                 log::debug!(
                     "{} at {}: claimed by another node",
@@ -488,6 +495,69 @@ impl Inner {
             report.dispatched.push(fire);
         }
         report
+    }
+
+    /// Reads the dispatch log once more for the claims just won, and drops those another node
+    /// has logged meanwhile. The log was read before claiming; a node that stalled between
+    /// that read and its claim for longer than `lease_ttl` (or whose rival's session lock
+    /// vanished with its session) could otherwise win a fire time already dispatched. The
+    /// winner logs right after claiming, long before its lease can expire, so this read sees
+    /// it. One batched lookup per tick that won anything; a failed lookup drops the claims
+    /// (they are retried next tick), so no claim runs unconfirmed.
+    fn confirm_unlogged(
+        &self,
+        todo: &[&Candidate],
+        mut won: Vec<bool>,
+        report: &mut TickReport,
+    ) -> Vec<bool> {
+        let Some(log) = self
+            .adapter
+            .dispatch_registry()
+            .filter(|_| self.logging.enabled)
+        else {
+            return won;
+        };
+        let positions: Vec<usize> = (0..todo.len()).filter(|i| won[*i]).collect();
+        if positions.is_empty() {
+            return won;
+        }
+        let pairs: Vec<(String, DateTime<Utc>)> = positions
+            .iter()
+            .map(|i| (todo[*i].key.clone(), todo[*i].fire_time))
+            .collect();
+        match log.dispatched_many(&pairs) {
+            Ok(seen) => {
+                for (i, seen) in positions.into_iter().zip(seen) {
+                    if seen {
+                        log::warn!(
+                            "{} at {}: won a claim on a fire time another node already dispatched; skipped",
+                            todo[i].key, todo[i].fire_time
+                        );
+                        won[i] = false;
+                        report
+                            .already_dispatched
+                            .push((todo[i].key.clone(), todo[i].fire_time));
+                    }
+                }
+            }
+            Err(err) => {
+                log::error!("{err}; the claims won this tick are retried next tick");
+                report.errors.push(err.to_string());
+                let retry: Vec<Candidate> = positions
+                    .iter()
+                    .map(|i| Candidate {
+                        key: todo[*i].key.clone(),
+                        fire_time: todo[*i].fire_time,
+                        callback: todo[*i].callback.clone(),
+                    })
+                    .collect();
+                lock(&self.schedule).unsettle(&retry);
+                for i in positions {
+                    won[i] = false;
+                }
+            }
+        }
+        won
     }
 
     fn log_failure(&self, fire: &Fire) {

@@ -417,3 +417,68 @@ fn recovery_starts_no_earlier_than_when_the_job_was_defined() {
         "a new job must not replay the recovery window"
     );
 }
+
+/// A store that, on the first batch claim, first lets `stall` run: another node claims and
+/// logs the same fire time and its lease expires, all between this node's log read and its
+/// claim.
+struct StallingStore {
+    inner: Arc<MemoryAdapter>,
+    stall: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl kaal_core::Adapter for StallingStore {
+    fn acquire(&self, key: &str, ttl: StdDuration) -> Result<bool, kaal_core::LockError> {
+        self.inner.acquire(key, ttl)
+    }
+    fn acquire_many(
+        &self,
+        keys: &[String],
+        ttl: StdDuration,
+    ) -> Result<Vec<bool>, kaal_core::LockError> {
+        if let Some(stall) = self.stall.lock().unwrap().take() {
+            stall();
+        }
+        self.inner.acquire_many(keys, ttl)
+    }
+    fn release(&self, key: &str) -> Result<bool, kaal_core::LockError> {
+        self.inner.release(key)
+    }
+    fn dispatch_registry(&self) -> Option<&dyn kaal_core::DispatchRegistry> {
+        self.inner.dispatch_registry()
+    }
+    fn definition_registry(&self) -> Option<&dyn kaal_core::DefinitionRegistry> {
+        self.inner.definition_registry()
+    }
+}
+
+#[test]
+fn a_node_stalled_past_the_lease_between_log_read_and_claim_does_not_dispatch_twice() {
+    let clock = Arc::new(ManualClock::new(t(5, 0, 1)));
+    let shared = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let (rival, rival_rx) = node(config(), &shared, &clock, &[("job", "0 * * * *")]);
+    let rival = Arc::new(rival);
+    let stall = {
+        let (rival, clock) = (rival.clone(), clock.clone());
+        Box::new(move || {
+            assert_eq!(rival.tick_at(t(5, 0, 1)).dispatched.len(), 1);
+            clock.advance(Duration::seconds(200)); // past lease_ttl (125 s)
+        }) as Box<dyn FnOnce() + Send>
+    };
+    let stalling = Arc::new(StallingStore {
+        inner: shared.clone(),
+        stall: std::sync::Mutex::new(Some(stall)),
+    });
+    let kaal = Kaal::with_clock(config(), stalling, clock.clone()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    kaal.register("job", "0 * * * *", move |f: &Fire| tx.send(f.fire_time))
+        .unwrap();
+    let report = kaal.tick_at(t(5, 0, 2));
+    assert!(
+        report.dispatched.is_empty(),
+        "the stalled node dispatched {:?}",
+        report.dispatched
+    );
+    assert_eq!(report.already_dispatched, [("job".to_string(), t(5, 0, 0))]);
+    assert_eq!(rival_rx.try_iter().count(), 1);
+    assert_eq!(rx.try_iter().count(), 0);
+}
