@@ -1,7 +1,9 @@
 //! The glue between [`connect`](crate::connect) and the backend crates, one function per
 //! backend, each compiled only with its feature.
 
-use crate::store::{feature_disabled, Backend, ConnectError, LockStrategy, Store};
+#[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+use crate::store::feature_disabled;
+use crate::store::{Backend, ConnectError, LockStrategy, Store};
 
 /// Opens an SQLite store.
 #[cfg(not(feature = "sqlite"))]

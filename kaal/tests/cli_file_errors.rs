@@ -85,6 +85,7 @@ fn environment_sections_and_variables_are_applied() {
 }
 
 #[test]
+#[cfg(not(all(feature = "postgres", feature = "mysql")))]
 fn a_postgres_url_without_the_feature_names_the_feature() {
     let project = Project::new();
     #[cfg(not(feature = "postgres"))]
