@@ -339,7 +339,8 @@ impl Inner {
                     .adapter
                     .dispatch_registry()
                     .filter(|_| self.logging.enabled);
-                schedule.rewind_for_recovery(from, self.tz, |key| {
+                let lookback = chrono_duration(self.config.window_lookback);
+                schedule.rewind_for_recovery(from, lookback, self.tz, |key| {
                     let records = log?.find_by_key(key).ok()?;
                     records.last().map(|record| record.fire_time)
                 });

@@ -129,13 +129,14 @@ impl Schedule {
     }
 
     /// Moves every enabled job back to its first fire time at or after `from` (missed-run
-    /// recovery) — but never before the job was first known: a fire time that fell before
-    /// the job was defined was never missed. `first_dispatch(key)` answers the earliest fire
+    /// recovery) — but never earlier than `lookback` before the job was first known: a fire
+    /// time before that was never due on any node. `first_dispatch(key)` answers the earliest fire
     /// time the dispatch log holds for a key; it is asked only for jobs defined after `from`.
     /// A job known neither by definition nor by log is not rewound.
     pub fn rewind_for_recovery(
         &mut self,
         from: DateTime<Utc>,
+        lookback: Duration,
         tz: Tz,
         first_dispatch: impl Fn(&str) -> Option<DateTime<Utc>>,
     ) {
@@ -148,6 +149,8 @@ impl Schedule {
                 },
             };
             if let Some(since) = known_since {
+                // A node dispatches up to `lookback` before a job was known (its first window).
+                let since = since - lookback;
                 if let Some(first) = first_at_or_after(&job.cron, since.max(from), tz) {
                     if job.next_due.is_none_or(|next| first < next) {
                         job.next_due = Some(first);

@@ -52,6 +52,16 @@ pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backe
         .map(|i| Worker::spawn(&store.locator, spec(format!("node-{i}")), dir.path()))
         .collect();
     workers.iter_mut().for_each(Worker::go);
+    // Kills start once the fleet has logged a dispatch of every job, so every fire time is
+    // known to the log (recovery starts from what the log and the definitions know).
+    let started = std::time::Instant::now();
+    while read_log(&store, JOBS).len() < JOBS {
+        assert!(
+            started.elapsed() < StdDuration::from_secs(60),
+            "the fleet dispatched nothing in 60 s"
+        );
+        std::thread::sleep(StdDuration::from_millis(5));
+    }
     let mut rng = rand::thread_rng();
     let (mut killed_ids, mut outs) = (Vec::new(), Vec::new());
     for kill in 0..KILLS {
