@@ -2,7 +2,6 @@
 //! the claims and upserts rely on are there, and whether lock keys compare exactly.
 
 use diesel::mysql::MysqlConnection;
-use diesel::result::Error;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
 use kaal_diesel::Statement;
@@ -31,29 +30,6 @@ pub(crate) fn table_exists(conn: &mut MysqlConnection, table: &str) -> QueryResu
         .returning::<BigInt>()
         .get_result::<i64>(conn)?;
     Ok(count > 0)
-}
-
-/// Fails unless `table` has a unique index on exactly `columns` (comma-separated).
-pub(crate) fn require_unique_index(
-    conn: &mut MysqlConnection,
-    table: &'static str,
-    columns: &'static str,
-) -> Result<(), (&'static str, Error)> {
-    let count = Statement::new(UNIQUE_INDEXES_ON)
-        .bind(table)
-        .bind(columns)
-        .returning::<BigInt>()
-        .get_result::<i64>(conn)
-        .map_err(|err| (table, err))?;
-    if count > 0 {
-        return Ok(());
-    }
-    Err((
-        table,
-        Error::QueryBuilderError(
-            format!("no unique index on ({columns}); the claims and upserts need one").into(),
-        ),
-    ))
 }
 
 /// Warns when `table.key` compares case- or accent-insensitively (tables created with the

@@ -93,8 +93,7 @@ impl Dialect for MysqlDialect {
         conn: &mut MysqlConnection,
         _shape: TableShape,
     ) -> Result<(), (&'static str, Error)> {
-        checks::require_unique_index(conn, "kaal_locks", "key")?;
-        checks::require_unique_index(conn, "kaal_dispatches", "key,fire_time")?;
+        kaal_diesel::require_unique_indexes(conn, checks::UNIQUE_INDEXES_ON)?;
         for table in ["kaal_locks", "kaal_dispatches", "kaal_definitions"] {
             checks::warn_unless_binary_keys(conn, table);
         }

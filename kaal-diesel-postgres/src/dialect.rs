@@ -91,8 +91,7 @@ impl Dialect for PgDialect {
         conn: &mut PgConnection,
         _shape: TableShape,
     ) -> Result<(), (&'static str, Error)> {
-        sql::require_unique_index(conn, "kaal_locks", "key")?;
-        sql::require_unique_index(conn, "kaal_dispatches", "key,fire_time")
+        kaal_diesel::require_unique_indexes(conn, sql::UNIQUE_INDEXES_ON)
     }
 
     fn claim(

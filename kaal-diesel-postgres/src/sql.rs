@@ -239,29 +239,6 @@ pub(crate) fn table_exists(conn: &mut PgConnection, table: &str) -> QueryResult<
         .get_result::<bool>(conn)
 }
 
-/// Fails unless `table` has a unique index on exactly `columns` (comma-separated).
-pub(crate) fn require_unique_index(
-    conn: &mut PgConnection,
-    table: &'static str,
-    columns: &'static str,
-) -> Result<(), (&'static str, diesel::result::Error)> {
-    let count = Statement::new(UNIQUE_INDEXES_ON)
-        .bind(table)
-        .bind(columns)
-        .returning::<BigInt>()
-        .get_result::<i64>(conn)
-        .map_err(|err| (table, err))?;
-    if count > 0 {
-        return Ok(());
-    }
-    Err((
-        table,
-        diesel::result::Error::QueryBuilderError(
-            format!("no unique index on ({columns}); the upserts need one").into(),
-        ),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

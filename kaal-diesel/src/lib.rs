@@ -50,6 +50,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod checks;
 pub mod definition_rules;
 mod definitions;
 mod dialect;
@@ -69,6 +70,7 @@ mod store;
 mod time;
 
 pub use batch::chunks_within;
+pub use checks::{require_unique_indexes, REQUIRED_UNIQUE_INDEXES};
 pub use dialect::{ConnectionPool, Dialect};
 pub use error::{error_chain, OpenError};
 pub use lease::check_key_len;
