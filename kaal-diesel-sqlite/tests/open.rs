@@ -110,6 +110,10 @@ fn diesel_tables(path: &std::path::Path) -> Vec<String> {
     }
     let mut conn = diesel::SqliteConnection::establish(path.to_str().expect("UTF-8 path"))
         .expect("cannot open the file");
+    // Wait, as the store does, rather than fail on a moment's lock by another connection.
+    diesel::sql_query("PRAGMA busy_timeout = 5000")
+        .execute(&mut conn)
+        .expect("cannot set busy_timeout");
     diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         .load::<Name>(&mut conn)
         .expect("cannot list tables")
