@@ -1,5 +1,6 @@
 //! The coordinator: turns due fire times into claims, and won claims into callback calls.
 
+use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -13,7 +14,7 @@ use rand::Rng;
 use crate::adapter::Adapter;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigErrors};
-use crate::dispatch::{DispatchLogging, DispatchStatus};
+use crate::dispatch::{DispatchLogging, DispatchRegistry, DispatchStatus};
 use crate::keys::{idempotency_key, lock_key};
 use crate::registry::{Fire, Registry};
 use crate::schedule::{Candidate, Schedule};
@@ -57,6 +58,22 @@ impl TickReport {
     }
 }
 
+/// What a batch claim came to for one fire time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// This node won it and the log does not show it: run it.
+    Won,
+    /// Another holder has it.
+    Held,
+    /// Won, but the log shows it dispatched already.
+    Logged,
+    /// Won, but the log could not be read to confirm it.
+    Unconfirmed,
+}
+
+/// A fire time of a job: `(cron key, fire time)`.
+type FireId = (String, DateTime<Utc>);
+
 struct Inner {
     config: Config,
     tz: Tz,
@@ -65,6 +82,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     logging: DispatchLogging,
     schedule: Mutex<Schedule>,
+    /// Fire times this node may have claimed without logging them (see `mark_uncertain`).
+    uncertain: Mutex<HashSet<FireId>>,
     passes: Mutex<u64>,
     passed: Condvar,
 }
@@ -160,6 +179,7 @@ impl Coordinator {
                 clock,
                 logging,
                 schedule: Mutex::new(Schedule::default()),
+                uncertain: Mutex::new(HashSet::new()),
                 passes: Mutex::new(0),
                 passed: Condvar::new(),
             }),
@@ -353,6 +373,12 @@ impl Inner {
                 self.config.window_lookback
             };
             let oldest = recover_from.unwrap_or(now - chrono_duration(catch_up));
+            let mut uncertain = lock(&self.uncertain);
+            if !uncertain.is_empty() {
+                // Older than the catch-up window: no longer retried (take_due warns).
+                uncertain.retain(|(_, fire_time)| *fire_time >= oldest);
+            }
+            drop(uncertain);
             schedule.take_due(now, oldest, self.tz)
         };
         let mut report = TickReport::default();
@@ -410,78 +436,44 @@ impl Inner {
         schedule.loaded_at = Some(now);
     }
 
+    /// The dispatch log, when this node writes and reads it.
+    fn log(&self) -> Option<&dyn DispatchRegistry> {
+        self.adapter
+            .dispatch_registry()
+            .filter(|_| self.logging.enabled)
+    }
+
+    /// Remembers fire times whose claim this node may hold without having logged it: the
+    /// batch claim or the log write failed, so the database may or may not have kept them.
+    /// They are retried until the log shows them or this node wins them. Only with the
+    /// dispatch log on: without it a retry could not tell another node's run from none.
+    fn mark_uncertain(&self, candidates: &[&Candidate]) {
+        if self.log().is_none() {
+            return;
+        }
+        let mut uncertain = lock(&self.uncertain);
+        for c in candidates {
+            uncertain.insert((c.key.clone(), c.fire_time));
+        }
+    }
+
+    fn unsettle(&self, candidates: &[&Candidate]) {
+        lock(&self.schedule).unsettle(candidates.iter().copied());
+    }
+
     fn claim_and_dispatch(&self, due: &[Candidate]) -> TickReport {
         let mut report = TickReport::default();
-        let mut todo: Vec<&Candidate> = due.iter().collect();
-        let registry = self.adapter.dispatch_registry();
-        if let (true, Some(log)) = (self.logging.enabled, registry) {
-            let pairs: Vec<(String, DateTime<Utc>)> =
-                todo.iter().map(|c| (c.key.clone(), c.fire_time)).collect();
-            match log.dispatched_many(&pairs) {
-                Ok(seen) => {
-                    let mut kept = Vec::with_capacity(todo.len());
-                    for (candidate, seen) in todo.into_iter().zip(seen) {
-                        if seen {
-                            report
-                                .already_dispatched
-                                .push((candidate.key.clone(), candidate.fire_time));
-                        } else {
-                            kept.push(candidate);
-                        }
-                    }
-                    todo = kept;
-                }
-                Err(err) => {
-                    log::error!("{err}; retrying these fire times next tick");
-                    report.errors.push(err.to_string());
-                    lock(&self.schedule).unsettle(due);
-                    return report;
-                }
-            }
-        }
-        if todo.is_empty() {
+        let Some((todo, mut fires)) = self.skip_logged(due, &mut report) else {
             return report;
-        }
-        let ns = &self.config.namespace;
-        let keys: Vec<String> = todo
-            .iter()
-            .map(|c| lock_key(ns, &c.key, c.fire_time))
-            .collect();
-        let won = match self.adapter.acquire_many(&keys, self.config.lease_ttl) {
-            Ok(won) => won,
-            Err(err) => {
-                log::error!("{err}; retrying these fire times next tick");
-                report.errors.push(err.to_string());
-                lock(&self.schedule).unsettle(due);
-                return report;
-            }
         };
-        let won = self.confirm_unlogged(&todo, won, &mut report);
-        let mut won_keys = Vec::new();
-        let mut fires = Vec::new();
-        for ((candidate, key), won) in todo.iter().zip(&keys).zip(won) {
-            if won {
-                won_keys.push(key.as_str());
-                fires.push(*candidate);
-            } else if report
-                .already_dispatched
-                .iter()
-                .any(|(k, t)| *k == candidate.key && *t == candidate.fire_time)
-            {
-                continue;
-            } else {
-                log::debug!(
-                    "{} at {}: claimed by another node",
-                    candidate.key,
-                    candidate.fire_time
-                );
-                report
-                    .lost
-                    .push((candidate.key.clone(), candidate.fire_time));
-            }
-        }
-        self.logging
-            .log_dispatch_attempts(self.adapter.as_ref(), &won_keys);
+        let won = self.claim(&todo, &mut report);
+        fires.extend(self.log_claims(won, &mut report));
+        fires.sort_by(|a, b| {
+            a.fire_time
+                .cmp(&b.fire_time)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        let ns = &self.config.namespace;
         for candidate in fires {
             let fire = Fire {
                 key: candidate.key.clone(),
@@ -498,29 +490,146 @@ impl Inner {
         report
     }
 
+    /// Drops the fire times the dispatch log shows as dispatched. Returns the rest, and the
+    /// uncertain claims of this node that the log shows logged by this very node: their log
+    /// write reached the database although it reported an error, and their callbacks have
+    /// not run. `None` when the log could not be read (the fire times are retried next tick).
+    fn skip_logged<'a>(
+        &self,
+        due: &'a [Candidate],
+        report: &mut TickReport,
+    ) -> Option<(Vec<&'a Candidate>, Vec<&'a Candidate>)> {
+        let Some(log) = self.log() else {
+            return Some((due.iter().collect(), Vec::new()));
+        };
+        let pairs: Vec<(String, DateTime<Utc>)> =
+            due.iter().map(|c| (c.key.clone(), c.fire_time)).collect();
+        let seen = match log.dispatched_many(&pairs) {
+            Ok(seen) => seen,
+            Err(err) => {
+                log::error!("{err}; retrying these fire times next tick");
+                report.errors.push(err.to_string());
+                lock(&self.schedule).unsettle(due);
+                return None;
+            }
+        };
+        let (mut todo, mut ours, mut retry) =
+            (Vec::with_capacity(due.len()), Vec::new(), Vec::new());
+        let mut uncertain = lock(&self.uncertain);
+        for ((candidate, seen), id) in due.iter().zip(seen).zip(pairs) {
+            if !seen {
+                todo.push(candidate);
+                continue;
+            }
+            if !uncertain.is_empty() && uncertain.contains(&id) {
+                match log.find_dispatch(&id.0, id.1) {
+                    Ok(Some(record)) if record.node_id == self.config.node_id => {
+                        uncertain.remove(&id);
+                        ours.push(candidate);
+                        continue;
+                    }
+                    Ok(_) => {
+                        uncertain.remove(&id);
+                    }
+                    Err(err) => {
+                        report.errors.push(err.to_string());
+                        retry.push(candidate);
+                        continue;
+                    }
+                }
+            }
+            report.already_dispatched.push(id);
+        }
+        drop(uncertain);
+        self.unsettle(&retry);
+        Some((todo, ours))
+    }
+
+    /// Claims `todo` in one batch and returns the claims won and confirmed unlogged.
+    ///
+    /// A claim another node holds is `lost` — unless this node's own earlier claim of it has
+    /// an unknown outcome, in which case it is retried next tick (the hold may be this node's
+    /// own lease, which runs out at its ttl).
+    fn claim<'a>(&self, todo: &[&'a Candidate], report: &mut TickReport) -> Vec<&'a Candidate> {
+        if todo.is_empty() {
+            return Vec::new();
+        }
+        let ns = &self.config.namespace;
+        let keys: Vec<String> = todo
+            .iter()
+            .map(|c| lock_key(ns, &c.key, c.fire_time))
+            .collect();
+        let won = match self.adapter.acquire_many(&keys, self.config.lease_ttl) {
+            Ok(won) => won,
+            Err(err) => {
+                log::error!("{err}; retrying these fire times next tick");
+                report.errors.push(err.to_string());
+                self.mark_uncertain(todo);
+                self.unsettle(todo);
+                return Vec::new();
+            }
+        };
+        let outcomes = self.confirm_unlogged(todo, won, report);
+        let (mut claimed, mut retry, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+        let mut uncertain = lock(&self.uncertain);
+        for (candidate, outcome) in todo.iter().zip(outcomes) {
+            let id = (candidate.key.clone(), candidate.fire_time);
+            let was_uncertain = !uncertain.is_empty() && uncertain.contains(&id);
+            match outcome {
+                Claim::Won => {
+                    if was_uncertain {
+                        uncertain.remove(&id);
+                    }
+                    claimed.push(*candidate);
+                }
+                Claim::Unconfirmed => unknown.push(*candidate),
+                // Whose record it is, is settled next tick by `skip_logged`.
+                Claim::Logged if was_uncertain => retry.push(*candidate),
+                Claim::Logged => report.already_dispatched.push(id),
+                Claim::Held if was_uncertain => {
+                    log::debug!(
+                        "{} at {}: held, and this node's earlier claim is unsettled; retrying",
+                        id.0,
+                        id.1
+                    );
+                    retry.push(*candidate);
+                }
+                Claim::Held => {
+                    log::debug!("{} at {}: claimed by another node", id.0, id.1);
+                    report.lost.push(id);
+                }
+            }
+        }
+        drop(uncertain);
+        self.mark_uncertain(&unknown);
+        retry.extend(unknown);
+        self.unsettle(&retry);
+        claimed
+    }
+
     /// Reads the dispatch log once more for the claims just won, and drops those another node
     /// has logged meanwhile. The log was read before claiming; a node that stalled between
     /// that read and its claim for longer than `lease_ttl` (or whose rival's session lock
     /// vanished with its session) could otherwise win a fire time already dispatched. The
     /// winner logs right after claiming, long before its lease can expire, so this read sees
-    /// it. One batched lookup per tick that won anything; a failed lookup drops the claims
-    /// (they are retried next tick), so no claim runs unconfirmed.
+    /// it. One batched lookup per tick that won anything; a failed lookup leaves the claims
+    /// unconfirmed (retried next tick), so no claim runs unconfirmed.
     fn confirm_unlogged(
         &self,
         todo: &[&Candidate],
-        mut won: Vec<bool>,
+        won: Vec<bool>,
         report: &mut TickReport,
-    ) -> Vec<bool> {
-        let Some(log) = self
-            .adapter
-            .dispatch_registry()
-            .filter(|_| self.logging.enabled)
-        else {
-            return won;
+    ) -> Vec<Claim> {
+        let mut outcomes: Vec<Claim> = won
+            .iter()
+            .map(|won| if *won { Claim::Won } else { Claim::Held })
+            .collect();
+        let Some(log) = self.log() else {
+            return outcomes;
         };
         let positions: Vec<usize> = (0..todo.len()).filter(|i| won[*i]).collect();
         if positions.is_empty() {
-            return won;
+            return outcomes;
         }
         let pairs: Vec<(String, DateTime<Utc>)> = positions
             .iter()
@@ -534,31 +643,49 @@ impl Inner {
                             "{} at {}: won a claim on a fire time another node already dispatched; skipped",
                             todo[i].key, todo[i].fire_time
                         );
-                        won[i] = false;
-                        report
-                            .already_dispatched
-                            .push((todo[i].key.clone(), todo[i].fire_time));
+                        outcomes[i] = Claim::Logged;
                     }
                 }
             }
             Err(err) => {
                 log::error!("{err}; the claims won this tick are retried next tick");
                 report.errors.push(err.to_string());
-                let retry: Vec<Candidate> = positions
-                    .iter()
-                    .map(|i| Candidate {
-                        key: todo[*i].key.clone(),
-                        fire_time: todo[*i].fire_time,
-                        callback: todo[*i].callback.clone(),
-                    })
-                    .collect();
-                lock(&self.schedule).unsettle(&retry);
                 for i in positions {
-                    won[i] = false;
+                    outcomes[i] = Claim::Unconfirmed;
                 }
             }
         }
-        won
+        outcomes
+    }
+
+    /// Logs the claims won before their callbacks run. When the log write fails, none of
+    /// them runs: they are remembered as uncertain, given back (best effort) and retried
+    /// next tick — a job never runs on a claim the log does not show, so no other node can
+    /// run it again after this node's lease or session is gone.
+    fn log_claims<'a>(
+        &self,
+        won: Vec<&'a Candidate>,
+        report: &mut TickReport,
+    ) -> Vec<&'a Candidate> {
+        let pairs: Vec<(String, DateTime<Utc>)> =
+            won.iter().map(|c| (c.key.clone(), c.fire_time)).collect();
+        match self.logging.log_claims(self.adapter.as_ref(), &pairs) {
+            Ok(_) => won,
+            Err(err) => {
+                log::error!(
+                    "could not log {} claim(s) ({err}); their jobs do not run now and are retried next tick",
+                    won.len()
+                );
+                report.errors.push(err.to_string());
+                self.mark_uncertain(&won);
+                let ns = &self.config.namespace;
+                for c in &won {
+                    let _ = self.adapter.release(&lock_key(ns, &c.key, c.fire_time));
+                }
+                self.unsettle(&won);
+                Vec::new()
+            }
+        }
     }
 
     fn log_failure(&self, fire: &Fire) {

@@ -147,27 +147,38 @@ pub struct DispatchLogging {
 
 impl DispatchLogging {
     /// Logs every key of `lock_keys` that parses as a dispatch key (see
-    /// [`parse_lock_key`]) as `dispatched` by this node. Returns how many were logged.
+    /// [`parse_lock_key`]) as `dispatched` by this node. Returns how many were logged; a
+    /// failure is reported through `log::warn!` and counts as none logged.
     pub fn log_dispatch_attempts(&self, adapter: &dyn Adapter, lock_keys: &[&str]) -> usize {
-        if !self.enabled {
-            return 0;
-        }
-        let Some(registry) = adapter.dispatch_registry() else {
-            return 0;
-        };
         let pairs: Vec<(String, DateTime<Utc>)> = lock_keys
             .iter()
             .filter_map(|key| parse_lock_key(key))
             .collect();
-        if pairs.is_empty() {
-            return 0;
-        }
-        match registry.log_dispatches(&pairs, &self.node_id, DispatchStatus::Dispatched) {
-            Ok(()) => pairs.len(),
+        match self.log_claims(adapter, &pairs) {
+            Ok(logged) => logged,
             Err(err) => {
                 log::warn!("could not log {} dispatch(es): {err}", pairs.len());
                 0
             }
         }
+    }
+
+    /// Logs `(cron key, fire time)` claims as `dispatched` by this node and returns the
+    /// error when that fails, for callers that must not run a job whose claim is unlogged
+    /// (the coordinator). Returns how many were logged: 0 when logging is off, the adapter
+    /// has no dispatch registry, or `pairs` is empty.
+    pub fn log_claims(
+        &self,
+        adapter: &dyn Adapter,
+        pairs: &[(String, DateTime<Utc>)],
+    ) -> Result<usize, RegistryError> {
+        if !self.enabled || pairs.is_empty() {
+            return Ok(0);
+        }
+        let Some(registry) = adapter.dispatch_registry() else {
+            return Ok(0);
+        };
+        registry.log_dispatches(pairs, &self.node_id, DispatchStatus::Dispatched)?;
+        Ok(pairs.len())
     }
 }

@@ -203,9 +203,9 @@ impl Schedule {
         due
     }
 
-    /// Puts fire times back as unsettled (their claim failed with an error), so the next
-    /// tick tries them again.
-    pub fn unsettle(&mut self, candidates: &[Candidate]) {
+    /// Puts fire times back as unsettled (their claim failed with an error, or its outcome
+    /// is not known yet), so the next tick tries them again.
+    pub fn unsettle<'a>(&mut self, candidates: impl IntoIterator<Item = &'a Candidate>) {
         for candidate in candidates {
             if let Some(&i) = self.index.get(&candidate.key) {
                 let job = &mut self.jobs[i];

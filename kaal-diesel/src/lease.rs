@@ -4,7 +4,8 @@
 //! its lease has expired) as the dialect's one statement per attempt, with the database's
 //! clock deciding expiry. Contention — the key is held, or the database reports the row or
 //! file locked — is `Ok(false)`; every other failure is a [`LockError`] naming the backend,
-//! the operation, the key and the cause.
+//! the operation, the key and the cause. A batch ([`Adapter::acquire_many`]) that meets
+//! contention is an error instead: it decided none of its keys.
 
 use std::time::Duration;
 
@@ -92,14 +93,19 @@ impl<D: Dialect> Adapter for DieselStore<D> {
                 first,
                 format!("{} answers for {} keys", acquired.len(), keys.len()),
             )),
-            Err(err) if D::is_contention(&err) => {
-                log::debug!(
-                    "{} batch of {} leases not acquired: {err}",
-                    D::NAME,
+            // Unlike a single acquire, a batch that meets contention (the database busy or
+            // locked, a deadlock, a lock-wait timeout) decided nothing: "not acquired" would
+            // tell the coordinator another node holds every key. It is an error, so the
+            // fire times are retried next tick.
+            Err(err) if D::is_contention(&err) => Err(self.lock_error(
+                "batch acquire",
+                first,
+                format!(
+                    "{} (the database was busy; none of the {} keys was decided, retry)",
+                    error_chain(&err),
                     keys.len()
-                );
-                Ok(vec![false; keys.len()])
-            }
+                ),
+            )),
             Err(err) => Err(self.lock_error("batch acquire", first, error_chain(&err))),
         }
     }
