@@ -196,10 +196,11 @@ fn outcome(status: ExitStatus) -> Result<(), CommandError> {
 
 /// Waits for `child`; `Ok(None)` when it ran past `timeout` and was killed.
 fn wait(child: &mut Child, timeout: Option<Duration>) -> Result<Option<ExitStatus>, CommandError> {
-    let Some(timeout) = timeout else {
+    // A timeout too long for the clock to represent (a stored definition may carry any
+    // number of seconds) is no limit at all.
+    let Some(deadline) = timeout.and_then(|t| Instant::now().checked_add(t)) else {
         return child.wait().map(Some).map_err(CommandError::Wait);
     };
-    let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     loop {
         if let Some(status) = child.try_wait().map_err(CommandError::Wait)? {
@@ -302,6 +303,14 @@ mod tests {
             ..shell("", None)
         };
         assert!(matches!(job.run(&fire()), Err(CommandError::Spawn { .. })));
+    }
+
+    #[test]
+    fn a_timeout_beyond_the_clock_is_no_limit_not_a_panic() {
+        // `Instant::now() + u64::MAX s` would overflow; stored definitions can carry it.
+        shell("exit 0", Some(Duration::from_secs(u64::MAX)))
+            .run(&fire())
+            .unwrap();
     }
 
     #[test]

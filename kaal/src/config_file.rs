@@ -15,8 +15,9 @@
 //! * Keys: `database_url` (required), `lock_strategy` (`lease` default, `advisory`), and every
 //!   field of [`Config`] in snake_case: `tick_interval`, `window_lookback`,
 //!   `window_lookahead`, `lease_ttl`, `recovery_window`, `recovery_startup_jitter` (whole
-//!   seconds), `namespace`, `time_zone`, `node_id`, `enable_log_dispatch_registry`,
-//!   `enable_dispatch_recovery` (booleans), `scheduler_config_path`,
+//!   seconds, at most ten years), `namespace`, `time_zone`, `node_id`,
+//!   `enable_log_dispatch_registry`, `enable_dispatch_recovery` (booleans),
+//!   `scheduler_config_path`,
 //!   `scheduler_conflict_policy` (`error`, `code_wins`, `file_wins`),
 //!   `scheduler_missing_file_policy` (`warn`, `error`). A key set to `~` keeps its default.
 //! * `${VAR}` and `${VAR:-default}` in values are replaced from the environment (`$${` is a
@@ -25,6 +26,7 @@
 //! * `scheduler_config_path` is resolved against **the directory of the configuration
 //!   file**; left unset it is `kaal-scheduler.yml` beside it (so `config/kaal.yml` reads
 //!   `config/kaal-scheduler.yml`, the design's default).
+//! * A section or a key written twice is an error (YAML would silently keep the last).
 //! * Unknown keys (in every section, selected or not), values of the wrong type and every
 //!   problem of [`Config::validate`] are reported together, each with the file and line.
 
@@ -35,7 +37,9 @@ use std::time::Duration;
 use kaal_core::Config;
 
 use crate::expand::expand;
-use crate::problems::{did_you_mean, misspelt_defaults, parse_yaml, Collector, FileErrors};
+use crate::problems::{
+    did_you_mean, misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors,
+};
 use crate::store::{Backend, LockStrategy};
 use crate::yaml::{type_plain, Node, Typed, Value};
 
@@ -72,6 +76,11 @@ const KEYS: &[(&str, Kind)] = &[
     ("node_id", Kind::Text),
 ];
 
+/// The longest duration a setting accepts, in seconds: ten years. Far beyond any sensible
+/// interval or window, and far inside what date arithmetic on the settings can hold (a
+/// window of `i64::MAX` seconds would overflow computing `now - window`).
+pub(crate) const MAX_SECONDS: i64 = 10 * 365 * 24 * 60 * 60;
+
 fn key_names() -> Vec<&'static str> {
     KEYS.iter().map(|(name, _)| *name).collect()
 }
@@ -102,13 +111,35 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Reads `path` for `environment`, expanding `${VAR}` from the process environment.
     pub fn load(path: &Path, environment: &str) -> Result<Self, FileErrors> {
-        let text = std::fs::read_to_string(path).map_err(|err| {
+        let bytes = std::fs::read(path).map_err(|err| {
             FileErrors::whole_file(
                 path,
                 format!("cannot read the configuration file: {err} (run `kaal init` to create one, or pass --config)"),
             )
         })?;
-        Self::parse(&text, path, environment, &|name| std::env::var(name).ok())
+        Self::parse_bytes(&bytes, path, environment, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses the raw contents of a configuration file, as [`ConfigFile::load`] does after
+    /// reading it: bytes that are not UTF-8 are an error naming their line, then the text
+    /// goes to [`ConfigFile::parse`].
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use kaal::ConfigFile;
+    ///
+    /// let bytes = b"defaults:\n  database_url: \"memory:\"\n  namespace: caf\xe9\n";
+    /// let err = ConfigFile::parse_bytes(bytes, Path::new("k.yml"), "development", &|_| None)
+    ///     .unwrap_err();
+    /// assert!(err.to_string().starts_with("k.yml:3: not UTF-8 text at column 17"));
+    /// ```
+    pub fn parse_bytes(
+        bytes: &[u8],
+        path: &Path,
+        environment: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, FileErrors> {
+        Self::parse(utf8_text(bytes, path)?, path, environment, lookup)
     }
 
     /// Parses configuration `text` as if read from `path`, looking variables up with
@@ -134,12 +165,14 @@ impl ConfigFile {
         environment: &str,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, FileErrors> {
-        let root = parse_yaml(text, path)?.ok_or_else(|| {
-            FileErrors::whole_file(
-                path,
-                "the file is empty; it needs a `defaults:` section with database_url",
-            )
-        })?;
+        let root = parse_yaml(text, path)?
+            .filter(|root| !root.is_null())
+            .ok_or_else(|| {
+                FileErrors::whole_file(
+                    path,
+                    "the file is empty; it needs a `defaults:` section with database_url",
+                )
+            })?;
         let mut problems = Collector::new(path);
         let Some(sections) = root.as_map() else {
             problems.at(
@@ -256,6 +289,7 @@ impl ConfigFile {
 /// Reports top-level keys that are settings, sections that are not mappings, unknown and
 /// duplicate keys in every section.
 fn check_sections(sections: &[(Node, Node)], names: &[&str], problems: &mut Collector) {
+    let mut seen_sections: BTreeMap<&str, usize> = BTreeMap::new();
     for (name, body) in sections {
         let Some(section) = name.scalar_text() else {
             problems.at(
@@ -264,6 +298,12 @@ fn check_sections(sections: &[(Node, Node)], names: &[&str], problems: &mut Coll
             );
             continue;
         };
+        if let Some(first) = seen_sections.insert(section, name.line) {
+            problems.at(
+                name.line,
+                format!("duplicate section `{section}:` (first at line {first}); merge the two"),
+            );
+        }
         if names.contains(&section) {
             problems.at(
                 name.line,
@@ -349,9 +389,12 @@ fn typed_setting(
         (_, Typed::Null) => Ok(None),
         (Kind::Text, Typed::Str(s)) => Ok(Some(Setting::Text(s.to_string()))),
         (Kind::Text, _) if *plain => Ok(Some(Setting::Text(expanded.clone()))),
-        (Kind::Seconds, Typed::Int(i)) if i >= 0 => Ok(Some(Setting::Seconds(
-            Duration::from_secs(i.unsigned_abs()),
-        ))),
+        (Kind::Seconds, Typed::Int(i)) if (0..=MAX_SECONDS).contains(&i) => Ok(Some(
+            Setting::Seconds(Duration::from_secs(i.unsigned_abs())),
+        )),
+        (Kind::Seconds, Typed::Int(i)) if i > MAX_SECONDS => Err(format!(
+            "{i} s is more than ten years ({MAX_SECONDS} s), the longest duration accepted"
+        )),
         (Kind::Bool, Typed::Bool(b)) => Ok(Some(Setting::Bool(b))),
         _ => Err(format!("expected {}, found {}", kind_name(kind), found())),
     }

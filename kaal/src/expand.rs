@@ -2,7 +2,8 @@
 
 /// Expands `${VAR}` (an error when `VAR` is unset) and `${VAR:-default}` (the default when
 /// `VAR` is unset or empty, as in the shell). `$${` writes a literal `${`; any other `$` is
-/// kept as it is. Variable names are letters, digits and `_`, not starting with a digit.
+/// kept as it is. Variable names are letters, digits and `_`, not starting with a digit. A
+/// default is plain text: `${A:-${B}}` is an error rather than the text `${B}`.
 pub(crate) fn expand(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -33,6 +34,12 @@ pub(crate) fn expand(
         if !valid_name(name) {
             return Err(format!(
                 "\"${{{inner}}}\" in {text:?}: {name:?} is not a variable name (letters, digits and _)"
+            ));
+        }
+        if default.is_some_and(|d| d.contains("${")) {
+            // `${A:-${B}}` would otherwise end at the first `}` and leave `${B}` as text.
+            return Err(format!(
+                "nested \"${{\" in the default of ${{{name}:-...}} in {text:?}: a default is plain text; set {name} or write the value"
             ));
         }
         let value = lookup(name);
@@ -89,5 +96,8 @@ mod tests {
         assert!(expand("${1X}", &env)
             .unwrap_err()
             .contains("not a variable name"));
+        assert!(expand("${NOPE:-${HOME}}", &env)
+            .unwrap_err()
+            .contains("nested \"${\" in the default of ${NOPE:-...}"));
     }
 }

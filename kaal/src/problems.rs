@@ -89,6 +89,33 @@ impl Collector {
     }
 }
 
+/// The UTF-8 text of `bytes` read from `path`; otherwise an error at the line of the first
+/// byte that is not UTF-8.
+pub(crate) fn utf8_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, FileErrors> {
+    std::str::from_utf8(bytes).map_err(|err| {
+        let valid = &bytes[..err.valid_up_to()];
+        let line = 1 + valid.iter().filter(|b| **b == b'\n').count();
+        let line_start = valid
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |newline| newline + 1);
+        // The valid prefix is UTF-8, so counting its characters gives the column.
+        let column = 1 + String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count();
+        let byte = bytes.get(err.valid_up_to()).copied().unwrap_or_default();
+        FileErrors {
+            problems: vec![FileProblem {
+                path: path.to_path_buf(),
+                line: Some(line),
+                message: format!(
+                    "not UTF-8 text at column {column} (byte 0x{byte:02X}); save the file as UTF-8"
+                ),
+            }],
+        }
+    })
+}
+
 /// Parses YAML text read from `path`.
 pub(crate) fn parse_yaml(text: &str, path: &Path) -> Result<Option<crate::yaml::Node>, FileErrors> {
     crate::yaml::parse(text).map_err(|err| FileErrors {
@@ -155,6 +182,17 @@ mod tests {
             Some("tick_interval")
         );
         assert_eq!(suggest("zzz", &["tick_interval"]), None);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_reported_at_their_line_and_column() {
+        let path = Path::new("k.yml");
+        assert_eq!(utf8_text(b"a: 1\n", path).unwrap(), "a: 1\n");
+        let err = utf8_text(b"a: 1\nb: \xc3\xa9\xff\n", path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "k.yml:2: not UTF-8 text at column 5 (byte 0xFF); save the file as UTF-8"
+        );
     }
 
     #[test]

@@ -25,11 +25,13 @@
 //!
 //! * Jobs of `defaults:` and of the section named by the environment (`KAAL_ENV`) are used;
 //!   an environment job replaces the defaults' job with the same key. Every section is
-//!   checked, selected or not. A key twice in one section is an error.
+//!   checked, selected or not. A job key twice in one section is an error, and so is any
+//!   section, `jobs:`, job field, `env` name or `metadata` key written twice.
 //! * A job has `key`, `cron`, `enabled` (default true), exactly one of `command` (a list:
 //!   program and arguments, no shell), `shell` (a string for `sh -c`) or `handler` (a name
 //!   bound in code), and for `command`/`shell` optionally `env` (a mapping), `working_dir`
-//!   and `timeout` (whole seconds); `metadata` is any mapping (the key `kaal` is reserved).
+//!   and `timeout` (whole seconds, at most ten years); `metadata` is any mapping (the key
+//!   `kaal` is reserved).
 //! * Placeholders `{{fire_time.iso8601}}`, `{{fire_time.unix}}`, `{{idempotency_key}}` and
 //!   `{{key}}` are filled in in `command` arguments, the `shell` string and `env` values.
 //!   `${VAR}` is **not** expanded here: the shell does that for `shell` jobs.
@@ -42,7 +44,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json};
 
 use crate::command_job::CommandJob;
-use crate::problems::{did_you_mean, misspelt_defaults, parse_yaml, Collector, FileErrors};
+use crate::problems::{
+    did_you_mean, misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors,
+};
 use crate::scheduler_job::{read_job, JOB_KEYS};
 use crate::yaml::Node;
 
@@ -89,14 +93,35 @@ impl SchedulerFile {
         environment: &str,
         namespace: &str,
     ) -> Result<Option<Self>, FileErrors> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path, environment, namespace).map(Some),
+        match std::fs::read(path) {
+            Ok(bytes) => Self::parse_bytes(&bytes, path, environment, namespace).map(Some),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(FileErrors::whole_file(
                 path,
                 format!("cannot read the scheduler file: {err}"),
             )),
         }
+    }
+
+    /// Parses the raw contents of a scheduler file, as [`SchedulerFile::load`] does after
+    /// reading it: bytes that are not UTF-8 are an error naming their line, then the text
+    /// goes to [`SchedulerFile::parse`].
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use kaal::SchedulerFile;
+    ///
+    /// let err = SchedulerFile::parse_bytes(b"defaults:\n  jobs: \xff\n", Path::new("s.yml"), "development", "kaal")
+    ///     .unwrap_err();
+    /// assert!(err.to_string().starts_with("s.yml:2: not UTF-8 text at column 9 (byte 0xFF)"));
+    /// ```
+    pub fn parse_bytes(
+        bytes: &[u8],
+        path: &Path,
+        environment: &str,
+        namespace: &str,
+    ) -> Result<Self, FileErrors> {
+        Self::parse(utf8_text(bytes, path)?, path, environment, namespace)
     }
 
     /// Parses scheduler `text` as if read from `path`.
@@ -121,7 +146,8 @@ impl SchedulerFile {
         namespace: &str,
     ) -> Result<Self, FileErrors> {
         let mut problems = Collector::new(path);
-        let Some(root) = parse_yaml(text, path)? else {
+        // An empty file, or one holding only `~` or `---`, declares no jobs.
+        let Some(root) = parse_yaml(text, path)?.filter(|root| !root.is_null()) else {
             return Ok(Self {
                 path: path.to_path_buf(),
                 jobs: Vec::new(),
@@ -141,6 +167,7 @@ impl SchedulerFile {
             });
         };
         let mut by_section: Vec<(String, Vec<FileJob>)> = Vec::new();
+        let mut seen_sections: BTreeMap<&str, usize> = BTreeMap::new();
         for (name, body) in sections {
             let Some(section) = name.scalar_text() else {
                 problems.at(
@@ -149,6 +176,14 @@ impl SchedulerFile {
                 );
                 continue;
             };
+            if let Some(first) = seen_sections.insert(section, name.line) {
+                problems.at(
+                    name.line,
+                    format!(
+                        "duplicate section `{section}:` (first at line {first}); merge the two"
+                    ),
+                );
+            }
             if section == "jobs" || JOB_KEYS.contains(&section) {
                 problems.at(name.line, format!("{section} at the top level: put jobs under `defaults:` or an environment section, as `jobs:`"));
                 continue;
@@ -196,16 +231,34 @@ fn read_section(
         );
         return jobs;
     };
+    let mut jobs_line = None;
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (key, value) in entries {
         match key.scalar_text() {
-            Some("jobs") => {}
-            other => {
-                let text = other.unwrap_or("?");
+            Some("jobs") => {
+                if let Some(first) = jobs_line.replace(key.line) {
+                    problems.at(
+                        key.line,
+                        format!("duplicate `jobs:` in `{section}:` (first at line {first}); put all the jobs in one list"),
+                    );
+                }
+            }
+            Some(text) => {
                 problems.at(
                     key.line,
                     format!(
                         "unknown key {text:?} in `{section}:`; a section holds only `jobs:`{}",
                         did_you_mean(text, &["jobs"])
+                    ),
+                );
+                continue;
+            }
+            None => {
+                problems.at(
+                    key.line,
+                    format!(
+                        "in `{section}:`, a key must be a word (`jobs:`), found {}",
+                        key.describe()
                     ),
                 );
                 continue;
@@ -224,7 +277,6 @@ fn read_section(
             );
             continue;
         };
-        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         for item in items {
             let key = item.as_map().and_then(|entries| {
                 entries

@@ -11,6 +11,7 @@ use kaal_core::cron;
 use kaal_core::validate_cron_key;
 
 use crate::command_job::{CommandJob, Program};
+use crate::config_file::MAX_SECONDS;
 use crate::placeholder::Template;
 use crate::problems::{did_you_mean, Collector};
 use crate::scheduler_file::{FileJob, JobAction};
@@ -45,7 +46,17 @@ pub(crate) fn read_job(node: &Node, namespace: &str, problems: &mut Collector) -
     let before = problems.problems.len();
     let mut fields: BTreeMap<&str, &Node> = BTreeMap::new();
     for (k, v) in entries {
-        let name = k.scalar_text().unwrap_or("?");
+        let Some(name) = k.scalar_text() else {
+            problems.at(
+                k.line,
+                format!(
+                    "a job's keys must be words ({}), found {}",
+                    JOB_KEYS.join(", "),
+                    k.describe()
+                ),
+            );
+            continue;
+        };
         match JOB_KEYS.iter().find(|known| **known == name) {
             Some(known) => {
                 if fields.insert(known, v).is_some() {
@@ -120,6 +131,7 @@ pub(crate) fn read_job(node: &Node, namespace: &str, problems: &mut Collector) -
         Some(n) if n.is_null() => Map::new(),
         Some(n) => match n.to_json() {
             Json::Object(map) if n.as_map().is_some() => {
+                check_metadata_keys(n, "metadata", &mut report);
                 if map.contains_key("kaal") {
                     report(
                         n.line,
@@ -253,12 +265,29 @@ fn read_command(
     if let Some(n) = fields.get("env").filter(|n| !n.is_null()) {
         match n.as_map() {
             Some(entries) => {
+                let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
                 for (k, v) in entries {
-                    let name = k.scalar_text().unwrap_or("");
+                    let Some(name) = k.scalar_text() else {
+                        report(
+                            k.line,
+                            format!(
+                                "env: a variable name must be a word, found {}",
+                                k.describe()
+                            ),
+                        );
+                        continue;
+                    };
                     if name.is_empty() || name.contains(['=', '\0']) {
                         report(
                             k.line,
                             format!("env: {name:?} is not a valid variable name"),
+                        );
+                        continue;
+                    }
+                    if let Some(first) = seen.insert(name, k.line) {
+                        report(
+                            k.line,
+                            format!("env: duplicate variable {name:?} (first at line {first})"),
                         );
                         continue;
                     }
@@ -301,8 +330,17 @@ fn read_command(
     };
     let timeout = match fields.get("timeout").map(|n| (n, n.typed())) {
         None | Some((_, Some(Typed::Null))) => None,
-        Some((_, Some(Typed::Int(secs)))) if secs > 0 => {
+        Some((_, Some(Typed::Int(secs)))) if secs > 0 && secs <= MAX_SECONDS => {
             Some(Duration::from_secs(secs.unsigned_abs()))
+        }
+        Some((n, Some(Typed::Int(secs)))) if secs > MAX_SECONDS => {
+            report(
+                n.line,
+                format!(
+                    "timeout: {secs} s is more than ten years ({MAX_SECONDS} s); leave timeout out for no limit"
+                ),
+            );
+            None
         }
         Some((n, _)) => {
             report(
@@ -322,6 +360,39 @@ fn read_command(
         working_dir,
         timeout,
     })
+}
+
+/// Reports keys of `node`'s mappings, at any depth, that are written twice or are not
+/// scalars: JSON objects have string keys, each once, so either would be lost silently.
+fn check_metadata_keys(node: &Node, at: &str, report: &mut dyn FnMut(usize, String)) {
+    match &node.value {
+        Value::Map(entries) => {
+            let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+            for (k, v) in entries {
+                match k.scalar_text() {
+                    Some(name) => {
+                        if let Some(first) = seen.insert(name, k.line) {
+                            report(
+                                k.line,
+                                format!("{at}: duplicate key {name:?} (first at line {first})"),
+                            );
+                        }
+                        check_metadata_keys(v, &format!("{at}.{name}"), report);
+                    }
+                    None => report(
+                        k.line,
+                        format!("{at}: a key must be a string, found {}", k.describe()),
+                    ),
+                }
+            }
+        }
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_metadata_keys(item, &format!("{at}[{i}]"), report);
+            }
+        }
+        Value::Scalar { .. } => {}
+    }
 }
 
 /// The text of a string scalar, or a description of what was found instead.

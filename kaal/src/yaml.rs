@@ -4,6 +4,8 @@
 //! on, mapping keys keep their order and duplicates can be reported. Scalars stay text until
 //! the file readers type them, which is what lets `${VAR}` expansion happen before typing.
 
+use std::collections::HashMap;
+
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 /// A node and the position (1-based line and column) it starts at.
@@ -174,17 +176,95 @@ fn at(span: &Span) -> (usize, usize) {
     (span.start.line(), span.start.col() + 1)
 }
 
+/// How deeply lists and mappings may nest. Neither file needs more than a handful of levels;
+/// the limit keeps the recursive walks over the tree (drop, clone, conversion to JSON) far
+/// from the end of a thread's stack, whatever the input.
+pub(crate) const MAX_DEPTH: usize = 100;
+
+/// How many nodes aliases may copy in one file, in total. An alias is resolved by copying
+/// its anchor's node, so aliases of aliases grow exponentially ("billion laughs"); this
+/// bounds the memory and time a file can cost while leaving room for sharing blocks.
+pub(crate) const MAX_ALIAS_NODES: usize = 100_000;
+
+/// The number of nodes in `node`'s tree (itself included).
+fn count_nodes(node: &Node) -> usize {
+    match &node.value {
+        Value::Scalar { .. } => 1,
+        Value::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| count_nodes(k) + count_nodes(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// Where the tab is that a saphyr error about a tab is about. saphyr marks the start of
+/// the scalar or whitespace it was scanning, which can be lines above the tab: the first tab
+/// after `line`:`col` on that line, or in the leading whitespace of a following line with
+/// only blank lines between.
+fn tab_near(text: &str, line: usize, col: usize) -> Option<(usize, usize)> {
+    for (index, content) in text.split('\n').enumerate().skip(line.checked_sub(1)?) {
+        if index + 1 == line {
+            let tab = content
+                .chars()
+                .enumerate()
+                .skip(col.saturating_sub(1))
+                .find(|(_, c)| *c == '\t');
+            if let Some((at, _)) = tab {
+                return Some((line, at + 1));
+            }
+            continue;
+        }
+        let lead = content.chars().take_while(|c| c.is_whitespace());
+        if let Some(at) = lead.clone().position(|c| c == '\t') {
+            return Some((index + 1, at + 1));
+        }
+        if !content.trim().is_empty() {
+            return None;
+        }
+    }
+    None
+}
+
 /// Parses the first (and only) document of `text`; `Ok(None)` for an empty file.
+///
+/// Lists and mappings nested deeper than [`MAX_DEPTH`], and aliases copying more than
+/// [`MAX_ALIAS_NODES`] nodes in total, are errors at the line where the limit is crossed.
 pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: Vec<(usize, Node)> = Vec::new();
+    // Anchor id (unique per definition) -> the anchored node and its size in nodes.
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    let mut alias_nodes = 0usize;
     let mut root: Option<Node> = None;
     let mut documents = 0;
     for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|err| SyntaxError {
-            line: err.marker().line(),
-            col: err.marker().col() + 1,
-            message: err.info().to_string(),
+        let (event, span) = event.map_err(|err| {
+            let (mut line, mut col) = (err.marker().line(), err.marker().col() + 1);
+            let mut message = err.info().to_string();
+            if message == "recursion limit exceeded" {
+                // saphyr's own limit on flow collections, met before ours when it scans
+                // ahead.
+                message = format!(
+                    "lists and mappings nested more than {MAX_DEPTH} levels deep; flatten the file"
+                );
+            } else if message.contains("tab") {
+                // saphyr may mark where the whitespace before the tab started, at the end of
+                // the line above it: point at the tab itself.
+                if let Some(at) = tab_near(text, line, col) {
+                    (line, col) = at;
+                }
+            } else if text
+                .split('\n')
+                .nth(line.saturating_sub(1))
+                .is_some_and(|content| content.contains('\t'))
+            {
+                // Tabs are the usual cause of errors that do not say so (`key:<tab>value`
+                // is "':' must be followed by a valid YAML whitespace").
+                message.push_str(" (this line has a tab: indent and separate with spaces)");
+            }
+            SyntaxError { line, col, message }
         })?;
         let (line, col) = at(&span);
         let complete = match event {
@@ -213,22 +293,36 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
                     col,
                 };
                 if anchor > 0 {
-                    anchors.push((anchor, node.clone()));
+                    anchors.insert(anchor, (node.clone(), 1));
                 }
                 Some(node)
             }
             Event::Alias(id) => {
-                let node = anchors
-                    .iter()
-                    .rev()
-                    .find(|(a, _)| *a == id)
-                    .map(|(_, n)| n.clone())
-                    .ok_or_else(|| SyntaxError {
+                let (node, size) = anchors.get(&id).ok_or_else(|| SyntaxError {
+                    line,
+                    col,
+                    message: "alias to an unknown anchor".into(),
+                })?;
+                alias_nodes = alias_nodes.saturating_add(*size);
+                if alias_nodes > MAX_ALIAS_NODES {
+                    return Err(SyntaxError {
                         line,
                         col,
-                        message: "alias to an unknown anchor".into(),
-                    })?;
-                Some(node)
+                        message: format!(
+                            "aliases (`*name`) expand to more than {MAX_ALIAS_NODES} nodes in total; write the values out or share smaller blocks"
+                        ),
+                    });
+                }
+                Some(node.clone())
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) if stack.len() >= MAX_DEPTH => {
+                return Err(SyntaxError {
+                    line,
+                    col,
+                    message: format!(
+                        "lists and mappings nested more than {MAX_DEPTH} levels deep; flatten the file"
+                    ),
+                });
             }
             Event::SequenceStart(anchor, _) => {
                 stack.push(Frame::Seq {
@@ -289,7 +383,7 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
                     }
                 };
                 if anchor > 0 {
-                    anchors.push((anchor, node.clone()));
+                    anchors.insert(anchor, (node.clone(), count_nodes(&node)));
                 }
                 Some(node)
             }
@@ -347,6 +441,51 @@ mod tests {
     fn empty_text_is_no_document() {
         assert_eq!(parse("").unwrap(), None);
         assert_eq!(parse("# only a comment\n").unwrap(), None);
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_an_error_with_its_line() {
+        let ok = format!(
+            "a: {}{}\n",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse(&ok).is_ok());
+        let deep = format!(
+            "a: 1\nb: {}{}\n",
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
+        let err = parse(&deep).unwrap_err();
+        assert_eq!(err.line, 2, "{err:?}");
+        assert!(err.message.contains("nested more than"), "{err:?}");
+        let deeper = format!("a: {}{}\n", "[".repeat(1000), "]".repeat(1000));
+        let err = parse(&deeper).unwrap_err();
+        assert!(err.message.contains("nested more than"), "{err:?}");
+    }
+
+    #[test]
+    fn aliases_that_multiply_are_cut_off() {
+        let mut text = String::from("l0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let alias = format!("*a{}", i - 1);
+            text.push_str(&format!("l{i}: &a{i} [{}]\n", vec![alias; 10].join(", ")));
+        }
+        let err = parse(&text).unwrap_err();
+        assert!(err.message.contains("aliases"), "{err:?}");
+        assert!((5..=9).contains(&err.line), "{err:?}");
+    }
+
+    #[test]
+    fn a_tab_in_the_indentation_is_reported_on_its_own_line() {
+        let err = parse("a:\n  b: true\n\tc: 1\n").unwrap_err();
+        assert_eq!((err.line, err.col), (3, 1), "{err:?}");
+        let err = parse("a:\n  b: true\n\n  \n\tc: 1\n").unwrap_err();
+        assert_eq!((err.line, err.col), (5, 1), "{err:?}");
+        assert!(err.message.contains("tab"), "{err:?}");
+        let err = parse("a:\n  b:\tc\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err:?}");
+        assert!(err.message.contains("this line has a tab"), "{err:?}");
     }
 
     #[test]
