@@ -99,7 +99,9 @@ pub struct Config {
     pub scheduler_conflict_policy: ConflictPolicy,
     /// See [`MissingFilePolicy`].
     pub scheduler_missing_file_policy: MissingFilePolicy,
-    /// The name this node records in the dispatch log (default `hostname-pid`).
+    /// The name this node records in the dispatch log (default `hostname-pid`). Must be
+    /// unique among the nodes running at one time: after a log write whose answer was lost,
+    /// a node recognises its own record by this name (and then runs the job it had not run).
     pub node_id: String,
 }
 

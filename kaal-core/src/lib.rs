@@ -28,6 +28,22 @@
 //!   before claiming, so a restart's missed-run recovery (up to `recovery_window`, default a
 //!   day) dispatches only what no node dispatched. With the log turned off only the leases
 //!   protect, and [`Config::validate`] refuses a recovery window they cannot cover.
+//! * **When the database fails mid-claim.** A job never runs on a claim the dispatch log
+//!   does not show. If the batch claim or the log write fails (a cut connection, a busy
+//!   database), the node does not know whether the database kept its claim: the fire times
+//!   are remembered as *uncertain* and retried every tick until the log shows them (run by
+//!   whoever logged them — this node too, when its own log write reached the database after
+//!   all) or this node wins them, which at worst waits for its own lease to run out. A batch
+//!   that meets contention decided nothing and reports an error, never "held by another".
+//! * **Clock skew.** Whether a fire time is *due* is decided by the claiming node's clock;
+//!   whether a claim is *held* is not. A node whose clock runs 60 s fast claims and runs a
+//!   fire time up to 60 s early — once: the others find it claimed or logged. With the
+//!   `lease` strategy the lease's lifetime is measured by the database's clock, so skew can
+//!   neither shorten nor stretch it; with advisory (PostgreSQL) or named (MySQL) locks the
+//!   lock lives with the holder's session and its ttl is measured on the holder's monotonic
+//!   clock, so skew plays no part in holding either. No strategy prevents the early run:
+//!   keep node clocks synchronised (NTP) if a job must not start before its minute. The
+//!   fleet suite runs nodes at −60 s, 0 and +60 s and finds no duplicates.
 //! * **What it costs.** Each node settles each fire time once: one batch lookup in the log and
 //!   one batch claim per tick that has anything due, and no store access at all on a tick
 //!   with nothing due (the coordinator keeps each job's next fire time).

@@ -28,7 +28,7 @@ pub struct MysqlOptions {
     /// (`innodb_lock_wait_timeout`, whole seconds, at least 1; default 5 s instead of the
     /// server's 50 s). A claim that gives up so reports "not acquired".
     pub lock_wait_timeout: Duration,
-    /// Pool settings (default: at most 8 connections, 1 kept idle, 30 s checkout timeout).
+    /// Pool settings (default: at most 8 connections, 1 kept idle, 5 s checkout timeout).
     pub pool: PoolOptions,
 }
 

@@ -33,7 +33,7 @@ pub struct PgOptions {
     /// the advisory lock session adds ` advisory`).
     pub application_name: String,
     /// Pool settings (default: at most 8 connections, none kept open by the pool's own
-    /// threads (`min_idle = 0`), 30 s checkout timeout).
+    /// threads (`min_idle = 0`), 5 s checkout timeout).
     ///
     /// `min_idle` is 0 on PostgreSQL because r2d2 opens the connections that keep the idle
     /// count up on its own threads, after a checkout: a process that ends (a `kaal tick`,

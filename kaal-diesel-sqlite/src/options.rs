@@ -63,11 +63,12 @@ impl fmt::Display for Synchronous {
 pub struct SqliteOptions {
     /// How long a statement waits for another connection's write lock before giving up
     /// with "database is locked" (`PRAGMA busy_timeout`; default 5 s). An acquire that gives
-    /// up so reports "not acquired".
+    /// up so reports "not acquired"; a batch claim (`acquire_many`) reports an error, since
+    /// it decided none of its keys, and the coordinator retries them next tick.
     pub busy_timeout: Duration,
     /// Durability of commits (default [`Synchronous::Full`]).
     pub synchronous: Synchronous,
-    /// Pool settings (default: at most 8 connections, 1 kept idle, 30 s checkout timeout).
+    /// Pool settings (default: at most 8 connections, 1 kept idle, 5 s checkout timeout).
     pub pool: PoolOptions,
 }
 

@@ -5,18 +5,19 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
+use diesel::r2d2::{Pool, R2D2Connection};
 use diesel::result::Error;
 use diesel::QueryResult;
 use kaal_core::DispatchStatus;
 
 use crate::error::OpenError;
+use crate::pool::CheckedManager;
 use crate::queries::SharedQueries;
 use crate::store::TableShape;
 use crate::time::DbTime;
 
 /// The pool a [`DieselStore`](crate::DieselStore) runs on.
-pub type ConnectionPool<D> = Pool<ConnectionManager<<D as Dialect>::Connection>>;
+pub type ConnectionPool<D> = Pool<CheckedManager<<D as Dialect>::Connection>>;
 
 /// The SQL that differs between databases, and how to connect to one.
 ///

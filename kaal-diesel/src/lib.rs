@@ -77,7 +77,7 @@ pub use lease::check_key_len;
 pub use locator::{redact_password, scheme};
 pub use metadata::Metadata;
 pub use migrations::run_pending;
-pub use pool::{build_pool, PoolOptions};
+pub use pool::{build_pool, CheckedManager, PoolOptions};
 pub use queries::{columns, SharedQueries};
 pub use rows::{DefinitionRow, DispatchRow};
 pub use session::give_back_dispatched;

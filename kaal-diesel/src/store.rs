@@ -3,17 +3,18 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use diesel::r2d2::{ConnectionManager, PooledConnection};
+use diesel::r2d2::PooledConnection;
 use diesel::result::Error;
 use kaal_core::{Clock, SystemClock};
 
 use crate::dialect::{ConnectionPool, Dialect};
 use crate::error::{error_chain, OpenError};
+use crate::pool::CheckedManager;
 use crate::queries::{columns, SharedQueries};
 use crate::time::DbTime;
 
 /// A connection checked out of a store's pool.
-pub type StoreConnection<D> = PooledConnection<ConnectionManager<<D as Dialect>::Connection>>;
+pub type StoreConnection<D> = PooledConnection<CheckedManager<<D as Dialect>::Connection>>;
 
 /// Which optional columns the kaal tables have.
 ///

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use kaal_core::Adapter;
 
+use crate::Outage;
+
 /// A backend under test.
 ///
 /// The suite calls [`create_store`](Backend::create_store) once per test and
@@ -29,6 +31,16 @@ pub trait Backend: Send + Sync + 'static {
     /// for backends whose locks cannot expire by themselves.
     fn leases_expire(&self) -> bool {
         true
+    }
+
+    /// An outage of the store at `locator` for the fleet suite's database-outage case: the
+    /// nodes open [`Outage::locator`], and the case cuts them off for at least 10 s. `None`
+    /// (the default) fails that case with a message saying this is missing: a backend is
+    /// never silently skipped. Networked databases can return a
+    /// [`TcpCut`](crate::TcpCut) relay.
+    fn outage(&self, locator: &str) -> Option<Box<dyn Outage>> {
+        let _ = locator;
+        None
     }
 
     /// Whether the same adapter may acquire a key it already holds. `false` for every

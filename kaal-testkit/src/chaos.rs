@@ -9,7 +9,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::Rng;
 
 use crate::coordination::due_between;
-use crate::fleet::{fleet_dir, job_keys, read_log, read_records, run_together, Worker, WorkerSpec};
+use crate::fleet::{
+    fleet_dir, job_keys, read_log, read_records, run_together, tick_together, Worker, WorkerSpec,
+};
 use crate::{Backend, TestStore};
 
 fn start() -> DateTime<Utc> {
@@ -200,6 +202,123 @@ pub fn restarts_replay_nothing_and_recover_an_outage_once(backend: &dyn Backend)
         "recovery must dispatch exactly the fire times missed in the outage"
     );
     assert!(again.is_empty(), "a second restart dispatched {again:?}");
+}
+
+/// How long the database-outage case keeps the store unreachable, at least.
+const OUTAGE: StdDuration = StdDuration::from_secs(10);
+
+/// Three nodes tick the same instants (one simulated minute per step, 3 jobs); after 10
+/// steps the store becomes unreachable ([`Backend::outage`]) for at least 10 s while the
+/// nodes keep ticking — every node reports errors on every tick and none dies or runs
+/// anything — then it comes back and the nodes tick on. Every fire time from the first step
+/// to the last runs exactly once and is logged: what fell due during the outage is caught
+/// up, and claims whose outcome the cut left unknown are retried, never run twice, never
+/// dropped.
+pub fn database_outage_is_survived_and_caught_up_once(backend: &dyn Backend) {
+    const NODES: usize = 3;
+    const JOBS: usize = 3;
+    const BEFORE: i64 = 10;
+    const AFTER: i64 = 10;
+    let store = TestStore::new(backend);
+    let mut outage = backend.outage(&store.locator).unwrap_or_else(|| {
+        panic!(
+            "this backend cannot simulate a database outage: implement Backend::outage (a \
+             networked database can return kaal_testkit::TcpCut::new(url, default_port))"
+        )
+    });
+    let dir = fleet_dir();
+    let locator = outage.locator();
+    let mut workers: Vec<Worker> = (0..NODES)
+        .map(|i| {
+            let spec = WorkerSpec {
+                stepped: true,
+                lease_ttl_secs: Some(SHORT_TTL),
+                ..WorkerSpec::ticking(format!("outage-node-{i}"), start(), 0, JOBS)
+            };
+            Worker::spawn(&locator, spec, dir.path())
+        })
+        .collect();
+    workers.iter_mut().for_each(Worker::go);
+    let mut minute = 0;
+    let mut step = |workers: &mut [Worker]| {
+        let answers = tick_together(workers, start() + Duration::minutes(minute));
+        minute += 1;
+        answers
+    };
+    let errors_before: usize = (0..BEFORE)
+        .flat_map(|_| step(&mut workers))
+        .map(|(errors, _)| errors)
+        .sum();
+    outage.begin();
+    let began = std::time::Instant::now();
+    let (mut steps_during, mut errors_during, mut run_during) = (0, vec![0; NODES], 0);
+    while began.elapsed() < OUTAGE || steps_during < 2 {
+        for (node, (errors, dispatched)) in step(&mut workers).into_iter().enumerate() {
+            errors_during[node] += errors;
+            run_during += dispatched;
+        }
+        steps_during += 1;
+    }
+    let down_for = began.elapsed();
+    outage.end();
+    let mut errors_after = 0;
+    for _ in 0..AFTER {
+        errors_after += step(&mut workers).iter().map(|(e, _)| e).sum::<usize>();
+    }
+    // A claim the cut left undecided may be the node's own lease: it is retried once that
+    // lease has run out.
+    let_short_leases_expire();
+    let last_errors: usize = (0..2)
+        .flat_map(|_| step(&mut workers))
+        .map(|(errors, _)| errors)
+        .sum();
+    workers.iter_mut().for_each(Worker::end);
+    let outs: Vec<_> = workers.iter().map(|w| w.out.clone()).collect();
+    workers.into_iter().for_each(Worker::finish);
+    let last = start() + Duration::minutes(minute - 1);
+    let expected: BTreeSet<(String, i64)> = expected(JOBS, start() - Duration::seconds(1), last)
+        .into_iter()
+        .map(|(k, t)| (k, t.timestamp()))
+        .collect();
+    let runs = read_records(&outs);
+    let logged = read_log(&store, JOBS);
+    let duplicates: usize = runs.values().map(|n| n - 1).sum();
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|id| !runs.contains_key(*id))
+        .collect();
+    let unlogged = expected
+        .iter()
+        .filter(|id| !logged.contains_key(*id))
+        .count();
+    println!(
+        "fleet database outage: processes={NODES} jobs={JOBS} outage={:.1}s ({}) steps_before={BEFORE} \
+         steps_during={steps_during} errors_during={errors_during:?} run_during={run_during} steps_after={} \
+         errors_after_reconnect={errors_after} expected={} dispatched={} duplicates={duplicates} missing={} unlogged={unlogged}",
+        down_for.as_secs_f64(),
+        outage.describe(),
+        AFTER + 2,
+        expected.len(),
+        runs.len(),
+        missing.len()
+    );
+    assert_eq!(errors_before, 0, "errors before the outage");
+    assert!(
+        errors_during.iter().all(|e| *e > 0),
+        "every node must see the outage: {errors_during:?}"
+    );
+    assert_eq!(
+        run_during, 0,
+        "a job ran while the database was unreachable"
+    );
+    assert_eq!(last_errors, 0, "the nodes did not reconnect");
+    assert_eq!(duplicates, 0, "a fire time ran twice");
+    assert!(missing.is_empty(), "fire times never run: {missing:?}");
+    assert_eq!(unlogged, 0, "fire times run but not logged");
+    assert!(
+        runs.keys().all(|id| expected.contains(id)),
+        "ran fire times that were not due"
+    );
 }
 
 /// Three nodes whose clocks are off by -60 s, 0 and +60 s tick the same wall instants:

@@ -24,6 +24,7 @@ use crate::coordination::{due_between, scenario_config};
 use crate::{Backend, TestStore};
 
 const READY: &str = "KAAL_FLEET_READY";
+const TICKED: &str = "KAAL_FLEET_TICKED";
 const WORKER_TEST: &str = "kaal_fleet_worker";
 
 /// What one worker process does.
@@ -44,6 +45,9 @@ pub struct WorkerSpec {
     pub lease_ttl_secs: Option<u64>,
     /// Instead of ticking: one recovery pass at this instant over this window (seconds).
     pub recover: Option<(DateTime<Utc>, u64)>,
+    /// Instead of ticking `ticks` minutes on its own: tick each instant the runner sends
+    /// ([`Worker::send_tick`]) and answer with its error count, until [`Worker::end`].
+    pub stepped: bool,
 }
 
 impl WorkerSpec {
@@ -62,6 +66,7 @@ impl WorkerSpec {
             skew_secs: 0,
             lease_ttl_secs: None,
             recover: None,
+            stepped: false,
         }
     }
 
@@ -140,6 +145,7 @@ pub fn worker_main(backend: &dyn Backend) {
                 env_num("KAAL_FLEET_RECOVERY_WINDOW"),
             )
         }),
+        stepped: std::env::var("KAAL_FLEET_STEPPED").is_ok(),
     };
     let out = PathBuf::from(env("KAAL_FLEET_OUT"));
     let kaal = appending_node(backend.open(&locator), &spec, &out);
@@ -150,7 +156,24 @@ pub fn worker_main(backend: &dyn Backend) {
         .read_line(&mut go)
         .expect("no start signal on stdin");
     let mut errors = 0;
-    if let Some((at, _)) = spec.recover {
+    if spec.stepped {
+        for line in std::io::stdin().lines() {
+            let line = line.expect("cannot read the runner's commands");
+            let Some(unix) = line.strip_prefix("tick ") else {
+                break;
+            };
+            let now = instant(unix.parse().expect("tick: unix seconds"))
+                + Duration::seconds(spec.skew_secs);
+            let report = kaal.tick_at(now);
+            errors += report.errors.len();
+            println!(
+                "{TICKED} {} {}",
+                report.errors.len(),
+                report.dispatched.len()
+            );
+            std::io::stdout().flush().expect("stdout closed");
+        }
+    } else if let Some((at, _)) = spec.recover {
         errors += kaal
             .recover_at(at + Duration::seconds(spec.skew_secs))
             .errors
@@ -201,6 +224,9 @@ impl Worker {
         if let Some(ttl) = spec.lease_ttl_secs {
             command.env("KAAL_FLEET_LEASE_TTL", ttl.to_string());
         }
+        if spec.stepped {
+            command.env("KAAL_FLEET_STEPPED", "1");
+        }
         if let Some((at, window)) = spec.recover {
             command.env("KAAL_FLEET_RECOVER_AT", at.timestamp().to_string());
             command.env("KAAL_FLEET_RECOVERY_WINDOW", window.to_string());
@@ -237,6 +263,48 @@ impl Worker {
             .expect("cannot signal a worker");
     }
 
+    /// Asks a [`stepped`](WorkerSpec::stepped) worker to tick at `at` (plus its skew).
+    pub fn send_tick(&mut self, at: DateTime<Utc>) {
+        writeln!(
+            self.child.stdin.as_mut().expect("piped stdin"),
+            "tick {}",
+            at.timestamp()
+        )
+        .expect("cannot send a tick to a worker");
+    }
+
+    /// Waits for a stepped worker's answer to its tick: `(errors, dispatched)`.
+    pub fn ticked(&mut self) -> (usize, usize) {
+        let reader = self.stdout.as_mut().expect("worker stdout");
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_line(&mut line)
+                .expect("cannot read a worker's stdout");
+            assert!(
+                n > 0,
+                "fleet worker {} died during a tick",
+                self.spec.node_id
+            );
+            if let Some(at) = line.find(TICKED) {
+                let mut figures = line[at + TICKED.len()..]
+                    .split_whitespace()
+                    .map(|n| n.parse().expect("tick figures"));
+                return (
+                    figures.next().expect("errors"),
+                    figures.next().expect("dispatched"),
+                );
+            }
+        }
+    }
+
+    /// Tells a stepped worker there are no more ticks.
+    pub fn end(&mut self) {
+        writeln!(self.child.stdin.as_mut().expect("piped stdin"), "end")
+            .expect("cannot signal a worker");
+    }
+
     /// Kills the worker with SIGKILL and reaps it; returns whether it was still running.
     pub fn kill(&mut self) -> bool {
         let running = matches!(self.child.try_wait(), Ok(None));
@@ -261,6 +329,13 @@ impl Worker {
             println!("{}", line.trim_start_matches(|c| c != 'f'));
         }
     }
+}
+
+/// Has every stepped worker tick `at` at the same time; returns each one's
+/// `(errors, dispatched)`.
+pub fn tick_together(workers: &mut [Worker], at: DateTime<Utc>) -> Vec<(usize, usize)> {
+    workers.iter_mut().for_each(|w| w.send_tick(at));
+    workers.iter_mut().map(Worker::ticked).collect()
 }
 
 /// Starts `specs` together and waits for all of them.

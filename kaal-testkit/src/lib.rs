@@ -23,8 +23,8 @@
 //! * [`coordination`] — coordinator scenarios: code and file jobs, enable/disable, rebuilt
 //!   nodes, N nodes ticking the same instant, restart recovery;
 //! * [`fleet`] — K OS processes ticking one store (4 × 200 and 8 × 500 fire times);
-//! * [`chaos`] — the fleet under failure: SIGKILLed nodes, restarts after outages, skewed
-//!   clocks.
+//! * [`chaos`] — the fleet under failure: SIGKILLed nodes, restarts after outages, a
+//!   database outage of at least 10 s, skewed clocks.
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used)]
 
@@ -35,11 +35,13 @@ pub mod coordination;
 pub mod fleet;
 pub mod locks;
 mod memory;
+pub mod outage;
 pub mod registries;
 mod store;
 
 pub use backend::Backend;
 pub use memory::MemoryBackend;
+pub use outage::{Outage, TcpCut};
 pub use store::TestStore;
 
 /// Expands into one `#[test]` per behaviour of the suite for the backend `$backend` (an
@@ -110,6 +112,11 @@ macro_rules! fleet_suite {
         #[test]
         fn restarts_replay_nothing_and_recover_an_outage_once() {
             $crate::chaos::restarts_replay_nothing_and_recover_an_outage_once(&$backend);
+        }
+
+        #[test]
+        fn database_outage_is_survived_and_caught_up_once() {
+            $crate::chaos::database_outage_is_survived_and_caught_up_once(&$backend);
         }
 
         #[test]

@@ -115,6 +115,10 @@ impl kaal_testkit::Backend for MysqlLeases {
     fn drop_store(&self, locator: &str) {
         drop_database(locator);
     }
+
+    fn outage(&self, locator: &str) -> Option<Box<dyn kaal_testkit::Outage>> {
+        Some(Box::new(kaal_testkit::TcpCut::new(locator, 3306)))
+    }
 }
 
 /// Named-lock adapters on fresh databases (registries in the database's tables).
@@ -132,6 +136,10 @@ impl kaal_testkit::Backend for MysqlNamedLocks {
 
     fn drop_store(&self, locator: &str) {
         drop_database(locator);
+    }
+
+    fn outage(&self, locator: &str) -> Option<Box<dyn kaal_testkit::Outage>> {
+        Some(Box::new(kaal_testkit::TcpCut::new(locator, 3306)))
     }
 }
 

@@ -128,6 +128,10 @@ impl kaal_testkit::Backend for PgLeases {
     fn drop_store(&self, locator: &str) {
         drop_database(locator);
     }
+
+    fn outage(&self, locator: &str) -> Option<Box<dyn kaal_testkit::Outage>> {
+        Some(Box::new(kaal_testkit::TcpCut::new(locator, 5432)))
+    }
 }
 
 /// The advisory-lock adapter: every node its own lock session and pool.
@@ -145,6 +149,10 @@ impl kaal_testkit::Backend for PgAdvisory {
 
     fn drop_store(&self, locator: &str) {
         drop_database(locator);
+    }
+
+    fn outage(&self, locator: &str) -> Option<Box<dyn kaal_testkit::Outage>> {
+        Some(Box::new(kaal_testkit::TcpCut::new(locator, 5432)))
     }
 }
 

@@ -39,6 +39,13 @@ impl kaal_testkit::Backend for SqliteFiles {
         Arc::new(open(locator))
     }
 
+    fn outage(&self, locator: &str) -> Option<Box<dyn kaal_testkit::Outage>> {
+        Some(Box::new(WriterHoldsTheLock {
+            path: locator.to_string(),
+            writer: None,
+        }))
+    }
+
     fn drop_store(&self, locator: &str) {
         let dir = Path::new(locator).parent().map(Path::to_path_buf);
         if let Some(dir) = dir.filter(|dir| is_ours(dir)) {
@@ -125,4 +132,45 @@ pub fn exec_file(path: &Path, sql: &str) {
         .expect("cannot open the file");
     conn.batch_execute(sql)
         .unwrap_or_else(|err| panic!("{sql}: {err}"));
+}
+
+/// An outage of an SQLite file: another connection holds the write lock (an open `BEGIN
+/// IMMEDIATE` transaction that has written) for as long as the outage lasts, so every
+/// node's write waits out its busy timeout and fails. Reads still work (WAL).
+pub struct WriterHoldsTheLock {
+    path: String,
+    writer: Option<diesel::SqliteConnection>,
+}
+
+impl kaal_testkit::Outage for WriterHoldsTheLock {
+    fn locator(&self) -> String {
+        self.path.clone()
+    }
+
+    fn begin(&mut self) {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let mut writer = diesel::SqliteConnection::establish(&self.path)
+            .unwrap_or_else(|err| panic!("cannot open {} to lock it: {err}", self.path));
+        writer
+            .batch_execute(
+                "PRAGMA busy_timeout = 30000; BEGIN IMMEDIATE; \
+                 DELETE FROM kaal_locks WHERE key = 'outage';",
+            )
+            .unwrap_or_else(|err| panic!("cannot take the write lock of {}: {err}", self.path));
+        self.writer = Some(writer);
+    }
+
+    fn end(&mut self) {
+        use diesel::connection::SimpleConnection;
+        if let Some(mut writer) = self.writer.take() {
+            writer
+                .batch_execute("ROLLBACK")
+                .unwrap_or_else(|err| panic!("cannot release the write lock: {err}"));
+        }
+    }
+
+    fn describe(&self) -> String {
+        "another connection holds the file's write lock".into()
+    }
 }
