@@ -10,6 +10,9 @@ use chrono_tz::Tz;
 
 use crate::keys::MAX_KEY_LEN;
 
+/// The longest duration a [`Config`] accepts for any of its settings: ten years.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// What `register` does when the stored definition of a key came from the scheduler file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConflictPolicy {
@@ -185,11 +188,33 @@ impl Config {
     /// fire time could be claimed again while still inside another node's window), and
     /// recovery without the dispatch log over a window longer than `lease_ttl` (a restart
     /// could then replay fire times that were already dispatched).
+    ///
+    /// Every duration must be at most ten years ([`MAX_DURATION`]): windows are subtracted
+    /// from instants, and a longer one could not be.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut problems = Vec::new();
         let mut problem = |field: &'static str, message: String| {
             problems.push(ConfigProblem { field, message });
         };
+        for (field, value) in [
+            ("tick_interval", self.tick_interval),
+            ("window_lookback", self.window_lookback),
+            ("window_lookahead", self.window_lookahead),
+            ("lease_ttl", self.lease_ttl),
+            ("recovery_window", self.recovery_window),
+            ("recovery_startup_jitter", self.recovery_startup_jitter),
+        ] {
+            if value > MAX_DURATION {
+                problem(
+                    field,
+                    format!(
+                        "{} s is longer than ten years ({} s), the longest kaal accepts",
+                        value.as_secs(),
+                        MAX_DURATION.as_secs()
+                    ),
+                );
+            }
+        }
         if self.tick_interval.is_zero() {
             problem("tick_interval", "0 s: must be positive, e.g. 5".to_string());
         }
@@ -204,7 +229,7 @@ impl Config {
                 ),
             );
         }
-        let needed = self.window_lookback + self.tick_interval;
+        let needed = self.window_lookback.saturating_add(self.tick_interval);
         if self.lease_ttl < needed {
             problem(
                 "lease_ttl",
@@ -270,6 +295,14 @@ impl Config {
                     self.node_id
                 ),
             );
+        } else if self.node_id.chars().any(char::is_control) {
+            problem(
+                "node_id",
+                format!(
+                    "{:?} contains a control character; use a printable name",
+                    self.node_id
+                ),
+            );
         } else if self.node_id.len() > MAX_KEY_LEN {
             problem(
                 "node_id",
@@ -290,6 +323,25 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_past_ten_years_and_control_characters_in_node_id_are_refused() {
+        let config = Config {
+            window_lookback: Duration::MAX,
+            recovery_window: Duration::from_secs(u64::MAX / 2),
+            lease_ttl: Duration::MAX,
+            node_id: "node\u{7}1".into(),
+            ..Config::default()
+        };
+        let problems = config.validate().unwrap_err().problems;
+        let fields: Vec<&str> = problems.iter().map(|p| p.field).collect();
+        for field in ["window_lookback", "recovery_window", "lease_ttl", "node_id"] {
+            assert!(fields.contains(&field), "{field} not named: {problems:?}");
+        }
+        assert!(problems
+            .iter()
+            .any(|p| p.field == "lease_ttl" && p.message.contains("ten years")));
+    }
 
     #[test]
     fn defaults_are_the_designs_and_valid() {

@@ -99,6 +99,7 @@ pub use adapter::{with_lock, Adapter, NullAdapter};
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use config::{
     default_node_id, Config, ConfigErrors, ConfigProblem, ConflictPolicy, MissingFilePolicy,
+    MAX_DURATION,
 };
 pub use coordinator::{Coordinator, TickReport};
 pub use cron::{CronError, CronExpr};
