@@ -79,7 +79,9 @@ const KEYS: &[(&str, Kind)] = &[
 /// The longest duration a setting accepts, in seconds: ten years. Far beyond any sensible
 /// interval or window, and far inside what date arithmetic on the settings can hold (a
 /// window of `i64::MAX` seconds would overflow computing `now - window`).
-pub(crate) const MAX_SECONDS: i64 = 10 * 365 * 24 * 60 * 60;
+/// Core's [`MAX_DURATION`](kaal_core::MAX_DURATION), which `Config::validate` enforces.
+#[allow(clippy::cast_possible_wrap)] // ten years of seconds fits an i64
+pub(crate) const MAX_SECONDS: i64 = kaal_core::MAX_DURATION.as_secs() as i64;
 
 fn key_names() -> Vec<&'static str> {
     KEYS.iter().map(|(name, _)| *name).collect()
