@@ -34,15 +34,16 @@ fn let_short_leases_expire() {
     std::thread::sleep(StdDuration::from_millis(SHORT_TTL * 1000 + 600));
 }
 
-/// Four nodes tick 400 minutes of 3 jobs while nodes are killed with SIGKILL at random
-/// moments (also between a claim and its callback) and replaced. Afterwards a recovery pass
+/// A node is killed with SIGKILL inside its first callback (between claim and run, every
+/// time); then four nodes tick 1,200 minutes of 3 jobs while nodes are killed with SIGKILL at
+/// random moments (also between a claim and its callback) and replaced. Afterwards a recovery pass
 /// (once leases have expired) picks up claims whose node died before logging them.
 /// 0 duplicates; no fire time silently missing: each is either run, or logged as claimed by
 /// a node that died before running it.
 pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backend) {
     const NODES: usize = 4;
     const JOBS: usize = 3;
-    const TICKS: i64 = 400;
+    const TICKS: i64 = 1200;
     const KILLS: usize = 8;
     let store = TestStore::new(backend);
     let dir = fleet_dir();
@@ -50,6 +51,25 @@ pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backe
         lease_ttl_secs: Some(SHORT_TTL),
         ..WorkerSpec::ticking(name, start(), TICKS, JOBS)
     };
+    // First, one node that dies inside its first callback, after logging its claims: a
+    // crash between claim and run, every time. Its fire times must show in the log as
+    // claimed by a killed node.
+    let mut doomed = Worker::spawn(
+        &store.locator,
+        WorkerSpec {
+            die_in_callback: true,
+            ticks: 1,
+            ..spec("doomed".into())
+        },
+        dir.path(),
+    );
+    doomed.go();
+    let doomed_out = doomed.out.clone();
+    doomed.expect_killed();
+    let doomed_claims = read_log(&store, JOBS)
+        .values()
+        .filter(|node| *node == "doomed")
+        .count();
     let mut workers: Vec<Worker> = (0..NODES)
         .map(|i| Worker::spawn(&store.locator, spec(format!("node-{i}")), dir.path()))
         .collect();
@@ -65,11 +85,21 @@ pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backe
         std::thread::sleep(StdDuration::from_millis(5));
     }
     let mut rng = rand::thread_rng();
-    let (mut killed_ids, mut outs) = (Vec::new(), Vec::new());
-    for kill in 0..KILLS {
+    let (mut killed_ids, mut outs) = (vec!["doomed".to_string()], vec![doomed_out]);
+    // Kill running nodes only, at random moments, until KILLS kills have landed; each
+    // replacement ticks the whole range again, so the fleet keeps running between kills.
+    let mut attempts = 0;
+    while killed_ids.len() <= KILLS && attempts < 10 * KILLS {
+        attempts += 1;
         // Random moments, not synchronisation: the point is to land anywhere in a tick.
         std::thread::sleep(StdDuration::from_millis(rng.gen_range(5..60)));
-        let victim = rng.gen_range(0..workers.len());
+        let running: Vec<usize> = (0..workers.len())
+            .filter(|i| workers[*i].running())
+            .collect();
+        if running.is_empty() {
+            break;
+        }
+        let victim = running[rng.gen_range(0..running.len())];
         let mut dead = workers.swap_remove(victim);
         if dead.kill() {
             killed_ids.push(dead.spec.node_id.clone());
@@ -77,12 +107,17 @@ pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backe
         outs.push(dead.out.clone());
         let mut replacement = Worker::spawn(
             &store.locator,
-            spec(format!("replacement-{kill}")),
+            spec(format!("replacement-{attempts}")),
             dir.path(),
         );
         replacement.go();
         workers.push(replacement);
     }
+    assert!(
+        killed_ids.len() > KILLS / 2,
+        "only {} kills landed on running nodes",
+        killed_ids.len() - 1
+    );
     outs.extend(workers.iter().map(|w| w.out.clone()));
     workers.into_iter().for_each(Worker::finish);
     let last = start() + Duration::minutes(TICKS - 1);
@@ -111,7 +146,7 @@ pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backe
         }
     }
     println!(
-        "fleet crash: processes={NODES} kills={} jobs={JOBS} fire_times/job={TICKS} expected={} dispatched={} duplicates={duplicates} \
+        "fleet crash: processes={NODES} kills={} (1 inside a callback, claims logged={doomed_claims}) jobs={JOBS} fire_times/job={TICKS} expected={} dispatched={} duplicates={duplicates} \
          claimed_by_killed_node_not_run={claimed_not_run} recovered_after_lease_expiry={} missing={}",
         killed_ids.len(), expected.len(), runs.len(), logged.len() - logged_before, missing.len()
     );
@@ -119,6 +154,14 @@ pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backe
     assert!(
         missing.is_empty(),
         "fire times neither run nor logged as claimed by a killed node: {missing:?}"
+    );
+    assert_eq!(
+        doomed_claims, JOBS,
+        "the node killed inside its first callback logged its claims first"
+    );
+    assert!(
+        claimed_not_run >= JOBS,
+        "the fire times of the node killed inside a callback must show as claimed, not run"
     );
     let unexpected: Vec<_> = runs
         .keys()

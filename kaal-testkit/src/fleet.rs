@@ -48,6 +48,9 @@ pub struct WorkerSpec {
     /// Instead of ticking `ticks` minutes on its own: tick each instant the runner sends
     /// ([`Worker::send_tick`]) and answer with its error count, until [`Worker::end`].
     pub stepped: bool,
+    /// The node kills itself with SIGKILL inside its first callback, after its claims are
+    /// logged and before the job has recorded anything: a crash between claim and run.
+    pub die_in_callback: bool,
 }
 
 impl WorkerSpec {
@@ -67,6 +70,7 @@ impl WorkerSpec {
             lease_ttl_secs: None,
             recover: None,
             stepped: false,
+            die_in_callback: false,
         }
     }
 
@@ -111,9 +115,13 @@ fn appending_node(
     out: &Path,
 ) -> Kaal {
     let kaal = Kaal::new(spec.config(), backend_adapter).expect("fleet config is valid");
+    let die = spec.die_in_callback;
     for key in job_keys(spec.jobs) {
         let out = out.to_path_buf();
         kaal.register(&key, "* * * * *", move |fire: &Fire| {
+            if die {
+                kill_this_process();
+            }
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -123,6 +131,15 @@ fn appending_node(
         .expect("registration failed");
     }
     kaal
+}
+
+/// Sends SIGKILL to this process and waits for it to land.
+fn kill_this_process() -> ! {
+    let pid = std::process::id().to_string();
+    let _ = Command::new("kill").args(["-9", &pid]).status();
+    loop {
+        std::thread::park();
+    }
 }
 
 /// The body of the worker test: returns at once unless this process was spawned by a fleet.
@@ -146,6 +163,7 @@ pub fn worker_main(backend: &dyn Backend) {
             )
         }),
         stepped: std::env::var("KAAL_FLEET_STEPPED").is_ok(),
+        die_in_callback: std::env::var("KAAL_FLEET_DIE").is_ok(),
     };
     let out = PathBuf::from(env("KAAL_FLEET_OUT"));
     let kaal = appending_node(backend.open(&locator), &spec, &out);
@@ -227,6 +245,9 @@ impl Worker {
         if spec.stepped {
             command.env("KAAL_FLEET_STEPPED", "1");
         }
+        if spec.die_in_callback {
+            command.env("KAAL_FLEET_DIE", "1");
+        }
         if let Some((at, window)) = spec.recover {
             command.env("KAAL_FLEET_RECOVER_AT", at.timestamp().to_string());
             command.env("KAAL_FLEET_RECOVERY_WINDOW", window.to_string());
@@ -305,12 +326,29 @@ impl Worker {
             .expect("cannot signal a worker");
     }
 
+    /// Whether the worker process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Kills the worker with SIGKILL and reaps it; returns whether it was still running.
     pub fn kill(&mut self) -> bool {
         let running = matches!(self.child.try_wait(), Ok(None));
         let _ = self.child.kill();
         let _ = self.child.wait();
         running
+    }
+
+    /// Waits for the worker to end and asserts that SIGKILL ended it.
+    pub fn expect_killed(mut self) {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self.child.wait().expect("cannot wait for a worker");
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "fleet worker {} should have been killed: {status}",
+            self.spec.node_id
+        );
     }
 
     /// Waits for the worker to finish and asserts it succeeded; echoes its summary line.
