@@ -251,8 +251,8 @@ pub fn restarts_replay_nothing_and_recover_an_outage_once(backend: &dyn Backend)
 const OUTAGE: StdDuration = StdDuration::from_secs(10);
 
 /// Three nodes tick the same instants (one simulated minute per step, 3 jobs); after 10
-/// steps the store becomes unreachable ([`Backend::outage`]) for at least 10 s while the
-/// nodes keep ticking — every node reports errors on every tick and none dies or runs
+/// steps the connections are cut five times for an instant, each at a random moment of a
+/// tick, then the store becomes unreachable ([`Backend::outage`]) for at least 10 s, while the nodes keep ticking — every node reports errors on every tick and none dies or runs
 /// anything — then it comes back and the nodes tick on. Every fire time from the first step
 /// to the last runs exactly once and is logged: what fell due during the outage is caught
 /// up, and claims whose outcome the cut left unknown are retried, never run twice, never
@@ -261,6 +261,7 @@ pub fn database_outage_is_survived_and_caught_up_once(backend: &dyn Backend) {
     const NODES: usize = 3;
     const JOBS: usize = 3;
     const BEFORE: i64 = 10;
+    const BLIPS: i64 = 5;
     const AFTER: i64 = 10;
     let store = TestStore::new(backend);
     let mut outage = backend.outage(&store.locator).unwrap_or_else(|| {
@@ -283,20 +284,44 @@ pub fn database_outage_is_survived_and_caught_up_once(backend: &dyn Backend) {
         .collect();
     workers.iter_mut().for_each(Worker::go);
     let mut minute = 0;
-    let mut step = |workers: &mut [Worker]| {
-        let answers = tick_together(workers, start() + Duration::minutes(minute));
-        minute += 1;
+    let step = |workers: &mut [Worker], minute: &mut i64| {
+        let answers = tick_together(workers, start() + Duration::minutes(*minute));
+        *minute += 1;
         answers
     };
     let errors_before: usize = (0..BEFORE)
-        .flat_map(|_| step(&mut workers))
+        .flat_map(|_| step(&mut workers, &mut minute))
         .map(|(errors, _)| errors)
         .sum();
+    // Blips first: five cuts that end at once, each at a random moment of a tick, so claims
+    // and log writes are cut mid-statement (their outcome unknown to the node).
+    let mut errors_in_blips = 0;
+    for _ in 0..BLIPS {
+        workers
+            .iter_mut()
+            .for_each(|w| w.send_tick(start() + Duration::minutes(minute)));
+        minute += 1;
+        std::thread::sleep(StdDuration::from_millis(rand::thread_rng().gen_range(0..8)));
+        outage.begin();
+        outage.end();
+        errors_in_blips += workers.iter_mut().map(|w| w.ticked().0).sum::<usize>();
+    }
+    // The cut lands at a random moment of a tick (mid-claim, mid-log, or after): whatever
+    // that tick managed before it may have run.
+    workers
+        .iter_mut()
+        .for_each(|w| w.send_tick(start() + Duration::minutes(minute)));
+    minute += 1;
+    std::thread::sleep(StdDuration::from_millis(
+        rand::thread_rng().gen_range(0..15),
+    ));
     outage.begin();
     let began = std::time::Instant::now();
-    let (mut steps_during, mut errors_during, mut run_during) = (0, vec![0; NODES], 0);
+    let mut errors_during: Vec<usize> = workers.iter_mut().map(|w| w.ticked().0).collect();
+    let (mut steps_during, mut run_during) = (1, 0);
     while began.elapsed() < OUTAGE || steps_during < 2 {
-        for (node, (errors, dispatched)) in step(&mut workers).into_iter().enumerate() {
+        for (node, (errors, dispatched)) in step(&mut workers, &mut minute).into_iter().enumerate()
+        {
             errors_during[node] += errors;
             run_during += dispatched;
         }
@@ -306,13 +331,16 @@ pub fn database_outage_is_survived_and_caught_up_once(backend: &dyn Backend) {
     outage.end();
     let mut errors_after = 0;
     for _ in 0..AFTER {
-        errors_after += step(&mut workers).iter().map(|(e, _)| e).sum::<usize>();
+        errors_after += step(&mut workers, &mut minute)
+            .iter()
+            .map(|(e, _)| e)
+            .sum::<usize>();
     }
     // A claim the cut left undecided may be the node's own lease: it is retried once that
     // lease has run out.
     let_short_leases_expire();
     let last_errors: usize = (0..2)
-        .flat_map(|_| step(&mut workers))
+        .flat_map(|_| step(&mut workers, &mut minute))
         .map(|(errors, _)| errors)
         .sum();
     workers.iter_mut().for_each(Worker::end);
@@ -336,7 +364,7 @@ pub fn database_outage_is_survived_and_caught_up_once(backend: &dyn Backend) {
         .count();
     println!(
         "fleet database outage: processes={NODES} jobs={JOBS} outage={:.1}s ({}) steps_before={BEFORE} \
-         steps_during={steps_during} errors_during={errors_during:?} run_during={run_during} steps_after={} \
+         blips={BLIPS} errors_in_blips={errors_in_blips} steps_during={steps_during} errors_during={errors_during:?} run_during={run_during} steps_after={} \
          errors_after_reconnect={errors_after} expected={} dispatched={} duplicates={duplicates} missing={} unlogged={unlogged}",
         down_for.as_secs_f64(),
         outage.describe(),
