@@ -1237,9 +1237,12 @@ fn mutate_config(rng: &mut Rng, doc: &mut ConfigDoc) -> Expect {
             }
             if key == "namespace" && (c.is_control() || c.is_whitespace()) {
                 problem(line_of(doc, at), &["namespace"])
+            } else if key == "node_id" && c.is_control() {
+                problem(line_of(doc, at), &["node_id"])
             } else {
-                // node_id takes any non-blank text (kaal-core's rule); a namespace any
-                // character that is neither whitespace nor a control character.
+                // node_id takes any non-blank text without control characters (kaal-core's
+                // rule); a namespace any character that is neither whitespace nor a control
+                // character.
                 if let Item::Setting { logical, .. } = &mut doc.items[at] {
                     *logical = Some(value);
                 }
@@ -1323,38 +1326,96 @@ fn parse_config(bytes: &[u8], environment: &str) -> Result<ConfigFile, FileError
     ConfigFile::parse_bytes(bytes, Path::new(CONFIG_PATH), environment, &config_lookup)
 }
 
+/// The configuration file, as the fuzzer sees it.
+struct ConfigFiles;
+
+impl FileKind for ConfigFiles {
+    type Doc = ConfigDoc;
+    type Parsed = ConfigFile;
+    const NAME: &'static str = "config";
+    const PATH: &'static str = CONFIG_PATH;
+    const INPUTS: usize = CONFIG_INPUTS;
+    const SEED: u64 = 0x6b61_616c_636f_6e66;
+
+    fn generate(rng: &mut Rng) -> ConfigDoc {
+        gen_config(rng)
+    }
+    fn mutate(rng: &mut Rng, doc: &mut ConfigDoc) -> Expect {
+        mutate_config(rng, doc)
+    }
+    fn text(doc: &ConfigDoc) -> String {
+        doc.render().0
+    }
+    fn environment(doc: &ConfigDoc) -> &str {
+        &doc.environment
+    }
+    fn parse(bytes: &[u8], environment: &str) -> Result<ConfigFile, FileErrors> {
+        parse_config(bytes, environment)
+    }
+    fn check(file: &ConfigFile, doc: &ConfigDoc) -> Result<(), String> {
+        check_config(file, doc)
+    }
+}
+
 #[test]
 fn sixty_thousand_generated_configuration_files_never_panic_and_name_every_problem() {
+    fuzz::<ConfigFiles>();
+}
+
+// ---------------------------------------------------------------------------------------
+// The driver both file kinds share.
+
+/// One kind of file: how the fuzzer generates, breaks, renders, reads and checks it.
+trait FileKind {
+    type Doc;
+    type Parsed;
+    const NAME: &'static str;
+    const PATH: &'static str;
+    const INPUTS: usize;
+    const SEED: u64;
+    fn generate(rng: &mut Rng) -> Self::Doc;
+    /// Breaks `doc` in one known way and says what the error must name.
+    fn mutate(rng: &mut Rng, doc: &mut Self::Doc) -> Expect;
+    fn text(doc: &Self::Doc) -> String;
+    fn environment(doc: &Self::Doc) -> &str;
+    fn parse(bytes: &[u8], environment: &str) -> Result<Self::Parsed, FileErrors>;
+    /// Compares a successful parse with what was generated.
+    fn check(parsed: &Self::Parsed, doc: &Self::Doc) -> Result<(), String>;
+}
+
+/// `K::INPUTS` generated files: 15% valid (must read back as generated), 15% damaged at
+/// the byte level (no panic, errors name the file and a line), 70% broken in one known way
+/// (the error names it); 3% of the valid or broken ones also get a byte that is not UTF-8.
+fn fuzz<K: FileKind>() {
     let started = Instant::now();
-    let mut rng = Rng(0x6b61_616c_636f_6e66);
+    let mut rng = Rng(K::SEED);
     let mut tally = Tally::default();
     let (mut valid, mut broken, mut damaged) = (0, 0, 0);
-    for _ in 0..CONFIG_INPUTS {
-        let mut doc = gen_config(&mut rng);
+    for _ in 0..K::INPUTS {
+        let mut doc = K::generate(&mut rng);
         let roll = rng.below(100);
         let expect = if roll < 15 {
             valid += 1;
             Expect::Valid
         } else if roll < 30 {
             damaged += 1;
-            let (text, _) = doc.render();
-            let bytes = damage(&mut rng, text.into_bytes());
-            let environment = doc.environment.clone();
+            let bytes = damage(&mut rng, K::text(&doc).into_bytes());
+            let environment = K::environment(&doc);
             run(
                 &mut tally,
-                CONFIG_PATH,
+                K::PATH,
                 &bytes,
                 &Expect::Anything,
-                |b| parse_config(b, &environment),
+                |b| K::parse(b, environment),
                 |_| Ok(()),
             );
             continue;
         } else {
             broken += 1;
-            mutate_config(&mut rng, &mut doc)
+            K::mutate(&mut rng, &mut doc)
         };
-        let (text, _) = doc.render();
-        let mut bytes = text.into_bytes();
+        let mut bytes = K::text(&doc).into_bytes();
+        let environment = K::environment(&doc);
         if rng.percent(3) {
             // A byte that is not UTF-8, at a known line.
             let at = rng.below(bytes.len() + 1);
@@ -1362,25 +1423,26 @@ fn sixty_thousand_generated_configuration_files_never_panic_and_name_every_probl
             bytes.insert(at, *rng.pick(&[0xff, 0xfe, 0xc0, 0x80]));
             run(
                 &mut tally,
-                CONFIG_PATH,
+                K::PATH,
                 &bytes,
                 &problem(line, &["not UTF-8"]),
-                |b| parse_config(b, &doc.environment),
+                |b| K::parse(b, environment),
                 |_| Ok(()),
             );
             continue;
         }
         run(
             &mut tally,
-            CONFIG_PATH,
+            K::PATH,
             &bytes,
             &expect,
-            |b| parse_config(b, &doc.environment),
-            |file| check_config(file, &doc),
+            |b| K::parse(b, environment),
+            |file| K::check(file, &doc),
         );
     }
     println!(
-        "fuzz files: config inputs={} valid={valid} broken={broken} damaged={damaged} parsed={} rejected={} panics={} unnamed_errors={} wrong_results={} in {:.1?}",
+        "fuzz files: {} inputs={} valid={valid} broken={broken} damaged={damaged} parsed={} rejected={} panics={} unnamed_errors={} wrong_results={} in {:.1?}",
+        K::NAME,
         tally.inputs,
         tally.parsed,
         tally.rejected,
@@ -1389,10 +1451,10 @@ fn sixty_thousand_generated_configuration_files_never_panic_and_name_every_probl
         tally.wrong_results,
         started.elapsed()
     );
-    tally.assert_clean("config");
-    assert_eq!(tally.inputs, CONFIG_INPUTS);
+    tally.assert_clean(K::NAME);
+    assert_eq!(tally.inputs, K::INPUTS);
     assert!(
-        tally.parsed > CONFIG_INPUTS / 5 && tally.rejected > CONFIG_INPUTS / 2,
+        tally.parsed > K::INPUTS / 5 && tally.rejected > K::INPUTS / 2,
         "the generator lost its spread: {} parsed, {} rejected",
         tally.parsed,
         tally.rejected
@@ -2378,79 +2440,40 @@ fn parse_scheduler(bytes: &[u8], environment: &str) -> Result<SchedulerFile, Fil
     SchedulerFile::parse_bytes(bytes, Path::new(SCHEDULER_PATH), environment, NAMESPACE)
 }
 
+/// The scheduler file, as the fuzzer sees it.
+struct SchedulerFiles;
+
+impl FileKind for SchedulerFiles {
+    type Doc = SchedulerDoc;
+    type Parsed = SchedulerFile;
+    const NAME: &'static str = "scheduler";
+    const PATH: &'static str = SCHEDULER_PATH;
+    const INPUTS: usize = SCHEDULER_INPUTS;
+    const SEED: u64 = 0x6b61_616c_7363_6864;
+
+    fn generate(rng: &mut Rng) -> SchedulerDoc {
+        gen_scheduler(rng)
+    }
+    fn mutate(rng: &mut Rng, doc: &mut SchedulerDoc) -> Expect {
+        mutate_scheduler(rng, doc)
+    }
+    fn text(doc: &SchedulerDoc) -> String {
+        doc.render().0
+    }
+    fn environment(doc: &SchedulerDoc) -> &str {
+        &doc.environment
+    }
+    fn parse(bytes: &[u8], environment: &str) -> Result<SchedulerFile, FileErrors> {
+        parse_scheduler(bytes, environment)
+    }
+    fn check(file: &SchedulerFile, doc: &SchedulerDoc) -> Result<(), String> {
+        check_scheduler(file, doc)
+    }
+}
+
 #[test]
 fn sixty_thousand_generated_scheduler_files_never_panic_and_name_every_problem() {
-    let started = Instant::now();
-    let mut rng = Rng(0x6b61_616c_7363_6864);
-    let mut tally = Tally::default();
-    let (mut valid, mut broken, mut damaged) = (0, 0, 0);
-    for _ in 0..SCHEDULER_INPUTS {
-        let mut doc = gen_scheduler(&mut rng);
-        let roll = rng.below(100);
-        let expect = if roll < 15 {
-            valid += 1;
-            Expect::Valid
-        } else if roll < 30 {
-            damaged += 1;
-            let (text, _) = doc.render();
-            let bytes = damage(&mut rng, text.into_bytes());
-            let environment = doc.environment.clone();
-            run(
-                &mut tally,
-                SCHEDULER_PATH,
-                &bytes,
-                &Expect::Anything,
-                |b| parse_scheduler(b, &environment),
-                |_| Ok(()),
-            );
-            continue;
-        } else {
-            broken += 1;
-            mutate_scheduler(&mut rng, &mut doc)
-        };
-        let (text, _) = doc.render();
-        let mut bytes = text.into_bytes();
-        if rng.percent(3) {
-            let at = rng.below(bytes.len() + 1);
-            let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
-            bytes.insert(at, *rng.pick(&[0xff, 0xfe, 0xc0, 0x80]));
-            run(
-                &mut tally,
-                SCHEDULER_PATH,
-                &bytes,
-                &problem(line, &["not UTF-8"]),
-                |b| parse_scheduler(b, &doc.environment),
-                |_| Ok(()),
-            );
-            continue;
-        }
-        run(
-            &mut tally,
-            SCHEDULER_PATH,
-            &bytes,
-            &expect,
-            |b| parse_scheduler(b, &doc.environment),
-            |file| check_scheduler(file, &doc),
-        );
-    }
-    println!(
-        "fuzz files: scheduler inputs={} valid={valid} broken={broken} damaged={damaged} parsed={} rejected={} panics={} unnamed_errors={} wrong_results={} in {:.1?}",
-        tally.inputs,
-        tally.parsed,
-        tally.rejected,
-        tally.panics,
-        tally.unnamed_errors,
-        tally.wrong_results,
-        started.elapsed()
-    );
-    tally.assert_clean("scheduler");
-    assert_eq!(tally.inputs, SCHEDULER_INPUTS);
-    assert!(
-        tally.parsed > SCHEDULER_INPUTS / 5 && tally.rejected > SCHEDULER_INPUTS / 2,
-        "the generator lost its spread: {} parsed, {} rejected",
-        tally.parsed,
-        tally.rejected
-    );
+    fuzz::<SchedulerFiles>();
 }
 
 // ---------------------------------------------------------------------------------------
