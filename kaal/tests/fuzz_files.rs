@@ -1386,6 +1386,7 @@ trait FileKind {
 /// `K::INPUTS` generated files: 15% valid (must read back as generated), 15% damaged at
 /// the byte level (no panic, errors name the file and a line), 70% broken in one known way
 /// (the error names it); 3% of the valid or broken ones also get a byte that is not UTF-8.
+#[allow(clippy::print_stdout)] // the printed figures are the test's evidence in the CI log
 fn fuzz<K: FileKind>() {
     let started = Instant::now();
     let mut rng = Rng(K::SEED);
