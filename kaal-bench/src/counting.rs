@@ -1,15 +1,38 @@
-//! A store wrapper that counts the calls the coordinator makes. Each SQL backend answers
-//! every call with one statement (per chunk of its batch), so calls are statements.
+//! Counting what the coordinator asks for: [`CountingStore`] counts its calls into the
+//! store, [`statements`] the statements Diesel sends to the database (a call may take
+//! several: a MySQL batch claim is a transaction, a session-lock claim re-reads the dispatch
+//! log).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
 use kaal_core::chrono::{DateTime, Utc};
 use kaal_core::{
     Adapter, Definition, DefinitionRegistry, DispatchRecord, DispatchRegistry, DispatchStatus,
     LockError, NewDefinition, RegistryError,
 };
+
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts, from now on, every statement sent on every Diesel connection opened afterwards
+/// (pooled or not): call it before opening any.
+pub fn count_statements() {
+    fn counter() -> Option<Box<dyn Instrumentation>> {
+        Some(Box::new(|event: InstrumentationEvent<'_>| {
+            if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                STATEMENTS.fetch_add(1, Ordering::Relaxed);
+            }
+        }))
+    }
+    set_default_instrumentation(counter).expect("install the statement counter");
+}
+
+/// Statements sent so far on the connections [`count_statements`] instruments.
+pub fn statements() -> u64 {
+    STATEMENTS.load(Ordering::Relaxed)
+}
 
 /// Counts calls into `inner`, its dispatch log and its definition store.
 pub struct CountingStore {

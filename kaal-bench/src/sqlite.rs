@@ -1,34 +1,34 @@
-//! SQLite: the lease store on a file in a temporary directory, and its raw baseline.
+//! SQLite: the lease store on a file in a temporary directory, and its raw SQL.
 
-use std::sync::Arc;
+use kaal_diesel_sqlite::SqliteDialect;
 
-use diesel::RunQueryDsl;
-use kaal_core::Adapter;
-use kaal_diesel::Statement;
-use kaal_diesel_sqlite::SqliteStore;
-
+use crate::lease::{LeaseFixture, LeaseSql};
 use crate::target::{Fixture, Target};
 
-pub struct Sqlite;
+/// The SQLite lease table (the store's defaults: WAL, `synchronous=FULL`).
+#[derive(Debug)]
+pub struct SqliteLease;
 
-struct SqliteFixture {
-    _dir: tempfile::TempDir,
-    path: String,
-    store: Arc<SqliteStore>,
-}
+/// The database clock as the lease columns store it, and 125 s later.
+const TIMES: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000'";
 
-const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now') || '000'";
-const RAW_INSERT: &str = r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000')"#;
-/// The least SQL that does an acquire's work on a held key: insert, or take the row over
-/// only if its lease has expired (a plain `ON CONFLICT DO NOTHING` could never take over).
-const RAW_INSERT_CONFLICT: &str = r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000') ON CONFLICT ("key") DO UPDATE SET acquired_at = excluded.acquired_at, expires_at = excluded.expires_at WHERE kaal_locks.expires_at <= excluded.acquired_at"#;
-const RAW_DELETE: &str = r#"DELETE FROM kaal_locks WHERE "key" = ?"#;
+static SQL: LeaseSql = LeaseSql {
+    insert: r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000')"#,
+    // Insert, or take the row over only if its lease has expired: a plain `ON CONFLICT DO
+    // NOTHING` could never take over, so it would not be the same work.
+    acquire: &[
+        r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000') ON CONFLICT ("key") DO UPDATE SET acquired_at = excluded.acquired_at, expires_at = excluded.expires_at WHERE kaal_locks.expires_at <= excluded.acquired_at"#,
+    ],
+    delete: r#"DELETE FROM kaal_locks WHERE "key" = ?"#,
+    insert_many: r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES "#,
+    row_times: TIMES,
+};
 
-fn open(path: &str) -> SqliteStore {
-    SqliteStore::open(path).unwrap_or_else(|err| panic!("cannot open {path}: {err}"))
-}
+impl Target for SqliteLease {
+    fn id(&self) -> &'static str {
+        "sqlite"
+    }
 
-impl Target for Sqlite {
     fn label(&self) -> String {
         "SQLite lease (WAL, synchronous=FULL)".into()
     }
@@ -36,56 +36,10 @@ impl Target for Sqlite {
     fn fresh(&self) -> Box<dyn Fixture> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("bench.db").to_string_lossy().into_owned();
-        let store = open(&path);
-        store.run_migrations().expect("migrations");
-        Box::new(SqliteFixture {
-            _dir: dir,
+        Box::new(LeaseFixture::<SqliteDialect>::open(
             path,
-            store: Arc::new(store),
-        })
-    }
-}
-
-impl SqliteFixture {
-    fn run(&self, statement: Statement<'_>) {
-        let mut conn = self.store.pool().get().expect("pooled connection");
-        statement.execute(&mut *conn).expect("raw statement");
-    }
-}
-
-impl Fixture for SqliteFixture {
-    fn adapter(&self) -> Arc<dyn Adapter> {
-        self.store.clone()
-    }
-
-    fn another_node(&self) -> Arc<dyn Adapter> {
-        Arc::new(open(&self.path))
-    }
-
-    fn raw_acquire_fresh(&self, key: &str) {
-        self.run(Statement::new(RAW_INSERT).bind(key));
-    }
-
-    fn raw_acquire_held(&self, key: &str) {
-        self.run(Statement::new(RAW_INSERT_CONFLICT).bind(key));
-    }
-
-    fn raw_release(&self, key: &str) {
-        self.run(Statement::new(RAW_DELETE).bind(key));
-    }
-
-    fn raw_insert_many(&self, keys: &[String]) {
-        let rows: Vec<String> = keys
-            .iter()
-            .map(|key| format!("('{key}', {NOW}, strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000')"))
-            .collect();
-        let sql = format!(
-            r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES {}"#,
-            rows.join(",")
-        );
-        let mut conn = self.store.pool().get().expect("pooled connection");
-        diesel::sql_query(sql)
-            .execute(&mut *conn)
-            .expect("raw multi-row insert");
+            &SQL,
+            Box::new(dir),
+        ))
     }
 }
