@@ -53,16 +53,23 @@ impl<C: R2D2Connection + Send + 'static> CheckedManager<C> {
     }
 }
 
-/// Remembers whether a connection's last statement failed.
-#[derive(Debug, Default)]
+/// Remembers whether a connection's last statement failed, and passes every event on to
+/// the instrumentation the application installed as Diesel's default
+/// ([`set_default_instrumentation`](diesel::connection::set_default_instrumentation)), so
+/// SQL logging or metrics keep working on kaal's connections.
+#[derive(Default)]
 struct LastStatement {
     failed: bool,
+    inner: Option<Box<dyn Instrumentation>>,
 }
 
 impl Instrumentation for LastStatement {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::FinishQuery { error, .. } = event {
+        if let InstrumentationEvent::FinishQuery { error, .. } = &event {
             self.failed = error.is_some();
+        }
+        if let Some(inner) = self.inner.as_mut() {
+            inner.on_connection_event(event);
         }
     }
 }
@@ -73,7 +80,10 @@ impl<C: R2D2Connection + Send + 'static> ManageConnection for CheckedManager<C> 
 
     fn connect(&self) -> Result<C, Self::Error> {
         let mut conn = self.inner.connect()?;
-        conn.set_instrumentation(LastStatement::default());
+        conn.set_instrumentation(LastStatement {
+            failed: false,
+            inner: diesel::connection::get_default_instrumentation(),
+        });
         Ok(conn)
     }
 
