@@ -457,6 +457,16 @@ impl Inner {
         }
     }
 
+    /// Releases this node's claims on `candidates`, best effort (a failure is logged).
+    fn release_claims(&self, candidates: &[&Candidate]) {
+        let ns = &self.config.namespace;
+        for c in candidates {
+            if let Err(err) = self.adapter.release(&lock_key(ns, &c.key, c.fire_time)) {
+                log::debug!("could not give back {} at {}: {err}", c.key, c.fire_time);
+            }
+        }
+    }
+
     fn unsettle(&self, candidates: &[&Candidate]) {
         lock(&self.schedule).unsettle(candidates.iter().copied());
     }
@@ -571,6 +581,7 @@ impl Inner {
         };
         let outcomes = self.confirm_unlogged(todo, won, report);
         let (mut claimed, mut retry, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+        let mut give_back = Vec::new();
         let mut uncertain = lock(&self.uncertain);
         for (candidate, outcome) in todo.iter().zip(outcomes) {
             let id = (candidate.key.clone(), candidate.fire_time);
@@ -585,7 +596,10 @@ impl Inner {
                 Claim::Unconfirmed => unknown.push(*candidate),
                 // Whose record it is, is settled next tick by `skip_logged`.
                 Claim::Logged if was_uncertain => retry.push(*candidate),
-                Claim::Logged => report.already_dispatched.push(id),
+                Claim::Logged => {
+                    give_back.push(*candidate);
+                    report.already_dispatched.push(id);
+                }
                 Claim::Held if was_uncertain => {
                     log::debug!(
                         "{} at {}: held, and this node's earlier claim is unsettled; retrying",
@@ -601,6 +615,9 @@ impl Inner {
             }
         }
         drop(uncertain);
+        // A claim won on a fire time already logged is given back at once: a session lock
+        // would otherwise stay taken until its ttl.
+        self.release_claims(&give_back);
         self.mark_uncertain(&unknown);
         retry.extend(unknown);
         self.unsettle(&retry);
@@ -678,10 +695,7 @@ impl Inner {
                 );
                 report.errors.push(err.to_string());
                 self.mark_uncertain(&won);
-                let ns = &self.config.namespace;
-                for c in &won {
-                    let _ = self.adapter.release(&lock_key(ns, &c.key, c.fire_time));
-                }
+                self.release_claims(&won);
                 self.unsettle(&won);
                 Vec::new()
             }

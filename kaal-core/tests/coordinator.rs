@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use kaal_core::{Config, Fire, Kaal, ManualClock, MemoryAdapter};
+use kaal_core::{Adapter, Config, Fire, Kaal, ManualClock, MemoryAdapter};
 
 fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 15, h, m, s).unwrap()
@@ -481,4 +481,10 @@ fn a_node_stalled_past_the_lease_between_log_read_and_claim_does_not_dispatch_tw
     assert_eq!(report.already_dispatched, [("job".to_string(), t(5, 0, 0))]);
     assert_eq!(rival_rx.try_iter().count(), 1);
     assert_eq!(rx.try_iter().count(), 0);
+    // The claim it won on the logged fire time was given back at once.
+    let key = kaal_core::lock_key("kaal", "job", t(5, 0, 0));
+    assert!(
+        shared.acquire(&key, StdDuration::from_secs(10)).unwrap(),
+        "the stalled node kept its claim on a logged fire time"
+    );
 }

@@ -62,9 +62,12 @@ const PING: &str = "SELECT 1";
 ///   detected by the operation that meets it: it logs an error, forgets the locks (the
 ///   server released them with the session), opens a new session and carries on.
 /// * **A claim on a fire time already dispatched is given back.** Because a session lock
-///   can vanish before its ttl (its holder finished or died), a won dispatch key is checked
-///   against the dispatch log once more (one batched lookup) and released, answering
-///   `false`, when its previous holder already logged it.
+///   can vanish before its ttl (its holder finished or died), a dispatch key won by
+///   [`acquire`](Adapter::acquire) is checked against the dispatch log once more (one
+///   lookup) and released, answering `false`, when its previous holder already logged it.
+///   [`acquire_many`](Adapter::acquire_many), the coordinator's batch claim, leaves that
+///   check to the coordinator, which re-reads the log for every claim it wins and gives
+///   back those it finds logged — one lookup per tick, not two.
 /// * Keys longer than 255 bytes are refused, as on the lease table.
 ///
 /// See the [crate docs](crate#lease-table-or-advisory-locks) for when to choose it.
@@ -186,7 +189,8 @@ impl Adapter for PgAdvisoryAdapter {
                 .map(|first| *first && won.next().unwrap_or(false))
                 .collect()
         };
-        self.confirm("batch acquire", keys, won)
+        // The coordinator confirms batch claims against the log itself (see the type docs).
+        Ok(won)
     }
 
     fn release(&self, key: &str) -> Result<bool, LockError> {

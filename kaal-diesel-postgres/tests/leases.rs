@@ -289,3 +289,27 @@ fn overlapping_batches_in_opposite_orders_neither_deadlock_nor_share_a_key() {
     assert!(winners.values().all(|n| *n == 1), "{winners:?}");
     assert_eq!(lock_count(&db), "500");
 }
+
+#[test]
+fn batch_claims_delete_leases_expired_over_an_hour_ago() {
+    let db = TempDb::migrated();
+    let store = db.open();
+    db.exec(
+        r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES
+           ('long-expired', '2020-01-01 00:00:00', '2020-01-01 00:02:05'),
+           ('just-expired', now() AT TIME ZONE 'UTC' - interval '20 minutes',
+                            now() AT TIME ZONE 'UTC' - interval '10 minutes')"#,
+    );
+    assert!(store.acquire("live", TTL).unwrap());
+    assert_eq!(
+        store
+            .acquire_many(&["kaal:dispatch:job:1".to_string()], TTL)
+            .unwrap(),
+        [true]
+    );
+    assert_eq!(
+        db.text(r#"SELECT string_agg("key", ',' ORDER BY "key") AS value FROM kaal_locks"#),
+        "just-expired,kaal:dispatch:job:1,live",
+        "only the lease expired over an hour ago goes"
+    );
+}

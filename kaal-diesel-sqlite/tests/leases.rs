@@ -263,3 +263,50 @@ fn acquire_on_an_unmigrated_database_is_a_lock_error_naming_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn batch_claims_delete_leases_expired_over_an_hour_ago_at_most_once_a_minute() {
+    let db = TempDb::migrated();
+    let store = db.open();
+    let insert = |key: &str, expires: &str| {
+        exec(
+            &store,
+            &format!(
+                r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at)
+                   VALUES ('{key}', '2020-01-01 00:00:00', {expires})"#
+            ),
+        );
+    };
+    insert("long-expired", "'2020-01-01 00:02:05'");
+    insert(
+        "just-expired",
+        "strftime('%Y-%m-%d %H:%M:%f', 'now', '-10 minutes') || '000'",
+    );
+    assert!(store.acquire("live", TTL).unwrap());
+    let keys = |store| {
+        text(
+            store,
+            r#"SELECT group_concat("key", ',') AS value FROM (SELECT "key" FROM kaal_locks ORDER BY "key")"#,
+        )
+    };
+    assert_eq!(
+        store
+            .acquire_many(&["kaal:dispatch:job:1".to_string()], TTL)
+            .unwrap(),
+        [true]
+    );
+    assert_eq!(
+        keys(&store),
+        "just-expired,kaal:dispatch:job:1,live",
+        "only the lease expired over an hour ago goes"
+    );
+    // Within the minute the next batch does not prune again.
+    insert("long-expired-2", "'2020-01-01 00:02:05'");
+    assert_eq!(
+        store
+            .acquire_many(&["kaal:dispatch:job:2".to_string()], TTL)
+            .unwrap(),
+        [true]
+    );
+    assert!(keys(&store).contains("long-expired-2"));
+}

@@ -87,7 +87,10 @@ impl<D: Dialect> Adapter for DieselStore<D> {
             .shape_on(&mut conn)
             .map_err(|cause| self.lock_error("batch acquire", first, cause))?;
         match D::claim_many(&mut conn, keys, ttl, shape) {
-            Ok(acquired) if acquired.len() == keys.len() => Ok(acquired),
+            Ok(acquired) if acquired.len() == keys.len() => {
+                self.prune_leases(&mut conn);
+                Ok(acquired)
+            }
             Ok(acquired) => Err(self.lock_error(
                 "batch acquire",
                 first,

@@ -136,6 +136,11 @@ fn dispatches_before(older_than: DbTime) -> _ {
 }
 
 #[auto_type]
+fn leases_expired_before(cutoff: DbTime) -> _ {
+    diesel::dsl::delete(kaal_locks::table.filter(kaal_locks::expires_at.lt(cutoff)))
+}
+
+#[auto_type]
 fn definition_by_key(key: String) -> _ {
     kaal_definitions::table
         .filter(kaal_definitions::key.eq(key))
@@ -204,6 +209,8 @@ pub trait SharedQueries: Connection {
     fn dispatch_rows_by_status(&mut self, status: &str) -> QueryResult<Vec<DispatchRow>>;
     /// Deletes dispatches whose fire time is before `older_than`; returns how many.
     fn delete_dispatches_before(&mut self, older_than: DbTime) -> QueryResult<usize>;
+    /// Deletes leases that expired before `cutoff`; returns how many.
+    fn delete_leases_expired_before(&mut self, cutoff: DbTime) -> QueryResult<usize>;
 
     /// The definition of `key`, if stored.
     fn find_definition_row(&mut self, key: &str) -> QueryResult<Option<DefinitionRow>>;
@@ -232,6 +239,7 @@ where
     dispatches_by_node: LoadQuery<'static, C, DispatchRow>,
     dispatches_by_status: LoadQuery<'static, C, DispatchRow>,
     dispatches_before: ExecuteDsl<C>,
+    leases_expired_before: ExecuteDsl<C>,
     definition_by_key: LoadQuery<'static, C, DefinitionRow>,
     definitions_by_key: LoadQuery<'static, C, DefinitionRow>,
     enabled_definitions_by_key: LoadQuery<'static, C, DefinitionRow>,
@@ -289,6 +297,10 @@ where
 
     fn delete_dispatches_before(&mut self, older_than: DbTime) -> QueryResult<usize> {
         dispatches_before(older_than).execute(self)
+    }
+
+    fn delete_leases_expired_before(&mut self, cutoff: DbTime) -> QueryResult<usize> {
+        leases_expired_before(cutoff).execute(self)
     }
 
     fn find_definition_row(&mut self, key: &str) -> QueryResult<Option<DefinitionRow>> {

@@ -1,7 +1,8 @@
 //! [`DieselStore`]: the kaal tables of one database behind a connection pool.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use diesel::r2d2::PooledConnection;
 use diesel::result::Error;
@@ -48,7 +49,18 @@ pub struct DieselStore<D: Dialect> {
     locator: String,
     shape: OnceLock<TableShape>,
     clock: Arc<dyn Clock>,
+    /// When this store last deleted long-expired leases (see `prune_leases`).
+    pruned_at: Mutex<Option<Instant>>,
 }
+
+/// How often a store deletes long-expired leases: at most once a minute, from a batch claim.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// How long past its expiry a lease is kept before it is deleted: an hour, by the store's
+/// clock. Far longer than any clock skew between a node and the database, so pruning never
+/// deletes a live lease; and an expired lease grants nothing, so deleting it changes no
+/// answer.
+const PRUNE_GRACE: chrono::Duration = chrono::Duration::hours(1);
 
 impl<D: Dialect> fmt::Debug for DieselStore<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -78,6 +90,7 @@ impl<D: Dialect> DieselStore<D> {
             pool,
             locator,
             shape: OnceLock::new(),
+            pruned_at: Mutex::new(None),
             clock: Arc::new(SystemClock),
         };
         let mut conn = store.open_connection()?;
@@ -145,6 +158,36 @@ impl<D: Dialect> DieselStore<D> {
         self.pool
             .get()
             .map_err(|err| format!("no database connection: {err}"))
+    }
+
+    /// Deletes leases that expired more than an hour ago, at most once a minute per store.
+    ///
+    /// Every fire time has its own lock key and is claimed once, so without this
+    /// `kaal_locks` would keep a row per fire time for ever (1,000 per-minute jobs: 1.44
+    /// million rows a day). The Ruby gem deleted expired leases when an insert met one; kaal's
+    /// upsert takes an expired row over instead, so it prunes here, from the coordinator's
+    /// batch claim. One statement a minute; a failure is logged, never raised.
+    pub(crate) fn prune_leases(&self, conn: &mut D::Connection) {
+        {
+            let mut pruned_at = self
+                .pruned_at
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if pruned_at.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+                return;
+            }
+            *pruned_at = Some(Instant::now());
+        }
+        let cutoff = DbTime::new(self.clock.now() - PRUNE_GRACE);
+        match conn.delete_leases_expired_before(cutoff) {
+            Ok(0) => {}
+            Ok(deleted) => log::debug!("{}: deleted {deleted} long-expired leases", D::NAME),
+            Err(err) => log::warn!(
+                "{}: could not delete long-expired leases: {}",
+                D::NAME,
+                error_chain(&err)
+            ),
+        }
     }
 
     /// The table shape, probed on first use when the tables did not exist at open.
