@@ -43,6 +43,12 @@ pub trait LockSession: Send {
     /// Gives `key` back; `Ok(false)` when this session did not hold it.
     fn unlock(&mut self, key: &str) -> Result<bool, String>;
 
+    /// Gives every key of `keys` back (the reaper's batch); the default calls
+    /// [`unlock`](LockSession::unlock) for each. Backends may do it in one round trip.
+    fn unlock_many(&mut self, keys: &[String]) -> Result<(), String> {
+        keys.iter().try_for_each(|key| self.unlock(key).map(drop))
+    }
+
     /// Whether the session still answers (a trivial query).
     fn is_alive(&mut self) -> bool;
 }
@@ -57,6 +63,21 @@ struct SessionState {
     session: Option<Box<dyn LockSession>>,
     /// Keys this adapter holds, with the instant their ttl passes.
     held: HashMap<String, Instant>,
+    /// No held key's ttl passes before this instant (it may be earlier than the earliest
+    /// ttl still held, never later): until then an operation does not scan `held`.
+    next_expiry: Option<Instant>,
+}
+
+impl SessionState {
+    fn hold(&mut self, key: String, until: Instant) {
+        self.held.insert(key, until);
+        self.next_expiry = Some(self.next_expiry.map_or(until, |next| next.min(until)));
+    }
+
+    fn forget_all(&mut self) {
+        self.held.clear();
+        self.next_expiry = None;
+    }
 }
 
 struct Shared {
@@ -109,6 +130,7 @@ impl SessionLockAdapter {
             state: Mutex::new(SessionState {
                 session: Some(session),
                 held: HashMap::new(),
+                next_expiry: None,
             }),
         });
         spawn_reaper(Arc::downgrade(&shared));
@@ -139,7 +161,7 @@ fn spawn_reaper(shared: Weak<Shared>) {
                 };
                 let mut state = shared.lock_state();
                 shared.reap(&mut state);
-                pause = next_reap(&state.held, Instant::now());
+                pause = next_reap(state.next_expiry, Instant::now());
             }
         });
     if let Err(err) = spawned {
@@ -149,11 +171,10 @@ fn spawn_reaper(shared: Weak<Shared>) {
     }
 }
 
-/// How long the reaper may sleep: until the earliest ttl among `held` passes, within
-/// [`REAP_AT_LEAST`]..=[`REAP_EVERY`].
-fn next_reap(held: &HashMap<String, Instant>, now: Instant) -> Duration {
-    held.values()
-        .min()
+/// How long the reaper may sleep: until `next_expiry` (the earliest ttl of a held lock)
+/// passes, within [`REAP_AT_LEAST`]..=[`REAP_EVERY`].
+fn next_reap(next_expiry: Option<Instant>, now: Instant) -> Duration {
+    next_expiry
         .map_or(REAP_EVERY, |until| until.saturating_duration_since(now))
         .clamp(REAP_AT_LEAST, REAP_EVERY)
 }
@@ -197,32 +218,41 @@ impl Shared {
                 self.name
             );
             state.session = None;
-            state.held.clear();
+            state.forget_all();
         }
         !alive
     }
 
-    /// Releases, on the session, every lock held past its ttl.
+    /// Releases, on the session, every lock held past its ttl — in one batch. Costs nothing
+    /// (no scan, no round trip) until the earliest ttl of a held lock has passed.
     fn reap(&self, state: &mut SessionState) {
         let now = Instant::now();
-        let expired: Vec<String> = state
-            .held
-            .iter()
-            .filter(|(_, until)| **until <= now)
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in expired {
-            state.held.remove(&key);
-            let result = self.session(state).and_then(|session| session.unlock(&key));
-            if let Err(cause) = result {
-                log::warn!(
-                    "{}: could not release expired lock {key}: {cause}",
-                    self.name
-                );
-                if self.check_lost(state) {
-                    return;
-                }
+        if state.next_expiry.is_none_or(|next| next > now) {
+            return;
+        }
+        let mut expired = Vec::new();
+        state.held.retain(|key, until| {
+            let live = *until > now;
+            if !live {
+                expired.push(key.clone());
             }
+            live
+        });
+        state.next_expiry = state.held.values().min().copied();
+        if expired.is_empty() {
+            return;
+        }
+        let result = self
+            .session(state)
+            .and_then(|session| session.unlock_many(&expired));
+        if let Err(cause) = result {
+            log::warn!(
+                "{}: could not release {} expired lock(s) ({}...): {cause}",
+                self.name,
+                expired.len(),
+                expired[0]
+            );
+            self.check_lost(state);
         }
     }
 
@@ -250,7 +280,7 @@ impl Shared {
         for (key, won) in fresh.iter().zip(won) {
             won_by_key.insert(key, won);
             if won {
-                state.held.insert(key.clone(), until);
+                state.hold(key.clone(), until);
             }
         }
         Ok(keys
@@ -322,13 +352,77 @@ mod tests {
     #[test]
     fn the_reaper_wakes_when_the_first_held_lock_reaches_its_ttl() {
         let now = Instant::now();
-        let mut held = HashMap::new();
-        assert_eq!(next_reap(&held, now), REAP_EVERY);
-        held.insert("late".to_string(), now + Duration::from_secs(60));
-        assert_eq!(next_reap(&held, now), REAP_EVERY);
-        held.insert("soon".to_string(), now + Duration::from_millis(120));
-        assert_eq!(next_reap(&held, now), Duration::from_millis(120));
-        held.insert("past".to_string(), now);
-        assert_eq!(next_reap(&held, now), REAP_AT_LEAST);
+        assert_eq!(next_reap(None, now), REAP_EVERY);
+        let late = now + Duration::from_secs(60);
+        assert_eq!(next_reap(Some(late), now), REAP_EVERY);
+        let soon = now + Duration::from_millis(120);
+        assert_eq!(next_reap(Some(soon), now), Duration::from_millis(120));
+        assert_eq!(next_reap(Some(now), now), REAP_AT_LEAST);
+    }
+
+    /// A session in memory that records its unlock batches.
+    struct Recording {
+        held: std::collections::HashSet<String>,
+        batches: Arc<Mutex<Vec<Vec<String>>>>,
+    }
+
+    impl LockSession for Recording {
+        fn try_lock(&mut self, key: &str) -> Result<bool, String> {
+            Ok(self.held.insert(key.to_string()))
+        }
+        fn unlock(&mut self, key: &str) -> Result<bool, String> {
+            self.unlock_many(&[key.to_string()])?;
+            Ok(true)
+        }
+        fn unlock_many(&mut self, keys: &[String]) -> Result<(), String> {
+            let mut batch: Vec<String> = keys.to_vec();
+            batch.sort();
+            for key in &batch {
+                self.held.remove(key);
+            }
+            self.batches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(batch);
+            Ok(())
+        }
+        fn is_alive(&mut self) -> bool {
+            true
+        }
+    }
+
+    struct OneSession(Mutex<Option<Recording>>);
+
+    impl SessionFactory for OneSession {
+        fn open_session(&self) -> Result<Box<dyn LockSession>, String> {
+            let session = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+            session
+                .map(|s| Box::new(s) as Box<dyn LockSession>)
+                .ok_or_else(|| "one session only".to_string())
+        }
+    }
+
+    #[test]
+    fn expired_locks_are_released_in_one_batch_and_live_ones_stay() -> Result<(), LockError> {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let session = Recording {
+            held: Default::default(),
+            batches: batches.clone(),
+        };
+        let adapter = SessionLockAdapter::new(
+            "test",
+            Box::new(OneSession(Mutex::new(Some(session)))),
+            None,
+            None,
+        )?;
+        let short = Duration::ZERO;
+        let keys: Vec<String> = (0..3).map(|i| format!("short-{i}")).collect();
+        assert_eq!(adapter.acquire_many(&keys, short)?, [true, true, true]);
+        assert!(adapter.acquire("long", Duration::from_secs(60))?);
+        // The next operation (or the reaper) gives the three expired locks back at once.
+        assert_eq!(adapter.held_count(), 1);
+        let batches = batches.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(batches, [keys]);
+        Ok(())
     }
 }

@@ -327,6 +327,19 @@ impl LockSession for AdvisorySession {
             .map_err(|err| self.failed(&err))
     }
 
+    /// One round trip for the reaper's whole batch.
+    fn unlock_many(&mut self, keys: &[String]) -> Result<(), String> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let ids = array_literal(keys.iter().map(|key| advisory_lock_id(key)));
+        Statement::new(UNLOCK_MANY)
+            .bind(ids.as_str())
+            .execute(&mut self.conn)
+            .map(drop)
+            .map_err(|err| self.failed(&err))
+    }
+
     fn is_alive(&mut self) -> bool {
         !self.poisoned && Statement::new(PING).execute(&mut self.conn).is_ok()
     }
