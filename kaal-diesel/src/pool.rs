@@ -38,9 +38,10 @@ impl Default for PoolOptions {
 /// A connection whose server went away outside a transaction (a restart, a cut network) is
 /// not: the MySQL client would hand the same dead connection out again and again, and the
 /// node would never recover from an outage. So each connection records whether its last
-/// statement failed ([`Instrumentation`]); when such a connection comes back to the pool it
-/// is pinged once, and dropped if the ping fails. A healthy connection pays nothing: no
-/// statement failed, no ping.
+/// statement failed other than by the server's own answer (a constraint or a deadlock, which
+/// prove the connection alive) ([`Instrumentation`]); when such a connection comes back to
+/// the pool it is pinged once, and dropped if the ping fails. A healthy connection pays
+/// nothing: no such failure, no ping.
 #[derive(Debug)]
 pub struct CheckedManager<C: R2D2Connection + Send + 'static> {
     inner: ConnectionManager<C>,
@@ -63,10 +64,31 @@ struct LastStatement {
     inner: Option<Box<dyn Instrumentation>>,
 }
 
+/// Whether `error` is the server's answer to the statement (a constraint, a deadlock), which
+/// proves the connection alive: such a failure (a held key's duplicate insert on MySQL, say)
+/// costs no ping.
+fn server_answered(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+    matches!(
+        error,
+        Error::DatabaseError(
+            Kind::UniqueViolation
+                | Kind::ForeignKeyViolation
+                | Kind::NotNullViolation
+                | Kind::CheckViolation
+                | Kind::RestrictViolation
+                | Kind::ExclusionViolation
+                | Kind::SerializationFailure
+                | Kind::ReadOnlyTransaction,
+            _
+        )
+    )
+}
+
 impl Instrumentation for LastStatement {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::FinishQuery { error, .. } = &event {
-            self.failed = error.is_some();
+            self.failed = error.is_some_and(|error| !server_answered(error));
         }
         if let Some(inner) = self.inner.as_mut() {
             inner.on_connection_event(event);
