@@ -4,7 +4,9 @@
 //! Every lease time comes from the database: `UTC_TIMESTAMP(6)` is evaluated once per
 //! statement, so within one statement "now" is one instant, and no node's clock is ever
 //! compared with `expires_at`. ttls are bound as a number of microseconds
-//! (`UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND`).
+//! (`UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND`). A batch claim reads the clock once, into
+//! the session variables `@kaal_claim_at` / `@kaal_claim_until` ([`SET_CLAIM_TIME`]), so
+//! that all its statements write and compare one time; see [`claim_sorted`].
 //!
 //! # Single-key statements go through the key's unique index
 //!
@@ -36,14 +38,16 @@
 //! taking over the same expired lease the second finds it live. A row released between the
 //! two statements makes the claim answer "not acquired", the conservative answer.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::connection::Connection;
 use diesel::mysql::MysqlConnection;
 use diesel::result::{DatabaseErrorKind, Error};
-use diesel::sql_types::Text;
+use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryResult, RunQueryDsl};
 use kaal_core::DispatchStatus;
 use kaal_diesel::schema::sql_types::KaalTimestamp;
@@ -54,8 +58,8 @@ use crate::statement::{padded, SqlBuilder, MAX_BATCH};
 /// The longest lease honoured; longer ttls are cut to it (MySQL's dates end at 9999).
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// How often a batch claim that lost a deadlock is tried again before it answers "not
-/// acquired" for its keys.
+/// How often a batch statement or batch claim that lost a deadlock is run in all before the
+/// deadlock is returned (the store reports a batch claim's as contention: nothing decided).
 const BATCH_ATTEMPTS: usize = 3;
 
 /// `ttl` in microseconds, as the text bound to `INTERVAL ? MICROSECOND`.
@@ -94,10 +98,6 @@ pub(crate) const RELEASE_LIVE: &str =
 pub(crate) const RELEASE_EXPIRED: &str =
     "DELETE FROM kaal_locks WHERE `key` = ? AND expires_at + INTERVAL 0 MICROSECOND <= UTC_TIMESTAMP(6)";
 
-/// The `acquired_at` a batch claim writes into the rows it takes until it has read them
-/// back; replaced before commit, so no committed row ever carries it.
-const MARK: &str = "'1000-01-01 00:00:00'";
-
 pub(crate) fn claim(
     conn: &mut MysqlConnection,
     key: &str,
@@ -128,8 +128,58 @@ pub(crate) fn claim(
     Ok(taken == 1)
 }
 
-/// Claims a batch, per chunk of at most [`MAX_BATCH`] keys in sorted order; see
-/// [`claim_chunk`].
+/// The most keys one statement of a batch claim names (one parameter per key): a batch of
+/// 10 000 keys is three `INSERT`s (4 096, 4 096 and 1 808 rows, the last padded to 2 048)
+/// in one transaction. 4 096 keys of at most 255 bytes stay near 1 MiB per statement, below
+/// every `max_allowed_packet` default (4 MiB on MySQL 5.7, 16 MiB on MariaDB, 64 MiB on
+/// MySQL 8), and far below the 65 535 parameters of a prepared statement.
+const CLAIM_CHUNK: usize = 4096;
+
+/// How often the exact (take over, then insert) form of a batch claim is tried with a new
+/// claim time when another claim's lease carries the very same times; then the batch fails
+/// as contention (retried by [`retry_deadlocks`]).
+const MARKER_ATTEMPTS: usize = 3;
+
+/// Reads the database's clock once for a batch claim: every row the claim writes carries
+/// `acquired_at = @kaal_claim_at` and `expires_at = @kaal_claim_until` (a ttl later), and
+/// the claim judges expiry at `@kaal_claim_at`. Parameter: ttl in microseconds.
+const SET_CLAIM_TIME: &str = "SET @kaal_claim_at = UTC_TIMESTAMP(6), \
+@kaal_claim_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND";
+
+/// The rest of a batch `INSERT`'s row after its key.
+const CLAIM_ROW: &str = ", @kaal_claim_at, @kaal_claim_until)";
+
+/// [`CLAIM_ROW`] for tables with `created_at` / `updated_at`.
+const CLAIM_ROW_WITH_TIMESTAMPS: &str =
+    ", @kaal_claim_at, @kaal_claim_until, @kaal_claim_at, @kaal_claim_at)";
+
+/// A row that carries this claim's times: `acquired_at = @kaal_claim_at` and `expires_at =
+/// @kaal_claim_until`.
+const CARRIES_CLAIM_TIMES: &str = "acquired_at = CAST(@kaal_claim_at AS DATETIME(6)) \
+AND expires_at = CAST(@kaal_claim_until AS DATETIME(6))";
+
+/// A lease that had expired at the claim time (through the key index, see the module docs).
+const EXPIRED_AT_CLAIM_TIME: &str =
+    "expires_at + INTERVAL 0 MICROSECOND <= CAST(@kaal_claim_at AS DATETIME(6))";
+
+/// Why a batch claim's transaction was rolled back.
+enum Halt {
+    /// A statement failed.
+    Database(Error),
+    /// The affected-row counts and the rows read back did not settle every key: an expired
+    /// lease must be taken over, or another claim's lease carries the same times as this
+    /// one's. Nothing was decided; the caller tries the next form.
+    Undecided,
+}
+
+impl From<Error> for Halt {
+    fn from(err: Error) -> Self {
+        Self::Database(err)
+    }
+}
+
+/// Claims a batch: its keys sorted and distinct, in one transaction (two when the first
+/// cannot settle every key); see [`claim_sorted`]. A deadlock is retried.
 pub(crate) fn claim_many(
     conn: &mut MysqlConnection,
     keys: &[String],
@@ -142,17 +192,26 @@ pub(crate) fn claim_many(
     sorted.sort_unstable();
     sorted.dedup();
     let ttl = ttl_micros(ttl);
-    let mut won: HashSet<String> = HashSet::new();
-    for chunk in sorted.chunks(MAX_BATCH) {
-        won.extend(retry_deadlocks("batch claim", chunk.len(), || {
-            claim_chunk(conn, chunk, &ttl, shape)
-        })?);
-    }
+    let mut won = retry_deadlocks("batch claim", sorted.len(), || {
+        claim_sorted(conn, &sorted, &ttl, shape)
+    })?;
     // A key given twice is taken once: its first position says so, as a loop would.
-    Ok(keys.iter().map(|key| won.remove(key)).collect())
+    Ok(keys
+        .iter()
+        .map(|key| match sorted.binary_search(&key.as_str()) {
+            Ok(i) => std::mem::take(&mut won[i]),
+            Err(_) => false,
+        })
+        .collect())
 }
 
-/// Runs `attempt` again (up to [`BATCH_ATTEMPTS`] times in all) while it loses deadlocks.
+/// Runs `attempt` again (up to [`BATCH_ATTEMPTS`] times in all, after a [`backoff`]) while
+/// it loses deadlocks.
+///
+/// Some deadlocks are InnoDB's own and need no batch: sessions inserting the same key over
+/// a deleted (not yet purged) row each take a shared next-key lock while checking for a
+/// duplicate, then wait for each other's to insert. Retried at once, a batch can meet the
+/// same crowd again; the pause lets the winner finish.
 fn retry_deadlocks<T>(
     what: &str,
     size: usize,
@@ -168,6 +227,7 @@ fn retry_deadlocks<T>(
                     "MySQL {what} of {size} rows lost a deadlock (attempt {tries}): {}",
                     info.message()
                 );
+                std::thread::sleep(backoff(tries));
                 tries += 1;
             }
             outcome => return outcome,
@@ -175,93 +235,208 @@ fn retry_deadlocks<T>(
     }
 }
 
-/// One chunk of a batch claim, in one transaction (READ COMMITTED, the session's level);
-/// returns the keys taken:
+/// The pause before retrying a batch that lost a deadlock on its `tries`-th attempt: a
+/// random 1-2 ms per attempt so far, so that the transactions that deadlocked together do
+/// not start again in step.
+fn backoff(tries: usize) -> Duration {
+    let step = 1_000 * u64::try_from(tries).unwrap_or(u64::MAX / 2_000).max(1);
+    let random = RandomState::new().hash_one(tries);
+    Duration::from_micros(step + random % step)
+}
+
+/// Claims `keys` (sorted, distinct); the answers are in their order.
 ///
-/// 1. `UPDATE … SET acquired_at = <mark>, expires_at = <new expiry> WHERE key IN (…) AND
-///    expires_at <= UTC_TIMESTAMP(6)` — takes over every expired lease of the chunk;
-/// 2. `INSERT IGNORE … VALUES (key, <mark>, <new expiry>), …` — takes every key that has no
-///    row (a key another transaction holds or is inserting is skipped, after waiting for it);
-/// 3. `SELECT key … WHERE key IN (…) AND acquired_at = <mark>` — the rows this transaction
-///    wrote: `<mark>` is a time no committed row ever has (step 4 replaces it before
-///    commit), and this plain read sees this transaction's own changes but only committed
-///    rows of others;
-/// 4. `UPDATE … SET acquired_at = expires_at - <ttl> WHERE key IN (…) AND acquired_at =
-///    <mark>` — the real acquisition time.
+/// Every row the claim writes carries one claim time read from the database's clock
+/// ([`SET_CLAIM_TIME`]): `acquired_at = T`, `expires_at = T + ttl`. Two forms, each one
+/// READ COMMITTED transaction (the session's level):
 ///
-/// Six round trips with `BEGIN` / `COMMIT`, whatever the chunk's size. Under READ COMMITTED
-/// an `UPDATE` does not wait for rows that another transaction has locked but whose last
-/// committed version does not match its `WHERE`, so a batch waits only for the keys it
-/// claims, whatever plan the optimizer picks. The one statement that returns rows never
-/// waits for a lock, on purpose: a `SELECT` that fails part-way through its rows (deadlock,
-/// lock wait timeout) leaves libmysqlclient's prepared statement expecting the rest, and
-/// its next execution then blocks for ever.
-fn claim_chunk(
+/// 1. [`claim_free`], the usual case of a tick's fresh fire times: `INSERT IGNORE` every key.
+///    When every row is inserted (the affected-row count is exact under
+///    `CLIENT_FOUND_ROWS`: 1 per inserted row, 0 per duplicate), every key is won; that is
+///    one `INSERT` per [`CLAIM_CHUNK`] keys and a commit. Otherwise one plain read per short
+///    chunk finds the rows carrying this claim's times and any expired lease: the first are
+///    exactly the inserted ones when there are as many as the count, and with no expired
+///    lease every other key is held by someone else. Anything else rolls back.
+/// 2. [`claim_any`], when an expired lease must be taken over (or another claim's lease
+///    carries the same times): with a new claim time, take over the expired leases first,
+///    then insert, then read back. Taking over before inserting matters: a duplicate key
+///    met by `INSERT IGNORE` leaves a shared lock on the row, and two batches that both
+///    hold one on the same expired lease deadlock when both upgrade it to take it over.
+fn claim_sorted(
     conn: &mut MysqlConnection,
     keys: &[&str],
     ttl: &str,
     shape: TableShape,
-) -> QueryResult<Vec<String>> {
-    conn.transaction(|conn| {
-        let mut take = SqlBuilder::new("UPDATE kaal_locks SET acquired_at = ");
-        take.push(MARK)
-            .push(", expires_at = UTC_TIMESTAMP(6) + INTERVAL ")
-            .bind(ttl)
-            .push(" MICROSECOND");
-        if shape.lock_timestamps {
-            take.push(", updated_at = UTC_TIMESTAMP(6)");
+) -> QueryResult<Vec<bool>> {
+    Statement::new(SET_CLAIM_TIME).bind(ttl).execute(conn)?;
+    match conn.transaction(|conn| claim_free(conn, keys, shape)) {
+        Ok(won) => return Ok(won),
+        Err(Halt::Database(err)) => return Err(err),
+        Err(Halt::Undecided) => {}
+    }
+    for attempt in 1..=MARKER_ATTEMPTS {
+        Statement::new(SET_CLAIM_TIME).bind(ttl).execute(conn)?;
+        match conn.transaction(|conn| claim_any(conn, keys, shape)) {
+            Ok(won) => return Ok(won),
+            Err(Halt::Database(err)) => return Err(err),
+            Err(Halt::Undecided) => log::debug!(
+                "MySQL batch claim of {} keys met a lease with its own claim time (attempt \
+                 {attempt})",
+                keys.len()
+            ),
         }
-        take.push(" WHERE `key` IN (")
-            .bind_list(padded(keys).copied())
-            .push(") AND expires_at <= UTC_TIMESTAMP(6)");
-        take.execute(conn)?;
+    }
+    Err(Error::DatabaseError(
+        DatabaseErrorKind::SerializationFailure,
+        Box::new(format!(
+            "{MARKER_ATTEMPTS} claim times in a row were also another claim's lease times"
+        )),
+    ))
+}
 
-        let mut insert = if shape.lock_timestamps {
+/// The first form of [`claim_sorted`]: insert every key; [`Halt::Undecided`] unless that
+/// settles every key.
+fn claim_free(
+    conn: &mut MysqlConnection,
+    keys: &[&str],
+    shape: TableShape,
+) -> Result<Vec<bool>, Halt> {
+    let mut won = vec![false; keys.len()];
+    let mut short = Vec::new();
+    for (n, chunk) in keys.chunks(CLAIM_CHUNK).enumerate() {
+        let inserted = insert_claimed(conn, chunk, shape)?;
+        let offset = n * CLAIM_CHUNK;
+        if inserted == chunk.len() {
+            won[offset..offset + chunk.len()].fill(true);
+        } else {
+            short.push((offset, chunk, inserted));
+        }
+    }
+    for (offset, chunk, inserted) in short {
+        let mut mine = 0;
+        for (key, carries_claim_times) in read_back(conn, chunk)? {
+            if carries_claim_times == 0 {
+                // An expired lease: the second form takes it over.
+                return Err(Halt::Undecided);
+            }
+            if let Ok(i) = chunk.binary_search(&key.as_str()) {
+                won[offset + i] = true;
+                mine += 1;
+            }
+        }
+        if mine != inserted {
+            return Err(Halt::Undecided);
+        }
+    }
+    Ok(won)
+}
+
+/// The second form of [`claim_sorted`]: per chunk, take over the expired leases, insert the
+/// missing keys, and read back the rows carrying the claim times when the counts do not
+/// already say "all" or "none"; [`Halt::Undecided`] if more rows carry them than this
+/// transaction wrote.
+fn claim_any(
+    conn: &mut MysqlConnection,
+    keys: &[&str],
+    shape: TableShape,
+) -> Result<Vec<bool>, Halt> {
+    let mut won = vec![false; keys.len()];
+    for (n, chunk) in keys.chunks(CLAIM_CHUNK).enumerate() {
+        let offset = n * CLAIM_CHUNK;
+        // The rows taken over are locked by this transaction, so the INSERT skips them:
+        // the two counts never count one key twice.
+        let claimed = take_over_expired(conn, chunk, shape)? + insert_claimed(conn, chunk, shape)?;
+        if claimed == chunk.len() {
+            won[offset..offset + chunk.len()].fill(true);
+        } else if claimed > 0 {
+            let mut mine = 0;
+            for (key, carries_claim_times) in read_back(conn, chunk)? {
+                if carries_claim_times == 0 {
+                    continue;
+                }
+                if let Ok(i) = chunk.binary_search(&key.as_str()) {
+                    won[offset + i] = true;
+                    mine += 1;
+                }
+            }
+            if mine != claimed {
+                return Err(Halt::Undecided);
+            }
+        }
+    }
+    Ok(won)
+}
+
+/// `INSERT IGNORE` of `keys` with the claim times; returns how many rows were inserted
+/// (duplicates count 0, and so do the rows that [`padded`] repeats).
+fn insert_claimed(
+    conn: &mut MysqlConnection,
+    keys: &[&str],
+    shape: TableShape,
+) -> QueryResult<usize> {
+    let (mut insert, row) = if shape.lock_timestamps {
+        (
             SqlBuilder::new(
                 "INSERT IGNORE INTO kaal_locks (`key`, acquired_at, expires_at, created_at, updated_at) VALUES ",
-            )
-        } else {
+            ),
+            CLAIM_ROW_WITH_TIMESTAMPS,
+        )
+    } else {
+        (
             SqlBuilder::new(
                 "INSERT IGNORE INTO kaal_locks (`key`, acquired_at, expires_at) VALUES ",
-            )
-        };
-        for (i, key) in padded(keys).enumerate() {
-            insert.push(if i == 0 { "(" } else { ", (" });
-            insert
-                .bind(*key)
-                .push(", ")
-                .push(MARK)
-                .push(", UTC_TIMESTAMP(6) + INTERVAL ")
-                .bind(ttl)
-                .push(" MICROSECOND");
-            if shape.lock_timestamps {
-                insert.push(", UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)");
-            }
-            insert.push(")");
-        }
-        insert.execute(conn)?;
+            ),
+            CLAIM_ROW,
+        )
+    };
+    for (i, key) in padded(keys).enumerate() {
+        insert
+            .push(if i == 0 { "(" } else { ", (" })
+            .bind(*key)
+            .push(row);
+    }
+    insert.execute(conn)
+}
 
-        let mut mine = SqlBuilder::new("SELECT `key` FROM kaal_locks WHERE `key` IN (");
-        mine.bind_list(padded(keys).copied())
-            .push(") AND acquired_at = ")
-            .push(MARK);
-        let mine: Vec<String> = mine.returning::<Text>().load(conn)?;
-        if mine.is_empty() {
-            return Ok(mine);
-        }
+/// Takes over the leases of `keys` that had expired at the claim time; returns how many.
+/// Under READ COMMITTED the `UPDATE` does not wait for a row another transaction has locked
+/// whose last committed version is live, so it waits only for the keys it takes.
+fn take_over_expired(
+    conn: &mut MysqlConnection,
+    keys: &[&str],
+    shape: TableShape,
+) -> QueryResult<usize> {
+    let mut take = SqlBuilder::new(
+        "UPDATE kaal_locks SET acquired_at = @kaal_claim_at, expires_at = @kaal_claim_until",
+    );
+    if shape.lock_timestamps {
+        take.push(", updated_at = @kaal_claim_at");
+    }
+    take.push(" WHERE `key` IN (")
+        .bind_list(padded(keys).copied())
+        .push(") AND ")
+        .push(EXPIRED_AT_CLAIM_TIME);
+    take.execute(conn)
+}
 
-        let mut stamp = SqlBuilder::new(
-            "UPDATE kaal_locks SET acquired_at = expires_at - INTERVAL ",
-        );
-        stamp
-            .bind(ttl)
-            .push(" MICROSECOND WHERE `key` IN (")
-            .bind_list(padded(keys).copied())
-            .push(") AND acquired_at = ")
-            .push(MARK);
-        stamp.execute(conn)?;
-        Ok(mine)
-    })
+/// The rows of `keys` that carry the claim times or hold a lease expired at the claim time:
+/// `(key, 1)` for the first, `(key, 0)` for the others.
+///
+/// A plain read: it sees this transaction's own rows and the last committed version of the
+/// others, and never waits for a lock, on purpose: a `SELECT` that fails part-way through
+/// its rows (deadlock, lock wait timeout) leaves libmysqlclient's prepared statement
+/// expecting the rest, and its next execution then blocks for ever.
+fn read_back(conn: &mut MysqlConnection, keys: &[&str]) -> QueryResult<Vec<(String, i64)>> {
+    let mut read = SqlBuilder::new("SELECT `key`, CAST(");
+    read.push(CARRIES_CLAIM_TIMES)
+        .push(" AS SIGNED) FROM kaal_locks WHERE `key` IN (")
+        .bind_list(padded(keys).copied())
+        .push(") AND (")
+        .push(CARRIES_CLAIM_TIMES)
+        .push(" OR ")
+        .push(EXPIRED_AT_CLAIM_TIME)
+        .push(")");
+    read.returning::<(Text, BigInt)>().load(conn)
 }
 
 pub(crate) fn release(conn: &mut MysqlConnection, key: &str) -> QueryResult<bool> {
@@ -388,5 +563,21 @@ mod tests {
         assert_eq!(marks(CLAIM_TAKEOVER_WITH_TIMESTAMPS), 2);
         assert_eq!(marks(RELEASE_LIVE), 1);
         assert_eq!(marks(RELEASE_EXPIRED), 1);
+        assert_eq!(marks(SET_CLAIM_TIME), 1);
+        assert_eq!(marks(CLAIM_ROW), 0);
+        assert_eq!(marks(CLAIM_ROW_WITH_TIMESTAMPS), 0);
+        assert_eq!(marks(CARRIES_CLAIM_TIMES), 0);
+        assert_eq!(marks(EXPIRED_AT_CLAIM_TIME), 0);
+    }
+
+    #[test]
+    fn backoff_grows_with_the_attempts_and_varies() {
+        for tries in 1..=3 {
+            let step = Duration::from_millis(tries);
+            let pause = backoff(usize::try_from(tries).unwrap());
+            assert!(pause >= step && pause < 2 * step, "{pause:?}");
+        }
+        let pauses: HashSet<Duration> = (0..20).map(|_| backoff(1)).collect();
+        assert!(pauses.len() > 1, "the pause is always {pauses:?}");
     }
 }
