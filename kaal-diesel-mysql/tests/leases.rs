@@ -463,3 +463,27 @@ fn a_lease_that_carries_the_batch_claim_times_is_never_counted_as_won() {
     }
     assert_eq!(store.acquire_many(&keys, TTL).unwrap(), [true, false, true]);
 }
+
+#[test]
+fn batch_claims_delete_leases_expired_over_an_hour_ago() {
+    let db = TempDb::migrated();
+    let store = db.open();
+    db.exec(
+        "INSERT INTO kaal_locks (`key`, acquired_at, expires_at) VALUES
+         ('long-expired', '2020-01-01 00:00:00', '2020-01-01 00:02:05'),
+         ('just-expired', UTC_TIMESTAMP(6) - INTERVAL 20 MINUTE,
+                          UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE)",
+    );
+    assert!(store.acquire("live", TTL).unwrap());
+    assert_eq!(
+        store
+            .acquire_many(&["kaal:dispatch:job:1".to_string()], TTL)
+            .unwrap(),
+        [true]
+    );
+    assert_eq!(
+        db.text("SELECT GROUP_CONCAT(`key` ORDER BY `key` SEPARATOR ',') AS value FROM kaal_locks"),
+        "just-expired,kaal:dispatch:job:1,live",
+        "only the lease expired over an hour ago goes"
+    );
+}
