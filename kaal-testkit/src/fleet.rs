@@ -254,22 +254,13 @@ impl Worker {
         }
         let mut child = command.spawn().expect("cannot spawn a fleet worker");
         let mut reader = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = reader
-                .read_line(&mut line)
-                .expect("cannot read a worker's stdout");
-            assert!(
-                n > 0,
-                "fleet worker {} exited before it was ready",
-                spec.node_id
-            );
-            // libtest may print `test kaal_fleet_worker ... ` on the same line.
-            if line.trim_end().ends_with(READY) {
-                break;
-            }
-        }
+        // libtest may print `test kaal_fleet_worker ... ` on the same line.
+        read_until(
+            &mut reader,
+            READY,
+            &spec.node_id,
+            "exited before it was ready",
+        );
         Self {
             spec,
             out,
@@ -297,27 +288,14 @@ impl Worker {
     /// Waits for a stepped worker's answer to its tick: `(errors, dispatched)`.
     pub fn ticked(&mut self) -> (usize, usize) {
         let reader = self.stdout.as_mut().expect("worker stdout");
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = reader
-                .read_line(&mut line)
-                .expect("cannot read a worker's stdout");
-            assert!(
-                n > 0,
-                "fleet worker {} died during a tick",
-                self.spec.node_id
-            );
-            if let Some(at) = line.find(TICKED) {
-                let mut figures = line[at + TICKED.len()..]
-                    .split_whitespace()
-                    .map(|n| n.parse().expect("tick figures"));
-                return (
-                    figures.next().expect("errors"),
-                    figures.next().expect("dispatched"),
-                );
-            }
-        }
+        let figures = read_until(reader, TICKED, &self.spec.node_id, "died during a tick");
+        let mut figures = figures
+            .split_whitespace()
+            .map(|n| n.parse().expect("tick figures"));
+        (
+            figures.next().expect("errors"),
+            figures.next().expect("dispatched"),
+        )
     }
 
     /// Tells a stepped worker there are no more ticks.
@@ -365,6 +343,27 @@ impl Worker {
         );
         for line in rest.lines().filter(|l| l.contains("fleet worker")) {
             println!("{}", line.trim_start_matches(|c| c != 'f'));
+        }
+    }
+}
+
+/// Reads a worker's stdout up to the line holding `marker`; returns what follows the marker
+/// on that line. Panics, naming the worker and `dying`, when the worker's stdout ends first.
+fn read_until(
+    reader: &mut BufReader<ChildStdout>,
+    marker: &str,
+    node_id: &str,
+    dying: &str,
+) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .expect("cannot read a worker's stdout");
+        assert!(n > 0, "fleet worker {node_id} {dying}");
+        if let Some(at) = line.find(marker) {
+            return line[at + marker.len()..].trim().to_string();
         }
     }
 }
