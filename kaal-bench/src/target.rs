@@ -1,10 +1,10 @@
 //! What a benchmarked backend and lock strategy supplies: fresh stores, and hand-written SQL
 //! doing the same work as each kaal operation on the same database (the raw baseline).
 //!
-//! Targets differ only in SQL: the lease-table targets are [`LeaseFixture`]s
-//! (crate::lease) given their statements, the session-lock targets (PostgreSQL advisory
-//! locks, MySQL named locks) are [`SessionFixture`](crate::session::SessionFixture)s given
-//! a raw session. Every measurement lives once, in [`scenarios`](crate::scenarios).
+//! Targets differ only in SQL: the lease-table targets are `lease::LeaseFixture`s given
+//! their statements, the session-lock targets (PostgreSQL advisory locks, MySQL named
+//! locks) are `session::SessionFixture`s given a raw session (modules compiled with the
+//! `postgres` / `mysql` features). Every measurement lives once, in [`scenarios`](crate::scenarios).
 
 use std::sync::Arc;
 
