@@ -265,9 +265,11 @@ impl Shared {
         let first = keys.first().map_or("-", String::as_str);
         let mut state = self.lock_state();
         self.reap(&mut state);
+        // Each key once, and never one this adapter holds.
+        let mut asked = std::collections::HashSet::with_capacity(keys.len());
         let fresh: Vec<String> = keys
             .iter()
-            .filter(|key| !state.held.contains_key(*key))
+            .filter(|key| !state.held.contains_key(*key) && asked.insert(key.as_str()))
             .cloned()
             .collect();
         let mut answer = self.try_fresh(&mut state, &fresh);
@@ -283,9 +285,10 @@ impl Shared {
                 state.hold(key.clone(), until);
             }
         }
+        // A key given twice is claimed once: its first position says so, as a loop would.
         Ok(keys
             .iter()
-            .map(|key| won_by_key.get(key.as_str()).copied().unwrap_or(false))
+            .map(|key| won_by_key.remove(key.as_str()).unwrap_or(false))
             .collect())
     }
 

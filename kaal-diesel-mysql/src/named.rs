@@ -211,26 +211,9 @@ impl Adapter for MysqlNamedLockAdapter {
 
     fn acquire_many(&self, keys: &[String], ttl: Duration) -> Result<Vec<bool>, LockError> {
         self.check_keys("batch acquire", keys.iter().map(String::as_str))?;
-        // A key given twice is claimed once: its first position says so, as a loop would.
-        let mut seen = HashSet::with_capacity(keys.len());
-        let first: Vec<bool> = keys.iter().map(|key| seen.insert(key.as_str())).collect();
-        let won = if first.iter().all(|first| *first) {
-            self.locks.acquire_many(keys, ttl)?
-        } else {
-            let distinct: Vec<String> = keys
-                .iter()
-                .zip(&first)
-                .filter(|(_, first)| **first)
-                .map(|(key, _)| key.clone())
-                .collect();
-            let mut won = self.locks.acquire_many(&distinct, ttl)?.into_iter();
-            first
-                .iter()
-                .map(|first| *first && won.next().unwrap_or(false))
-                .collect()
-        };
-        // The coordinator confirms batch claims against the log itself (see the type docs).
-        Ok(won)
+        // The coordinator confirms batch claims against the log itself (see the type docs);
+        // a key given twice is claimed once (SessionLockAdapter).
+        self.locks.acquire_many(keys, ttl)
     }
 
     fn dispatch_registry(&self) -> Option<&dyn DispatchRegistry> {

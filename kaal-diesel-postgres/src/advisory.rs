@@ -5,7 +5,6 @@
 //! session ([`LockSession`]) and the pooled [`PgStore`] for the dispatch log and the
 //! definitions.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -172,25 +171,9 @@ impl Adapter for PgAdvisoryAdapter {
         for key in keys {
             self.check("batch acquire", key)?;
         }
-        let mut seen = HashSet::with_capacity(keys.len());
-        let first: Vec<bool> = keys.iter().map(|key| seen.insert(key.as_str())).collect();
-        let won = if first.iter().all(|first| *first) {
-            self.locks.acquire_many(keys, ttl)?
-        } else {
-            let distinct: Vec<String> = keys
-                .iter()
-                .zip(&first)
-                .filter(|(_, first)| **first)
-                .map(|(key, _)| key.clone())
-                .collect();
-            let mut won = self.locks.acquire_many(&distinct, ttl)?.into_iter();
-            first
-                .iter()
-                .map(|first| *first && won.next().unwrap_or(false))
-                .collect()
-        };
-        // The coordinator confirms batch claims against the log itself (see the type docs).
-        Ok(won)
+        // The coordinator confirms batch claims against the log itself (see the type docs);
+        // a key given twice is claimed once (SessionLockAdapter).
+        self.locks.acquire_many(keys, ttl)
     }
 
     fn release(&self, key: &str) -> Result<bool, LockError> {
