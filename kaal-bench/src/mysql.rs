@@ -25,9 +25,20 @@ pub struct MysqlLease;
 pub struct MysqlNamed;
 
 /// The database clock at microseconds, and 125 s later.
-const TIMES: &str = "UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + INTERVAL 125 SECOND";
+/// Expands to the literal SQL of the two times (so the statements below are built from it
+/// with `concat!`, not written out again).
+macro_rules! times {
+    () => {
+        "UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + INTERVAL 125 SECOND"
+    };
+}
+const TIMES: &str = times!();
 
-const INSERT: &str = "INSERT INTO kaal_locks (`key`, acquired_at, expires_at) VALUES (?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) + INTERVAL 125 SECOND)";
+const INSERT: &str = concat!(
+    "INSERT INTO kaal_locks (`key`, acquired_at, expires_at) VALUES (?, ",
+    times!(),
+    ")"
+);
 
 static LEASE_SQL: LeaseSql = LeaseSql {
     insert: INSERT,

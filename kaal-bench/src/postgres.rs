@@ -25,14 +25,27 @@ pub struct PostgresLease;
 pub struct PostgresAdvisory;
 
 /// The database clock as the lease columns store it (UTC `timestamp`), and 125 s later.
-const TIMES: &str = "statement_timestamp() AT TIME ZONE 'UTC', (statement_timestamp() AT TIME ZONE 'UTC') + interval '125 seconds'";
+/// Expands to the literal SQL of the two times (so the statements below are built from it
+/// with `concat!`, not written out again).
+macro_rules! times {
+    () => {
+        "statement_timestamp() AT TIME ZONE 'UTC', (statement_timestamp() AT TIME ZONE 'UTC') + interval '125 seconds'"
+    };
+}
+const TIMES: &str = times!();
 
 static LEASE_SQL: LeaseSql = LeaseSql {
-    insert: r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, statement_timestamp() AT TIME ZONE 'UTC', (statement_timestamp() AT TIME ZONE 'UTC') + interval '125 seconds')"#,
+    insert: concat!(
+        r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, "#,
+        times!(),
+        ")"
+    ),
     // Insert, or take the row over only if its lease has expired (see the SQLite target).
-    acquire: &[
-        r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, statement_timestamp() AT TIME ZONE 'UTC', (statement_timestamp() AT TIME ZONE 'UTC') + interval '125 seconds') ON CONFLICT ("key") DO UPDATE SET acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at WHERE kaal_locks.expires_at <= EXCLUDED.acquired_at"#,
-    ],
+    acquire: &[concat!(
+        r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, "#,
+        times!(),
+        r#") ON CONFLICT ("key") DO UPDATE SET acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at WHERE kaal_locks.expires_at <= EXCLUDED.acquired_at"#
+    )],
     delete: r#"DELETE FROM kaal_locks WHERE "key" = ?"#,
     insert_many: r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES "#,
     row_times: TIMES,

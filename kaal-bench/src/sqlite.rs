@@ -10,15 +10,28 @@ use crate::target::{Fixture, Target};
 pub struct SqliteLease;
 
 /// The database clock as the lease columns store it, and 125 s later.
-const TIMES: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000'";
+/// Expands to the literal SQL of the two times (so the statements below are built from it
+/// with `concat!`, not written out again).
+macro_rules! times {
+    () => {
+        "strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000'"
+    };
+}
+const TIMES: &str = times!();
 
 static SQL: LeaseSql = LeaseSql {
-    insert: r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000')"#,
+    insert: concat!(
+        r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, "#,
+        times!(),
+        ")"
+    ),
     // Insert, or take the row over only if its lease has expired: a plain `ON CONFLICT DO
     // NOTHING` could never take over, so it would not be the same work.
-    acquire: &[
-        r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', strftime('%Y-%m-%d %H:%M:%f', 'now', '+125 seconds') || '000') ON CONFLICT ("key") DO UPDATE SET acquired_at = excluded.acquired_at, expires_at = excluded.expires_at WHERE kaal_locks.expires_at <= excluded.acquired_at"#,
-    ],
+    acquire: &[concat!(
+        r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES (?, "#,
+        times!(),
+        r#") ON CONFLICT ("key") DO UPDATE SET acquired_at = excluded.acquired_at, expires_at = excluded.expires_at WHERE kaal_locks.expires_at <= excluded.acquired_at"#
+    )],
     delete: r#"DELETE FROM kaal_locks WHERE "key" = ?"#,
     insert_many: r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at) VALUES "#,
     row_times: TIMES,
