@@ -10,8 +10,8 @@ use std::time::Duration;
 use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
 use kaal_core::chrono::{DateTime, Utc};
 use kaal_core::{
-    Adapter, Definition, DefinitionRegistry, DispatchRecord, DispatchRegistry, DispatchStatus,
-    LockError, NewDefinition, RegistryError,
+    Adapter, Commits, Definition, DefinitionRegistry, DispatchRecord, DispatchRegistry,
+    DispatchStatus, LockError, NewDefinition, RegistryError,
 };
 
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
@@ -140,6 +140,40 @@ impl DispatchRegistry for CountingStore {
     ) -> Result<(), RegistryError> {
         self.count();
         self.log().log_dispatches(pairs, node_id, status)
+    }
+    fn commit_claims(
+        &self,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+    ) -> Result<Commits, RegistryError> {
+        self.count();
+        self.log().commit_claims(pairs, node_id)
+    }
+    fn transition(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        from: DispatchStatus,
+        to: DispatchStatus,
+    ) -> Result<bool, RegistryError> {
+        self.count();
+        self.log().transition(key, fire_time, node_id, from, to)
+    }
+    fn reassign_claim(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        from_node: &str,
+        to_node: &str,
+    ) -> Result<bool, RegistryError> {
+        self.count();
+        self.log()
+            .reassign_claim(key, fire_time, from_node, to_node)
+    }
+    fn unstarted_claims(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError> {
+        self.count();
+        self.log().unstarted_claims(since)
     }
 }
 

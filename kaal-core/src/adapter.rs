@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::definition::DefinitionRegistry;
 use crate::dispatch::DispatchRegistry;
 use crate::error::LockError;
+use crate::nodes::NodeRegistry;
 
 /// A store of short-lived, named leases shared by every node of a fleet.
 ///
@@ -48,6 +49,13 @@ pub trait Adapter: Send + Sync {
 
     /// The definition store kept next to the leases, if this store has one.
     fn definition_registry(&self) -> Option<&dyn DefinitionRegistry> {
+        None
+    }
+
+    /// Where nodes register and heartbeat, if this store keeps them. With one, a
+    /// coordinator's `node_id` is unique among live nodes, a dead node's never-started claims
+    /// run elsewhere, and a node whose clock is off refuses to claim.
+    fn node_registry(&self) -> Option<&dyn NodeRegistry> {
         None
     }
 

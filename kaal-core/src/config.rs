@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
-use crate::keys::MAX_KEY_LEN;
+use crate::keys::{has_surrounding_whitespace, MAX_KEY_LEN};
 
 /// The longest duration a [`Config`] accepts for any of its settings: ten years.
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -106,6 +106,15 @@ pub struct Config {
     /// unique among the nodes running at one time: after a log write whose answer was lost,
     /// a node recognises its own record by this name (and then runs the job it had not run).
     pub node_id: String,
+    /// How long a node may go without a heartbeat before the others take it for dead
+    /// (default 30 s), by the database's clock. A node heartbeats every third of it; a dead
+    /// node's claimed, never-started fire times are then run by a live node, and its
+    /// `node_id` may register again.
+    pub node_timeout: Duration,
+    /// The largest offset between this node's clock and the database's at which it still
+    /// claims (default 10 s). Beyond it the node refuses to claim and says so each tick, so a
+    /// clock that jumps or runs fast cannot run the future.
+    pub max_clock_offset: Duration,
 }
 
 impl Default for Config {
@@ -125,13 +134,20 @@ impl Default for Config {
             scheduler_conflict_policy: ConflictPolicy::Error,
             scheduler_missing_file_policy: MissingFilePolicy::Warn,
             node_id: default_node_id(),
+            node_timeout: Duration::from_secs(30),
+            max_clock_offset: Duration::from_secs(10),
         }
     }
 }
 
 /// `hostname-pid`: unique per process on a host, readable in the dispatch log.
 pub fn default_node_id() -> String {
-    let host = std::env::var("HOSTNAME")
+    format!("{}-{}", host_name(), std::process::id())
+}
+
+/// This host's name: `$HOSTNAME`, else the kernel's, else `localhost`.
+pub(crate) fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.trim().is_empty())
         .or_else(|| {
@@ -140,8 +156,7 @@ pub fn default_node_id() -> String {
                 .map(|h| h.trim().to_string())
                 .filter(|h| !h.is_empty())
         })
-        .unwrap_or_else(|| "localhost".to_string());
-    format!("{host}-{}", std::process::id())
+        .unwrap_or_else(|| "localhost".to_string())
 }
 
 /// One thing wrong with a [`Config`]: the field and what is wrong with its value.
@@ -203,6 +218,8 @@ impl Config {
             ("lease_ttl", self.lease_ttl),
             ("recovery_window", self.recovery_window),
             ("recovery_startup_jitter", self.recovery_startup_jitter),
+            ("node_timeout", self.node_timeout),
+            ("max_clock_offset", self.max_clock_offset),
         ] {
             if value > MAX_DURATION {
                 problem(
@@ -246,6 +263,16 @@ impl Config {
                 "namespace",
                 format!("{:?} is blank; use e.g. \"kaal\"", self.namespace),
             );
+        } else if has_surrounding_whitespace(&self.namespace) {
+            problem(
+                "namespace",
+                format!(
+                    "{:?} begins or ends with whitespace; use {:?} (MariaDB and MySQL ignore \
+                     trailing spaces when comparing keys, so namespaces would be confused)",
+                    self.namespace,
+                    self.namespace.trim()
+                ),
+            );
         } else if self
             .namespace
             .chars()
@@ -287,6 +314,16 @@ impl Config {
                 ),
             );
         }
+        if self.node_timeout < Duration::from_secs(3) {
+            problem(
+                "node_timeout",
+                format!(
+                    "{} ms is too short: a node heartbeats every third of node_timeout, so it \
+                     must be at least 3 s; the default is 30 s",
+                    self.node_timeout.as_millis()
+                ),
+            );
+        }
         if self.node_id.trim().is_empty() {
             problem(
                 "node_id",
@@ -301,6 +338,17 @@ impl Config {
                 format!(
                     "{:?} contains a control character; use a printable name",
                     self.node_id
+                ),
+            );
+        } else if has_surrounding_whitespace(&self.node_id) {
+            problem(
+                "node_id",
+                format!(
+                    "{:?} begins or ends with whitespace; use {:?} (node ids are compared in \
+                     SQL, and MariaDB and MySQL ignore trailing spaces there, so two nodes \
+                     could take each other's dispatch records for their own)",
+                    self.node_id,
+                    self.node_id.trim()
                 ),
             );
         } else if self.node_id.len() > MAX_KEY_LEN {

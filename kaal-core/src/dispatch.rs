@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use crate::adapter::Adapter;
@@ -13,6 +15,12 @@ use crate::keys::parse_lock_key;
 /// The outcome recorded for a dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DispatchStatus {
+    /// The fire time is taken by a node that has not started its job yet (stored as
+    /// `claimed`). The commit-point insert writes it; the node moves it to `dispatched` the
+    /// moment the job starts. A `claimed` row of a node that is gone is handed to a live node
+    /// (see [`DispatchRegistry::reassign_claim`]), so a fire time a dead node never started
+    /// still runs, once.
+    Claimed,
     /// The fire time was claimed and handed to the job (stored as `dispatched`).
     Dispatched,
     /// The job was handed the fire time and reported an error or panicked (stored as `failed`).
@@ -23,6 +31,7 @@ impl DispatchStatus {
     /// The string stored in the `status` column.
     pub fn as_str(self) -> &'static str {
         match self {
+            DispatchStatus::Claimed => "claimed",
             DispatchStatus::Dispatched => "dispatched",
             DispatchStatus::Failed => "failed",
         }
@@ -40,13 +49,56 @@ impl FromStr for DispatchStatus {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "claimed" => Ok(DispatchStatus::Claimed),
             "dispatched" => Ok(DispatchStatus::Dispatched),
             "failed" => Ok(DispatchStatus::Failed),
             other => Err(format!(
-                "unknown dispatch status {other:?}: expected \"dispatched\" or \"failed\""
+                "unknown dispatch status {other:?}: expected \"claimed\", \"dispatched\" or \"failed\""
             )),
         }
     }
+}
+
+/// How far ahead of the store's own clock a fire time may be and still be claimed: one
+/// second. A node whose clock runs ahead of the database by more than this cannot commit a
+/// fire time before the database's clock has reached it (minus this tolerance); the claim is
+/// answered [`Commit::Early`] and retried later. So no fire time runs more than this much
+/// before its instant, by the database's clock, whatever the node's clock or `--at` says.
+pub const CLAIM_TOLERANCE: Duration = Duration::from_secs(1);
+
+/// The dispatch-log key of a job: `{namespace}:{cron_key}` — the form the Ruby gem writes
+/// since v0.4, and what scopes the log by namespace (two applications sharing a database
+/// with different namespaces never see each other's rows). Readers also accept the plain
+/// `{cron_key}` written by the seed-era gem and by kaal before this form.
+///
+/// ```
+/// assert_eq!(kaal_core::dispatch_log_key("billing", "invoices:send"), "billing:invoices:send");
+/// ```
+pub fn dispatch_log_key(namespace: &str, cron_key: &str) -> String {
+    format!("{namespace}:{cron_key}")
+}
+
+/// What the commit-point insert decided for one fire time (see
+/// [`DispatchRegistry::commit_claims`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// This call inserted the row: the fire time is this node's, `claimed`.
+    Created,
+    /// A row existed already (another node's claim, or an earlier attempt of this node):
+    /// nothing was written.
+    Taken,
+    /// The fire time is later than the store's clock plus [`CLAIM_TOLERANCE`]: nothing was
+    /// written; it can be claimed when it is due.
+    Early,
+}
+
+/// The answer of [`DispatchRegistry::commit_claims`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commits {
+    /// Element `i` is about `pairs[i]`.
+    pub outcomes: Vec<Commit>,
+    /// The store's clock when it decided (the database's clock for SQL stores).
+    pub database_now: DateTime<Utc>,
 }
 
 /// One row of the dispatch log.
@@ -75,6 +127,11 @@ pub struct DispatchRecord {
 /// [`dispatched`]: DispatchRegistry::dispatched
 pub trait DispatchRegistry: Send + Sync {
     /// Records a dispatch; an existing record for `(key, fire_time)` is overwritten (upsert).
+    ///
+    /// An administrative write (the Ruby gem's shape of the call): the coordinator never
+    /// uses it, since an upsert landing late could overwrite another node's claim. It commits
+    /// through [`commit_claims`](DispatchRegistry::commit_claims) and
+    /// [`transition`](DispatchRegistry::transition).
     fn log_dispatch(
         &self,
         key: &str,
@@ -118,6 +175,48 @@ pub trait DispatchRegistry: Send + Sync {
             .map(|(key, fire_time)| self.dispatched(key, *fire_time))
             .collect()
     }
+
+    /// **The commit point of a claim.** Inserts a `claimed` row owned by `node_id` for every
+    /// pair that has no row yet, and never changes an existing row, however late the call
+    /// lands: the unique `(key, fire_time)` decides, so of all the nodes that try, exactly
+    /// one gets [`Commit::Created`]. Pairs whose fire time is later than the store's clock
+    /// plus [`CLAIM_TOLERANCE`] are not inserted ([`Commit::Early`]). `dispatched_at` of the
+    /// new rows is the store's clock. Keys are dispatch-log keys
+    /// ([`dispatch_log_key`]); `pairs` holds no duplicates.
+    fn commit_claims(
+        &self,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+    ) -> Result<Commits, RegistryError>;
+
+    /// Moves the row of `(key, fire_time)` from `from` to `to` — only if it is owned by
+    /// `node_id` and its status is `from` — and stamps `dispatched_at`; returns whether it
+    /// did. One atomic compare-and-set: a node starts a job only after
+    /// `transition(…, Claimed, Dispatched)` returned `true`, so no fire time starts twice.
+    fn transition(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        from: DispatchStatus,
+        to: DispatchStatus,
+    ) -> Result<bool, RegistryError>;
+
+    /// Hands the `claimed` (never started) row of `(key, fire_time)` from `from_node` to
+    /// `to_node`, only if it is still `claimed` by `from_node`; returns whether it did. One
+    /// atomic compare-and-set, so of several live nodes taking over a dead node's claim, one
+    /// gets it — and the dead node, should it come back, can no longer start it.
+    fn reassign_claim(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        from_node: &str,
+        to_node: &str,
+    ) -> Result<bool, RegistryError>;
+
+    /// Every `claimed` (never started) row whose fire time is at or after `since`, oldest
+    /// first.
+    fn unstarted_claims(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError>;
 
     /// [`log_dispatch`](DispatchRegistry::log_dispatch) for many pairs with one node and
     /// status. SQL backends write them in one statement.

@@ -188,11 +188,15 @@ impl Kaal {
         }
     }
 
-    /// Whether the dispatch log shows `fire_time` of `key` as dispatched (`false` when the
-    /// store keeps no log).
+    /// Whether the dispatch log shows `fire_time` of `key` as taken (`claimed`, `dispatched`
+    /// or `failed`) under this node's namespace — in either key form, see
+    /// [`dispatch_log_key`](crate::dispatch_log_key) (`false` when the store keeps no log).
     pub fn dispatched(&self, key: &str, fire_time: DateTime<Utc>) -> Result<bool, RegistryError> {
         match self.adapter.dispatch_registry() {
-            Some(log) => log.dispatched(key, fire_time),
+            Some(log) => Ok(log.dispatched(
+                &crate::dispatch_log_key(&self.config().namespace, key),
+                fire_time,
+            )? || log.dispatched(key, fire_time)?),
             None => Ok(false),
         }
     }

@@ -91,6 +91,7 @@ mod error;
 mod kaal;
 mod keys;
 mod memory;
+mod nodes;
 mod registry;
 mod schedule;
 pub mod session;
@@ -101,16 +102,22 @@ pub use config::{
     default_node_id, Config, ConfigErrors, ConfigProblem, ConflictPolicy, MissingFilePolicy,
     MAX_DURATION,
 };
-pub use coordinator::{Coordinator, TickReport};
+pub use coordinator::{Coordinator, StartError, TickReport};
 pub use cron::{CronError, CronExpr};
 pub use definition::{Definition, DefinitionRegistry, DefinitionSource, NewDefinition};
-pub use dispatch::{DispatchLogging, DispatchRecord, DispatchRegistry, DispatchStatus};
+pub use dispatch::{
+    dispatch_log_key, Commit, Commits, DispatchLogging, DispatchRecord, DispatchRegistry,
+    DispatchStatus, CLAIM_TOLERANCE,
+};
 pub use error::{KeyError, LockError, RegistryError};
 pub use kaal::Kaal;
 pub use keys::{
     idempotency_key, lock_key, max_cron_key_len, parse_lock_key, validate_cron_key, MAX_KEY_LEN,
 };
-pub use memory::{MemoryAdapter, MemoryDefinitionRegistry, MemoryDispatchRegistry};
+pub use memory::{
+    MemoryAdapter, MemoryDefinitionRegistry, MemoryDispatchRegistry, MemoryNodeRegistry,
+};
+pub use nodes::{is_live, NodeInfo, NodeRecord, NodeRegistry, Registration};
 pub use registry::{callback, Callback, CallbackError, Entry, Fire, RegistrationError, Registry};
 pub use session::{LockSession, SessionFactory, SessionLockAdapter};
 

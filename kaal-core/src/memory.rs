@@ -12,8 +12,11 @@ use chrono::{DateTime, Utc};
 use crate::adapter::Adapter;
 use crate::clock::{Clock, SystemClock};
 use crate::definition::{Definition, DefinitionRegistry, NewDefinition};
-use crate::dispatch::{DispatchRecord, DispatchRegistry, DispatchStatus};
+use crate::dispatch::{
+    Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus, CLAIM_TOLERANCE,
+};
 use crate::error::{LockError, RegistryError};
+use crate::nodes::{is_live, NodeInfo, NodeRecord, NodeRegistry, Registration};
 
 /// Locks a mutex, carrying on with the data if a previous holder panicked: every critical
 /// section here leaves the maps consistent, so the poison carries no meaning.
@@ -65,6 +68,7 @@ pub struct MemoryAdapter {
     leases: Mutex<Leases>,
     dispatches: MemoryDispatchRegistry,
     definitions: MemoryDefinitionRegistry,
+    nodes: MemoryNodeRegistry,
 }
 
 impl Default for MemoryAdapter {
@@ -85,6 +89,7 @@ impl MemoryAdapter {
         Self {
             dispatches: MemoryDispatchRegistry::with_clock(clock.clone()),
             definitions: MemoryDefinitionRegistry::with_clock(clock.clone()),
+            nodes: MemoryNodeRegistry::with_clock(clock.clone()),
             leases: Mutex::new(Leases {
                 expires_at: HashMap::new(),
                 prune_at: PRUNE_FLOOR,
@@ -150,6 +155,10 @@ impl Adapter for MemoryAdapter {
 
     fn dispatch_registry(&self) -> Option<&dyn DispatchRegistry> {
         Some(&self.dispatches)
+    }
+
+    fn node_registry(&self) -> Option<&dyn NodeRegistry> {
+        Some(&self.nodes)
     }
 
     fn definition_registry(&self) -> Option<&dyn DefinitionRegistry> {
@@ -244,6 +253,180 @@ impl DispatchRegistry for MemoryDispatchRegistry {
         let before = records.len();
         records.retain(|(_, fire_time), _| *fire_time >= older_than);
         Ok(before - records.len())
+    }
+
+    fn commit_claims(
+        &self,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+    ) -> Result<Commits, RegistryError> {
+        let now = self.clock.now();
+        let horizon = now + ttl_to_chrono(CLAIM_TOLERANCE);
+        let mut records = lock(&self.records);
+        let outcomes = pairs
+            .iter()
+            .map(|(key, fire_time)| {
+                if *fire_time > horizon {
+                    return Commit::Early;
+                }
+                let slot = (key.clone(), *fire_time);
+                if records.contains_key(&slot) {
+                    return Commit::Taken;
+                }
+                records.insert(
+                    slot,
+                    DispatchRecord {
+                        key: key.clone(),
+                        fire_time: *fire_time,
+                        dispatched_at: now,
+                        node_id: node_id.to_string(),
+                        status: DispatchStatus::Claimed,
+                    },
+                );
+                Commit::Created
+            })
+            .collect();
+        Ok(Commits {
+            outcomes,
+            database_now: now,
+        })
+    }
+
+    fn transition(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        from: DispatchStatus,
+        to: DispatchStatus,
+    ) -> Result<bool, RegistryError> {
+        let now = self.clock.now();
+        let mut records = lock(&self.records);
+        match records.get_mut(&(key.to_string(), fire_time)) {
+            Some(record) if record.node_id == node_id && record.status == from => {
+                record.status = to;
+                record.dispatched_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn reassign_claim(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        from_node: &str,
+        to_node: &str,
+    ) -> Result<bool, RegistryError> {
+        let mut records = lock(&self.records);
+        match records.get_mut(&(key.to_string(), fire_time)) {
+            Some(record)
+                if record.node_id == from_node && record.status == DispatchStatus::Claimed =>
+            {
+                record.node_id = to_node.to_string();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn unstarted_claims(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError> {
+        let mut found =
+            self.select(|r| r.status == DispatchStatus::Claimed && r.fire_time >= since);
+        found.reverse();
+        Ok(found)
+    }
+}
+
+/// An in-memory [`NodeRegistry`]: registrations of the coordinators of this process, stamped
+/// by its clock.
+#[derive(Debug)]
+pub struct MemoryNodeRegistry {
+    clock: Arc<dyn Clock>,
+    nodes: Mutex<BTreeMap<(String, String), NodeRecord>>,
+}
+
+impl Default for MemoryNodeRegistry {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+}
+
+impl MemoryNodeRegistry {
+    /// No registrations; times from `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            nodes: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl NodeRegistry for MemoryNodeRegistry {
+    fn database_now(&self) -> Result<DateTime<Utc>, RegistryError> {
+        Ok(self.clock.now())
+    }
+
+    fn register_node(
+        &self,
+        node: &NodeInfo,
+        timeout: Duration,
+    ) -> Result<Registration, RegistryError> {
+        let now = self.clock.now();
+        let mut nodes = lock(&self.nodes);
+        let slot = (node.namespace.clone(), node.node_id.clone());
+        if let Some(existing) = nodes.get(&slot) {
+            if existing.instance != node.instance && is_live(existing, now, timeout) {
+                return Ok(Registration::Duplicate(existing.clone()));
+            }
+        }
+        nodes.insert(
+            slot,
+            NodeRecord {
+                namespace: node.namespace.clone(),
+                node_id: node.node_id.clone(),
+                instance: node.instance.clone(),
+                host: node.host.clone(),
+                pid: node.pid,
+                version: node.version.clone(),
+                started_at: now,
+                last_seen: now,
+            },
+        );
+        Ok(Registration::Registered { database_now: now })
+    }
+
+    fn heartbeat(&self, node: &NodeInfo) -> Result<Option<DateTime<Utc>>, RegistryError> {
+        let now = self.clock.now();
+        let mut nodes = lock(&self.nodes);
+        match nodes.get_mut(&(node.namespace.clone(), node.node_id.clone())) {
+            Some(record) if record.instance == node.instance => {
+                record.last_seen = now;
+                Ok(Some(now))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn deregister_node(&self, node: &NodeInfo) -> Result<(), RegistryError> {
+        let mut nodes = lock(&self.nodes);
+        let slot = (node.namespace.clone(), node.node_id.clone());
+        if nodes
+            .get(&slot)
+            .is_some_and(|r| r.instance == node.instance)
+        {
+            nodes.remove(&slot);
+        }
+        Ok(())
+    }
+
+    fn nodes(&self, namespace: &str) -> Result<Vec<NodeRecord>, RegistryError> {
+        Ok(lock(&self.nodes)
+            .values()
+            .filter(|r| r.namespace == namespace)
+            .cloned()
+            .collect())
     }
 }
 

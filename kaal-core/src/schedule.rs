@@ -216,6 +216,12 @@ impl Schedule {
         }
     }
 
+    /// The callback of `key` when it is an enabled job of this node.
+    pub fn runnable(&self, key: &str) -> Option<Callback> {
+        let job = &self.jobs[*self.index.get(key)?];
+        job.enabled.then(|| job.callback.clone())
+    }
+
     /// `(key, next fire time)` of every enabled job.
     pub fn upcoming(&self) -> Vec<(String, Option<DateTime<Utc>>)> {
         self.jobs

@@ -13,8 +13,8 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use kaal_core::{
-    Adapter, Config, DefinitionRegistry, DispatchRecord, DispatchRegistry, DispatchStatus, Fire,
-    Kaal, LockError, ManualClock, MemoryAdapter, RegistryError,
+    Adapter, Commits, Config, DefinitionRegistry, DispatchRecord, DispatchRegistry, DispatchStatus,
+    Fire, Kaal, LockError, ManualClock, MemoryAdapter, RegistryError,
 };
 
 fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
@@ -33,6 +33,9 @@ enum Fault {
     LogLostWithSession = 2,
     /// The log write is applied, then reported as failed (the answer was lost).
     LogAppliedAnswerLost = 3,
+    /// The log write stalls long enough for node `b` to claim, commit and start the same
+    /// fire time first (a network stall or VM pause past the lease), then lands.
+    StalledPastARival = 4,
 }
 
 struct FaultyStore {
@@ -100,24 +103,61 @@ impl DispatchRegistry for FaultyStore {
     ) -> Result<(), RegistryError> {
         self.log().log_dispatch(key, fire_time, node_id, status)
     }
-    fn log_dispatches(
+    fn commit_claims(
         &self,
         pairs: &[(String, DateTime<Utc>)],
         node_id: &str,
-        status: DispatchStatus,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<Commits, RegistryError> {
         if self.take(Fault::LogLostWithSession) {
             for (key, fire_time) in pairs {
-                let lock = format!("kaal:dispatch:{key}:{}", fire_time.timestamp());
+                let cron_key = key.strip_prefix("kaal:").unwrap();
+                let lock = format!("kaal:dispatch:{cron_key}:{}", fire_time.timestamp());
                 self.inner.release(&lock).unwrap();
             }
-            return Err(Self::cut("log dispatches"));
+            return Err(Self::cut("commit claims"));
         }
-        self.log().log_dispatches(pairs, node_id, status)?;
+        if self.take(Fault::StalledPastARival) {
+            // While a's write is in flight, b claims the same fire times, commits them and
+            // starts them.
+            self.log().commit_claims(pairs, "b")?;
+            for (key, fire_time) in pairs {
+                assert!(self.log().transition(
+                    key,
+                    *fire_time,
+                    "b",
+                    DispatchStatus::Claimed,
+                    DispatchStatus::Dispatched
+                )?);
+            }
+        }
+        let commits = self.log().commit_claims(pairs, node_id)?;
         if self.take(Fault::LogAppliedAnswerLost) {
-            return Err(Self::cut("log dispatches"));
+            return Err(Self::cut("commit claims"));
         }
-        Ok(())
+        Ok(commits)
+    }
+    fn transition(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        from: DispatchStatus,
+        to: DispatchStatus,
+    ) -> Result<bool, RegistryError> {
+        self.log().transition(key, fire_time, node_id, from, to)
+    }
+    fn reassign_claim(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        from_node: &str,
+        to_node: &str,
+    ) -> Result<bool, RegistryError> {
+        self.log()
+            .reassign_claim(key, fire_time, from_node, to_node)
+    }
+    fn unstarted_claims(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError> {
+        self.log().unstarted_claims(since)
     }
     fn find_dispatch(
         &self,
@@ -215,7 +255,7 @@ impl Fleet {
         self.shared
             .dispatch_registry()
             .unwrap()
-            .find_dispatch("hourly", t(5, 0, 0))
+            .find_dispatch("kaal:hourly", t(5, 0, 0))
             .unwrap()
             .map(|record| record.node_id)
     }
@@ -287,4 +327,31 @@ fn a_log_write_applied_whose_answer_was_lost_runs_on_the_node_that_wrote_it() {
     }
     assert_eq!(fleet.runners(), ["a"]);
     assert_eq!(fleet.logged_by().as_deref(), Some("a"));
+}
+
+#[test]
+fn a_log_write_that_lands_after_a_rival_committed_runs_nothing_and_changes_nothing() {
+    let fleet = fleet();
+    fleet.fault(Fault::StalledPastARival);
+    fleet.clock.set(t(5, 0, 1));
+    let report = fleet.a.tick_at(t(5, 0, 1));
+    assert!(
+        report.dispatched.is_empty(),
+        "a ran a fire time b had committed first: {report:?}"
+    );
+    assert_eq!(
+        report.already_dispatched,
+        [("hourly".to_string(), t(5, 0, 0))]
+    );
+    // The late write did not overwrite b's row.
+    assert_eq!(fleet.logged_by().as_deref(), Some("b"));
+    let status = fleet
+        .shared
+        .dispatch_registry()
+        .unwrap()
+        .find_dispatch("kaal:hourly", t(5, 0, 0))
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(status, DispatchStatus::Dispatched);
 }

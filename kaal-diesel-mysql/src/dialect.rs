@@ -10,7 +10,9 @@ use diesel::sql_types::{BigInt, Nullable};
 use diesel::{Connection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use kaal_core::DispatchStatus;
-use kaal_diesel::{ConnectionPool, DbTime, Dialect, OpenError, Statement, TableShape};
+use kaal_diesel::{
+    ConnectionPool, DbTime, Dialect, DispatchWrite, OpenError, Statement, TableShape,
+};
 
 use crate::options::MysqlOptions;
 use crate::{checks, open, sql, BACKEND};
@@ -40,6 +42,7 @@ impl Dialect for MysqlDialect {
     type Connection = MysqlConnection;
     type Options = MysqlOptions;
     const NAME: &'static str = BACKEND;
+    const NOW_SQL: &'static str = sql::NOW;
 
     fn connect(
         locator: &str,
@@ -129,8 +132,9 @@ impl Dialect for MysqlDialect {
         status: DispatchStatus,
         dispatched_at: DbTime,
         shape: TableShape,
+        write: DispatchWrite,
     ) -> QueryResult<()> {
-        sql::upsert_dispatches(conn, pairs, node_id, status, dispatched_at, shape)
+        sql::upsert_dispatches(conn, pairs, node_id, status, dispatched_at, shape, write)
     }
 
     fn dispatched_many(

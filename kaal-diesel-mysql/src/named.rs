@@ -224,6 +224,10 @@ impl Adapter for MysqlNamedLockAdapter {
         Some(&*self.store)
     }
 
+    fn node_registry(&self) -> Option<&dyn kaal_core::NodeRegistry> {
+        Some(&*self.store)
+    }
+
     fn name(&self) -> &str {
         NAME
     }

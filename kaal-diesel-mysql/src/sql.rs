@@ -51,7 +51,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryResult, RunQueryDsl};
 use kaal_core::DispatchStatus;
 use kaal_diesel::schema::sql_types::KaalTimestamp;
-use kaal_diesel::{DbTime, Statement, TableShape};
+use kaal_diesel::{DbTime, DispatchWrite, Statement, TableShape};
 
 use crate::statement::{padded, SqlBuilder, MAX_BATCH};
 
@@ -447,6 +447,9 @@ pub(crate) fn release(conn: &mut MysqlConnection, key: &str) -> QueryResult<bool
     Ok(false)
 }
 
+/// The database's clock, as the UTC `DATETIME(6)` the columns hold.
+pub(crate) const NOW: &str = "SELECT UTC_TIMESTAMP(6)";
+
 pub(crate) fn upsert_dispatches(
     conn: &mut MysqlConnection,
     pairs: &[(String, DateTime<Utc>)],
@@ -454,8 +457,15 @@ pub(crate) fn upsert_dispatches(
     status: DispatchStatus,
     dispatched_at: DbTime,
     shape: TableShape,
+    write: DispatchWrite,
 ) -> QueryResult<()> {
     let at = dispatched_at.to_db_text();
+    let verb = match write {
+        DispatchWrite::Upsert => "INSERT INTO",
+        // Insert-only: a pair that has a row is skipped, the row untouched (the commit
+        // point of a claim).
+        DispatchWrite::InsertOnly => "INSERT IGNORE INTO",
+    };
     // Sorted, so that concurrent upserts lock index entries in the same order.
     let mut rows: Vec<(&str, DbTime)> = pairs
         .iter()
@@ -467,15 +477,12 @@ pub(crate) fn upsert_dispatches(
         .map(|(key, time)| (key, time.to_db_text()))
         .collect();
     for chunk in rows.chunks(MAX_BATCH) {
-        let mut upsert = if shape.dispatch_timestamps {
-            SqlBuilder::new(
-                "INSERT INTO kaal_dispatches (`key`, fire_time, dispatched_at, node_id, status, created_at, updated_at) VALUES ",
-            )
+        let mut upsert = SqlBuilder::new(verb);
+        upsert.push(if shape.dispatch_timestamps {
+            " kaal_dispatches (`key`, fire_time, dispatched_at, node_id, status, created_at, updated_at) VALUES "
         } else {
-            SqlBuilder::new(
-                "INSERT INTO kaal_dispatches (`key`, fire_time, dispatched_at, node_id, status) VALUES ",
-            )
-        };
+            " kaal_dispatches (`key`, fire_time, dispatched_at, node_id, status) VALUES "
+        });
         for (i, (key, fire_time)) in padded(chunk).enumerate() {
             upsert.push(if i == 0 { "(" } else { ", (" });
             upsert
@@ -497,14 +504,16 @@ pub(crate) fn upsert_dispatches(
             }
             upsert.push(")");
         }
-        // VALUES(col) is deprecated on MySQL 8.0.20+ (a warning) but is the one form both
-        // MySQL and MariaDB accept.
-        upsert.push(
-            " ON DUPLICATE KEY UPDATE dispatched_at = VALUES(dispatched_at), \
-             node_id = VALUES(node_id), status = VALUES(status)",
-        );
-        if shape.dispatch_timestamps {
-            upsert.push(", updated_at = VALUES(updated_at)");
+        if write == DispatchWrite::Upsert {
+            // VALUES(col) is deprecated on MySQL 8.0.20+ (a warning) but is the one form
+            // both MySQL and MariaDB accept.
+            upsert.push(
+                " ON DUPLICATE KEY UPDATE dispatched_at = VALUES(dispatched_at), \
+                 node_id = VALUES(node_id), status = VALUES(status)",
+            );
+            if shape.dispatch_timestamps {
+                upsert.push(", updated_at = VALUES(updated_at)");
+            }
         }
         retry_deadlocks("dispatch upsert", chunk.len(), || (&upsert).execute(conn))?;
     }

@@ -188,6 +188,10 @@ impl Adapter for PgAdvisoryAdapter {
         Some(&self.store)
     }
 
+    fn node_registry(&self) -> Option<&dyn kaal_core::NodeRegistry> {
+        Some(&self.store)
+    }
+
     fn name(&self) -> &str {
         NAME
     }

@@ -8,7 +8,9 @@ use diesel::result::{DatabaseErrorKind, Error};
 use diesel::{Connection, PgConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use kaal_core::DispatchStatus;
-use kaal_diesel::{ConnectionPool, DbTime, Dialect, OpenError, Statement, TableShape};
+use kaal_diesel::{
+    ConnectionPool, DbTime, Dialect, DispatchWrite, OpenError, Statement, TableShape,
+};
 
 use crate::options::PgOptions;
 use crate::{advisory_lock_id, open, sql, BACKEND};
@@ -40,6 +42,7 @@ impl Dialect for PgDialect {
     type Connection = PgConnection;
     type Options = PgOptions;
     const NAME: &'static str = BACKEND;
+    const NOW_SQL: &'static str = sql::NOW;
 
     fn connect(
         locator: &str,
@@ -123,8 +126,9 @@ impl Dialect for PgDialect {
         status: DispatchStatus,
         dispatched_at: DbTime,
         shape: TableShape,
+        write: DispatchWrite,
     ) -> QueryResult<()> {
-        sql::upsert_dispatches(conn, pairs, node_id, status, dispatched_at, shape)
+        sql::upsert_dispatches(conn, pairs, node_id, status, dispatched_at, shape, write)
     }
 
     fn dispatched_many(

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 use kaal_core::DispatchStatus;
-use kaal_diesel::{DbTime, Statement, TableShape};
+use kaal_diesel::{DbTime, DispatchWrite, Statement, TableShape};
 use serde_json::Value;
 
 /// The longest lease honoured; longer ttls are cut to it.
@@ -84,6 +84,24 @@ SELECT entry.value ->> 0, CAST(entry.value ->> 1 AS timestamp), CAST(? AS timest
 FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS entry(value, position), (SELECT CAST(? AS timestamp) AS at) AS stamp
 ORDER BY entry.position
 ON CONFLICT ("key", fire_time) DO UPDATE SET dispatched_at = EXCLUDED.dispatched_at, node_id = EXCLUDED.node_id, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at"#;
+
+/// [`UPSERT_DISPATCHES`], insert-only: pairs that have a row are left as they are (the
+/// commit point of a claim). Same parameters.
+pub(crate) const INSERT_DISPATCHES: &str = r#"INSERT INTO kaal_dispatches ("key", fire_time, dispatched_at, node_id, status)
+SELECT entry.value ->> 0, CAST(entry.value ->> 1 AS timestamp), CAST(? AS timestamp), ?, ?
+FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS entry(value, position)
+ORDER BY entry.position
+ON CONFLICT ("key", fire_time) DO NOTHING"#;
+
+/// [`UPSERT_DISPATCHES_WITH_TIMESTAMPS`], insert-only. Same parameters.
+pub(crate) const INSERT_DISPATCHES_WITH_TIMESTAMPS: &str = r#"INSERT INTO kaal_dispatches ("key", fire_time, dispatched_at, node_id, status, created_at, updated_at)
+SELECT entry.value ->> 0, CAST(entry.value ->> 1 AS timestamp), CAST(? AS timestamp), ?, ?, stamp.at, stamp.at
+FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS entry(value, position), (SELECT CAST(? AS timestamp) AS at) AS stamp
+ORDER BY entry.position
+ON CONFLICT ("key", fire_time) DO NOTHING"#;
+
+/// The database's clock, as the UTC `timestamp` the columns hold.
+pub(crate) const NOW: &str = "SELECT statement_timestamp() AT TIME ZONE 'UTC'";
 
 /// The positions (0-based) of the `[key, fire_time]` pairs of a JSON array that have a
 /// dispatch record. Parameter: pairs.
@@ -181,6 +199,7 @@ pub(crate) fn upsert_dispatches(
     status: DispatchStatus,
     dispatched_at: DbTime,
     shape: TableShape,
+    write: DispatchWrite,
 ) -> QueryResult<()> {
     // Distinct and sorted: an upsert may not touch a row twice, and a fixed order keeps
     // concurrent upserts of the same pairs from deadlocking.
@@ -190,15 +209,19 @@ pub(crate) fn upsert_dispatches(
         .collect();
     let json = pairs_json(distinct.into_keys());
     let at = dispatched_at.to_db_text();
+    let (plain, stamped) = match write {
+        DispatchWrite::Upsert => (UPSERT_DISPATCHES, UPSERT_DISPATCHES_WITH_TIMESTAMPS),
+        DispatchWrite::InsertOnly => (INSERT_DISPATCHES, INSERT_DISPATCHES_WITH_TIMESTAMPS),
+    };
     let statement = if shape.dispatch_timestamps {
-        Statement::new(UPSERT_DISPATCHES_WITH_TIMESTAMPS)
+        Statement::new(stamped)
             .bind(at.clone())
             .bind(node_id)
             .bind(status.as_str())
             .bind(json)
             .bind(at)
     } else {
-        Statement::new(UPSERT_DISPATCHES)
+        Statement::new(plain)
             .bind(at)
             .bind(node_id)
             .bind(status.as_str())
@@ -263,6 +286,9 @@ mod tests {
         assert_eq!(marks(RELEASE), 1);
         assert_eq!(marks(UPSERT_DISPATCHES), 4);
         assert_eq!(marks(UPSERT_DISPATCHES_WITH_TIMESTAMPS), 5);
+        assert_eq!(marks(INSERT_DISPATCHES), 4);
+        assert_eq!(marks(INSERT_DISPATCHES_WITH_TIMESTAMPS), 5);
+        assert_eq!(marks(NOW), 0);
         assert_eq!(marks(DISPATCHED_MANY), 1);
         assert_eq!(marks(TABLE_EXISTS), 1);
         assert_eq!(marks(UNIQUE_INDEXES_ON), 2);

@@ -8,7 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error};
 use diesel::{QueryResult, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use kaal_core::DispatchStatus;
-use kaal_diesel::{ConnectionPool, DbTime, Dialect, OpenError, TableShape};
+use kaal_diesel::{ConnectionPool, DbTime, Dialect, DispatchWrite, OpenError, TableShape};
 
 use crate::options::SqliteOptions;
 use crate::{open, sql, BACKEND};
@@ -23,7 +23,7 @@ pub struct SqliteDialect;
 
 /// SQLite's messages for `SQLITE_BUSY` and `SQLITE_LOCKED` (Diesel reports both as
 /// `DatabaseErrorKind::Unknown`).
-const CONTENTION_MESSAGES: [&str; 3] = [
+pub(crate) const CONTENTION_MESSAGES: [&str; 3] = [
     "database is locked",
     "database table is locked",
     "database schema is locked",
@@ -33,6 +33,7 @@ impl Dialect for SqliteDialect {
     type Connection = SqliteConnection;
     type Options = SqliteOptions;
     const NAME: &'static str = BACKEND;
+    const NOW_SQL: &'static str = sql::NOW;
 
     fn connect(
         locator: &str,
@@ -107,8 +108,9 @@ impl Dialect for SqliteDialect {
         status: DispatchStatus,
         dispatched_at: DbTime,
         shape: TableShape,
+        write: DispatchWrite,
     ) -> QueryResult<()> {
-        sql::upsert_dispatches(conn, pairs, node_id, status, dispatched_at, shape)
+        sql::upsert_dispatches(conn, pairs, node_id, status, dispatched_at, shape, write)
     }
 
     fn dispatched_many(

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 use kaal_core::DispatchStatus;
-use kaal_diesel::{DbTime, Statement, TableShape};
+use kaal_diesel::{DbTime, DispatchWrite, Statement, TableShape};
 use serde_json::Value;
 
 /// The longest lease honoured; longer ttls are cut to it (SQLite's dates end at 9999).
@@ -75,6 +75,22 @@ pub(crate) const UPSERT_DISPATCHES_WITH_TIMESTAMPS: &str = r#"INSERT INTO kaal_d
 SELECT json_extract(entry.value, '$[0]'), json_extract(entry.value, '$[1]'), ?, ?, ?, ?, ?
 FROM json_each(?) AS entry WHERE true
 ON CONFLICT ("key", fire_time) DO UPDATE SET dispatched_at = excluded.dispatched_at, node_id = excluded.node_id, status = excluded.status, updated_at = excluded.updated_at"#;
+
+/// [`UPSERT_DISPATCHES`], insert-only: pairs that have a row are left as they are (the
+/// commit point of a claim). Same parameters.
+pub(crate) const INSERT_DISPATCHES: &str = r#"INSERT INTO kaal_dispatches ("key", fire_time, dispatched_at, node_id, status)
+SELECT json_extract(entry.value, '$[0]'), json_extract(entry.value, '$[1]'), ?, ?, ?
+FROM json_each(?) AS entry WHERE true
+ON CONFLICT ("key", fire_time) DO NOTHING"#;
+
+/// [`UPSERT_DISPATCHES_WITH_TIMESTAMPS`], insert-only. Same parameters.
+pub(crate) const INSERT_DISPATCHES_WITH_TIMESTAMPS: &str = r#"INSERT INTO kaal_dispatches ("key", fire_time, dispatched_at, node_id, status, created_at, updated_at)
+SELECT json_extract(entry.value, '$[0]'), json_extract(entry.value, '$[1]'), ?, ?, ?, ?, ?
+FROM json_each(?) AS entry WHERE true
+ON CONFLICT ("key", fire_time) DO NOTHING"#;
+
+/// SQLite's clock, in the stored text form.
+pub(crate) const NOW: &str = "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now') || '000'";
 
 /// The positions (0-based) of the `[key, fire_time]` pairs of a JSON array that have a
 /// dispatch record. Parameter: pairs.
@@ -164,17 +180,22 @@ pub(crate) fn upsert_dispatches(
     status: DispatchStatus,
     dispatched_at: DbTime,
     shape: TableShape,
+    write: DispatchWrite,
 ) -> QueryResult<()> {
     let at = dispatched_at.to_db_text();
+    let (plain, stamped) = match write {
+        DispatchWrite::Upsert => (UPSERT_DISPATCHES, UPSERT_DISPATCHES_WITH_TIMESTAMPS),
+        DispatchWrite::InsertOnly => (INSERT_DISPATCHES, INSERT_DISPATCHES_WITH_TIMESTAMPS),
+    };
     let statement = if shape.dispatch_timestamps {
-        Statement::new(UPSERT_DISPATCHES_WITH_TIMESTAMPS)
+        Statement::new(stamped)
             .bind(at.clone())
             .bind(node_id)
             .bind(status.as_str())
             .bind(at.clone())
             .bind(at)
     } else {
-        Statement::new(UPSERT_DISPATCHES)
+        Statement::new(plain)
             .bind(at)
             .bind(node_id)
             .bind(status.as_str())

@@ -10,11 +10,22 @@ use diesel::result::Error;
 use diesel::QueryResult;
 use kaal_core::DispatchStatus;
 
+use crate::claim_queries::ClaimQueries;
 use crate::error::OpenError;
 use crate::pool::CheckedManager;
 use crate::queries::SharedQueries;
 use crate::store::TableShape;
 use crate::time::DbTime;
+
+/// How [`Dialect::upsert_dispatches`] treats a pair that has a row already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchWrite {
+    /// Overwrite it (the administrative [`log_dispatch`](kaal_core::DispatchRegistry::log_dispatch)).
+    Upsert,
+    /// Leave it as it is and write nothing for that pair: the commit point of a claim
+    /// (`ON CONFLICT DO NOTHING`, `INSERT IGNORE`).
+    InsertOnly,
+}
 
 /// The pool a [`DieselStore`](crate::DieselStore) runs on.
 pub type ConnectionPool<D> = Pool<CheckedManager<<D as Dialect>::Connection>>;
@@ -33,11 +44,15 @@ pub type ConnectionPool<D> = Pool<CheckedManager<<D as Dialect>::Connection>>;
 /// whose clock is skewed can neither steal a live lease nor keep one past its ttl.
 pub trait Dialect: Sized + Send + Sync + 'static {
     /// The Diesel connection.
-    type Connection: SharedQueries + R2D2Connection + Send + 'static;
+    type Connection: SharedQueries + ClaimQueries + R2D2Connection + Send + 'static;
     /// Connection settings (pool size, timeouts, durability...), with sensible defaults.
     type Options: Default + Clone + Debug + Send + Sync;
     /// The backend's name in messages: `SQLite`, `PostgreSQL`, `MySQL`.
     const NAME: &'static str;
+    /// A `SELECT` of one row, one column: the database's current time, UTC, in the type and
+    /// precision of the timestamp columns. The database's clock decides lease pruning, node
+    /// liveness and the latest fire time a claim is accepted for.
+    const NOW_SQL: &'static str;
 
     /// Opens a pool on `locator` (a path or URL), checking what can be checked before
     /// anything is written. Returns the pool and the locator as it should appear in messages
@@ -54,6 +69,11 @@ pub trait Dialect: Sized + Send + Sync + 'static {
     where
         F: FnOnce(&mut Self::Connection) -> Result<T, E>,
         E: From<Error>;
+
+    /// The database's current time ([`NOW_SQL`](Dialect::NOW_SQL)).
+    fn database_now(conn: &mut Self::Connection) -> QueryResult<DbTime> {
+        conn.select_time(Self::NOW_SQL)
+    }
 
     /// Whether `error` means "another writer holds the row or the database" (a unique
     /// violation, SQLite's busy/locked, a deadlock or lock-wait timeout...): an acquire that
@@ -102,7 +122,8 @@ pub trait Dialect: Sized + Send + Sync + 'static {
     fn release(conn: &mut Self::Connection, key: &str) -> QueryResult<bool>;
 
     /// Records `(key, fire_time)` of every pair as dispatched by `node_id` with `status` at
-    /// `dispatched_at`, overwriting existing records of the same pair (upsert).
+    /// `dispatched_at`; an existing record of the same pair is overwritten or left alone, as
+    /// `write` says.
     fn upsert_dispatches(
         conn: &mut Self::Connection,
         pairs: &[(String, DateTime<Utc>)],
@@ -110,6 +131,7 @@ pub trait Dialect: Sized + Send + Sync + 'static {
         status: DispatchStatus,
         dispatched_at: DbTime,
         shape: TableShape,
+        write: DispatchWrite,
     ) -> QueryResult<()>;
 
     /// Element `i` says whether `pairs[i]` has a dispatch record.

@@ -1,10 +1,16 @@
 //! The dispatch log: [`DispatchRegistry`] for [`DieselStore`], on `kaal_dispatches`.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
-use kaal_core::{DispatchRecord, DispatchRegistry, DispatchStatus, RegistryError};
+use kaal_core::{
+    Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus, RegistryError,
+    CLAIM_TOLERANCE,
+};
 
-use crate::dialect::Dialect;
+use crate::claim_queries::ClaimQueries;
+use crate::dialect::{Dialect, DispatchWrite};
 use crate::error::error_chain;
 use crate::queries::SharedQueries;
 use crate::rows::DispatchRow;
@@ -59,8 +65,16 @@ impl<D: Dialect> DispatchRegistry for DieselStore<D> {
         let shape = self
             .shape_on(&mut conn)
             .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
-        D::upsert_dispatches(&mut conn, &pair, node_id, status, now, shape)
-            .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
+        D::upsert_dispatches(
+            &mut conn,
+            &pair,
+            node_id,
+            status,
+            now,
+            shape,
+            DispatchWrite::Upsert,
+        )
+        .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
     }
 
     fn find_dispatch(
@@ -143,7 +157,143 @@ impl<D: Dialect> DispatchRegistry for DieselStore<D> {
         let shape = self
             .shape_on(&mut conn)
             .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
-        D::upsert_dispatches(&mut conn, pairs, node_id, status, now, shape)
-            .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
+        D::upsert_dispatches(
+            &mut conn,
+            pairs,
+            node_id,
+            status,
+            now,
+            shape,
+            DispatchWrite::Upsert,
+        )
+        .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
+    }
+
+    /// One write transaction: read the database's clock, insert-only the pairs not later
+    /// than it plus [`CLAIM_TOLERANCE`] as `claimed` rows stamped with that instant, and read
+    /// back the rows this node stamped with it — exactly the rows this insert created
+    /// (`INSERT IGNORE` on MySQL cannot return them directly).
+    fn commit_claims(
+        &self,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+    ) -> Result<Commits, RegistryError> {
+        let operation = || format!("commit_claims({} pairs)", pairs.len());
+        let tolerance =
+            chrono::Duration::from_std(CLAIM_TOLERANCE).unwrap_or(chrono::Duration::zero());
+        let mut conn = self
+            .checkout()
+            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
+        let shape = self
+            .shape_on(&mut conn)
+            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
+        let (now, created) = D::write_transaction(&mut conn, |conn| {
+            let now = D::database_now(conn)?;
+            let horizon = now.instant() + tolerance;
+            let due: Vec<(String, DateTime<Utc>)> = pairs
+                .iter()
+                .filter(|(_, fire_time)| *fire_time <= horizon)
+                .cloned()
+                .collect();
+            if due.is_empty() {
+                return QueryResult::Ok((now, HashSet::new()));
+            }
+            D::upsert_dispatches(
+                conn,
+                &due,
+                node_id,
+                DispatchStatus::Claimed,
+                now,
+                shape,
+                DispatchWrite::InsertOnly,
+            )?;
+            let created: HashSet<(String, DbTime)> = conn
+                .rows_created_by(node_id, now, DispatchStatus::Claimed.as_str())?
+                .into_iter()
+                .collect();
+            Ok((now, created))
+        })
+        .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))?;
+        let horizon = now.instant() + tolerance;
+        let outcomes = pairs
+            .iter()
+            .map(|(key, fire_time)| {
+                if *fire_time > horizon {
+                    Commit::Early
+                } else if created.contains(&(key.clone(), DbTime::new(*fire_time))) {
+                    Commit::Created
+                } else {
+                    Commit::Taken
+                }
+            })
+            .collect();
+        Ok(Commits {
+            outcomes,
+            database_now: now.instant(),
+        })
+    }
+
+    fn transition(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        from: DispatchStatus,
+        to: DispatchStatus,
+    ) -> Result<bool, RegistryError> {
+        let now = self.now();
+        self.registry_call(
+            || format!("transition({}, {from} -> {to})", describe(key, fire_time)),
+            |conn| {
+                conn.move_dispatch_status(
+                    key,
+                    DbTime::new(fire_time),
+                    node_id,
+                    from.as_str(),
+                    to.as_str(),
+                    now,
+                )
+            },
+        )
+        .map(|changed| changed == 1)
+    }
+
+    fn reassign_claim(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        from_node: &str,
+        to_node: &str,
+    ) -> Result<bool, RegistryError> {
+        self.registry_call(
+            || {
+                format!(
+                    "reassign_claim({}, {from_node} -> {to_node})",
+                    describe(key, fire_time)
+                )
+            },
+            |conn| {
+                conn.move_dispatch_owner(
+                    key,
+                    DbTime::new(fire_time),
+                    from_node,
+                    to_node,
+                    DispatchStatus::Claimed.as_str(),
+                )
+            },
+        )
+        .map(|changed| changed == 1)
+    }
+
+    fn unstarted_claims(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError> {
+        self.records(
+            || format!("unstarted_claims({})", since.to_rfc3339()),
+            |conn| {
+                conn.dispatch_rows_with_status_since(
+                    DispatchStatus::Claimed.as_str(),
+                    DbTime::new(since),
+                )
+            },
+        )
     }
 }

@@ -121,6 +121,10 @@ impl<D: Dialect> Adapter for DieselStore<D> {
         Some(self)
     }
 
+    fn node_registry(&self) -> Option<&dyn kaal_core::NodeRegistry> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         D::NAME
     }

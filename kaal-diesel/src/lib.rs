@@ -51,6 +51,7 @@
 
 mod batch;
 mod checks;
+mod claim_queries;
 pub mod definition_rules;
 mod definitions;
 mod dialect;
@@ -60,6 +61,7 @@ mod lease;
 mod locator;
 mod metadata;
 mod migrations;
+mod nodes;
 mod pool;
 mod queries;
 mod rows;
@@ -71,7 +73,8 @@ mod time;
 
 pub use batch::chunks_within;
 pub use checks::{require_unique_indexes, REQUIRED_UNIQUE_INDEXES};
-pub use dialect::{ConnectionPool, Dialect};
+pub use claim_queries::ClaimQueries;
+pub use dialect::{ConnectionPool, Dialect, DispatchWrite};
 pub use error::{error_chain, OpenError};
 pub use lease::check_key_len;
 pub use locator::{redact_password, scheme};
@@ -79,7 +82,7 @@ pub use metadata::Metadata;
 pub use migrations::run_pending;
 pub use pool::{build_pool, CheckedManager, PoolOptions};
 pub use queries::{columns, SharedQueries};
-pub use rows::{DefinitionRow, DispatchRow};
+pub use rows::{DefinitionRow, DispatchRow, NodeRow};
 pub use session::give_back_dispatched;
 pub use statement::Statement;
 pub use store::{DieselStore, StoreConnection, TableShape};

@@ -22,6 +22,9 @@ pub mod columns {
     /// Columns of `kaal_definitions` every statement needs.
     pub const DEFINITIONS: &str =
         "key, cron, enabled, source, metadata, disabled_at, created_at, updated_at";
+    /// Columns of `kaal_nodes` the node registry needs.
+    pub const NODES: &str =
+        "namespace, node_id, instance, host, pid, version, started_at, last_seen";
 }
 
 #[auto_type]

@@ -1,10 +1,10 @@
 //! Rows of the kaal tables and their conversions to kaal-core's types.
 
 use diesel::prelude::*;
-use kaal_core::{Definition, DispatchRecord};
+use kaal_core::{Definition, DispatchRecord, NodeInfo, NodeRecord};
 
 use crate::metadata::Metadata;
-use crate::schema::{kaal_definitions, kaal_dispatches};
+use crate::schema::{kaal_definitions, kaal_dispatches, kaal_nodes};
 use crate::time::DbTime;
 
 /// A row of `kaal_dispatches`, as read.
@@ -19,7 +19,8 @@ pub struct DispatchRow {
     pub dispatched_at: DbTime,
     /// The node that dispatched it.
     pub node_id: String,
-    /// `dispatched` or `failed` (checked by [`into_record`](DispatchRow::into_record)).
+    /// `claimed`, `dispatched` or `failed` (checked by
+    /// [`into_record`](DispatchRow::into_record)).
     pub status: String,
 }
 
@@ -85,5 +86,57 @@ impl DefinitionRow {
             updated_at: self.updated_at.instant(),
             disabled_at: self.disabled_at.map(DbTime::instant),
         })
+    }
+}
+
+/// A row of `kaal_nodes`, as read and as written.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = kaal_nodes)]
+pub struct NodeRow {
+    /// The namespace.
+    pub namespace: String,
+    /// The node's id.
+    pub node_id: String,
+    /// The registration's token.
+    pub instance: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: i64,
+    /// kaal's version.
+    pub version: String,
+    /// When it registered (database clock).
+    pub started_at: DbTime,
+    /// Its last heartbeat (database clock).
+    pub last_seen: DbTime,
+}
+
+impl NodeRow {
+    /// The row registering `node` at `now`.
+    pub fn new(node: &NodeInfo, now: DbTime) -> Self {
+        Self {
+            namespace: node.namespace.clone(),
+            node_id: node.node_id.clone(),
+            instance: node.instance.clone(),
+            host: node.host.clone(),
+            pid: i64::from(node.pid),
+            version: node.version.clone(),
+            started_at: now,
+            last_seen: now,
+        }
+    }
+
+    /// The kaal-core record.
+    pub fn into_record(self) -> NodeRecord {
+        NodeRecord {
+            namespace: self.namespace,
+            node_id: self.node_id,
+            instance: self.instance,
+            host: self.host,
+            pid: u32::try_from(self.pid).unwrap_or(0),
+            version: self.version,
+            started_at: self.started_at.instant(),
+            last_seen: self.last_seen.instant(),
+        }
     }
 }

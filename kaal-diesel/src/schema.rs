@@ -107,3 +107,31 @@ diesel::table! {
         updated_at -> KaalTimestamp,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::KaalTimestamp;
+
+    /// Registered nodes, unique per `(namespace, node_id)`; `last_seen` by the database's
+    /// clock.
+    kaal_nodes (id) {
+        /// Surrogate key (never read).
+        id -> BigInt,
+        /// The namespace the node coordinates in.
+        namespace -> Varchar,
+        /// The node's id.
+        node_id -> Varchar,
+        /// A random token per registration: tells two processes with one node_id apart.
+        instance -> Varchar,
+        /// Host name.
+        host -> Varchar,
+        /// Process id.
+        pid -> BigInt,
+        /// kaal's version.
+        version -> Varchar,
+        /// When it registered (database clock).
+        started_at -> KaalTimestamp,
+        /// Its last heartbeat (database clock).
+        last_seen -> KaalTimestamp,
+    }
+}

@@ -8,6 +8,7 @@ use diesel::r2d2::PooledConnection;
 use diesel::result::Error;
 use kaal_core::{Clock, SystemClock};
 
+use crate::claim_queries::ClaimQueries;
 use crate::dialect::{ConnectionPool, Dialect};
 use crate::error::{error_chain, OpenError};
 use crate::pool::CheckedManager;
@@ -56,10 +57,10 @@ pub struct DieselStore<D: Dialect> {
 /// How often a store deletes long-expired leases: at most once a minute, from a batch claim.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// How long past its expiry a lease is kept before it is deleted: an hour, by the store's
-/// clock. Far longer than any clock skew between a node and the database, so pruning never
-/// deletes a live lease; and an expired lease grants nothing, so deleting it changes no
-/// answer.
+/// How long past its expiry a lease is kept before it is deleted: an hour, by the
+/// **database's** clock (the same clock that set `expires_at`), so a node whose clock runs
+/// ahead cannot delete a live lease; an expired lease grants nothing, so deleting it changes
+/// no answer.
 const PRUNE_GRACE: chrono::Duration = chrono::Duration::hours(1);
 
 impl<D: Dialect> fmt::Debug for DieselStore<D> {
@@ -130,7 +131,7 @@ impl<D: Dialect> DieselStore<D> {
         Ok(applied)
     }
 
-    /// Checks that the three kaal tables exist and have the columns (and, where the dialect
+    /// Checks that the kaal tables exist and have the columns (and, where the dialect
     /// checks them, the unique indexes) kaal needs; returns which optional columns they have.
     pub fn verify_schema(&self) -> Result<TableShape, OpenError> {
         let mut conn = self.open_connection()?;
@@ -166,7 +167,8 @@ impl<D: Dialect> DieselStore<D> {
     /// `kaal_locks` would keep a row per fire time for ever (1,000 per-minute jobs: 1.44
     /// million rows a day). The Ruby gem deleted expired leases when an insert met one; kaal's
     /// upsert takes an expired row over instead, so it prunes here, from the coordinator's
-    /// batch claim. One statement a minute; a failure is logged, never raised.
+    /// batch claim. Two statements a minute (the database's clock, then the delete); a
+    /// failure is logged, never raised.
     pub(crate) fn prune_leases(&self, conn: &mut D::Connection) {
         {
             let mut pruned_at = self
@@ -178,8 +180,10 @@ impl<D: Dialect> DieselStore<D> {
             }
             *pruned_at = Some(Instant::now());
         }
-        let cutoff = DbTime::new(self.clock.now() - PRUNE_GRACE);
-        match conn.delete_leases_expired_before(cutoff) {
+        let deleted = D::database_now(conn).and_then(|now| {
+            conn.delete_leases_expired_before(DbTime::new(now.instant() - PRUNE_GRACE))
+        });
+        match deleted {
             Ok(0) => {}
             Ok(deleted) => log::debug!("{}: deleted {deleted} long-expired leases", D::NAME),
             Err(err) => log::warn!(
@@ -215,7 +219,7 @@ impl<D: Dialect> DieselStore<D> {
     }
 
     /// Checks the columns of every kaal table that exists. With `require_all` (after
-    /// migrating, and before the first statement), all three must exist; then the dialect's
+    /// migrating, and before the first statement), the three the Ruby gem shares must exist; then the dialect's
     /// extra checks run too (unique indexes the migrations would add are only required
     /// from then on) and the shape is recorded and returned.
     fn inspect(
@@ -224,20 +228,21 @@ impl<D: Dialect> DieselStore<D> {
         require_all: bool,
     ) -> Result<Option<TableShape>, OpenError> {
         type Probe<C> = fn(&mut C) -> Result<(), Error>;
-        let tables: [(&'static str, &'static str, Probe<D::Connection>); 3] = [
-            ("kaal_locks", columns::LOCKS, |c| c.probe_lock_columns()),
-            ("kaal_dispatches", columns::DISPATCHES, |c| {
-                c.probe_dispatch_columns()
-            }),
-            ("kaal_definitions", columns::DEFINITIONS, |c| {
-                c.probe_definition_columns()
-            }),
+        // `kaal_nodes` is kaal's own (the Ruby gem has none): checked when present, not
+        // required for leases, the log and definitions — only the node registry needs it, and
+        // its calls name the missing table.
+        let tables: [(&'static str, bool, Probe<D::Connection>); 4] = [
+            ("kaal_locks", true, |c| c.probe_lock_columns()),
+            ("kaal_dispatches", true, |c| c.probe_dispatch_columns()),
+            ("kaal_definitions", true, |c| c.probe_definition_columns()),
+            ("kaal_nodes", false, |c| c.probe_node_columns()),
         ];
         let mut present = 0;
-        for (table, _, probe) in tables {
+        let required = tables.iter().filter(|(_, required, _)| *required).count();
+        for (table, needed, probe) in tables {
             let exists = D::table_exists(conn, table).map_err(|err| self.connect_error(err))?;
             if !exists {
-                if require_all {
+                if require_all && needed {
                     return Err(OpenError::MissingTable {
                         backend: D::NAME,
                         locator: self.locator.clone(),
@@ -247,9 +252,9 @@ impl<D: Dialect> DieselStore<D> {
                 continue;
             }
             probe(conn).map_err(|err| self.mismatch(table, err))?;
-            present += 1;
+            present += usize::from(needed);
         }
-        if present < tables.len() || !require_all {
+        if present < required || !require_all {
             return Ok(None);
         }
         let shape = TableShape {
@@ -267,6 +272,7 @@ impl<D: Dialect> DieselStore<D> {
         let expected = match table {
             "kaal_locks" => columns::LOCKS,
             "kaal_dispatches" => columns::DISPATCHES,
+            "kaal_nodes" => columns::NODES,
             _ => columns::DEFINITIONS,
         };
         OpenError::SchemaMismatch {

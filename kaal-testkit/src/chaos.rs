@@ -9,8 +9,11 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::Rng;
 
 use crate::coordination::due_between;
+use kaal_core::DispatchStatus;
+
 use crate::fleet::{
-    fleet_dir, job_keys, read_log, read_records, run_together, tick_together, Worker, WorkerSpec,
+    fleet_dir, job_keys, read_log, read_log_rows, read_records, run_together, tick_together,
+    Worker, WorkerSpec, SHORT_NODE_TIMEOUT_SECS,
 };
 use crate::{Backend, TestStore};
 
@@ -29,17 +32,20 @@ fn expected(jobs: usize, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(String,
 /// Short leases (2 s), so that a lease left by a killed node expires within the test.
 const SHORT_TTL: u64 = 2;
 
-/// Waits for leases written with [`SHORT_TTL`] to pass their ttl on the database's clock.
+/// Waits for leases written with [`SHORT_TTL`] to pass their ttl on the database's clock,
+/// and for nodes that stopped to count as gone (`node_timeout`).
 fn let_short_leases_expire() {
-    std::thread::sleep(StdDuration::from_millis(SHORT_TTL * 1000 + 600));
+    let wait = SHORT_TTL.max(SHORT_NODE_TIMEOUT_SECS);
+    std::thread::sleep(StdDuration::from_millis(wait * 1000 + 600));
 }
 
-/// A node is killed with SIGKILL inside its first callback (between claim and run, every
-/// time); then four nodes tick 1,200 minutes of 3 jobs while nodes are killed with SIGKILL at
-/// random moments (also between a claim and its callback) and replaced. Afterwards a recovery pass
-/// (once leases have expired) picks up claims whose node died before logging them.
-/// 0 duplicates; no fire time silently missing: each is either run, or logged as claimed by
-/// a node that died before running it.
+/// A node is killed with SIGKILL inside its first callback, with its other claimed fire
+/// times queued behind it; then four nodes tick 1,200 minutes of 3 jobs while nodes are
+/// killed with SIGKILL at random moments (also between a claim and its callback) and
+/// replaced. Afterwards a recovery pass (once leases have expired and the killed nodes count
+/// as gone) runs what is left. 0 duplicates; every fire time a killed node claimed but never
+/// started is run exactly once by another node; the only fire times not run are those a
+/// killed node had started (logged `dispatched` by it: at most once).
 pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backend) {
     const NODES: usize = 4;
     const JOBS: usize = 3;
@@ -66,10 +72,16 @@ pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backe
     doomed.go();
     let doomed_out = doomed.out.clone();
     doomed.expect_killed();
-    let doomed_claims = read_log(&store, JOBS)
-        .values()
-        .filter(|node| *node == "doomed")
-        .count();
+    let doomed_rows: Vec<_> = read_log_rows(&store, JOBS)
+        .into_iter()
+        .filter(|(_, (node, _))| node == "doomed")
+        .collect();
+    let doomed_claims = doomed_rows.len();
+    let doomed_queued: Vec<_> = doomed_rows
+        .iter()
+        .filter(|(_, (_, status))| *status == DispatchStatus::Claimed)
+        .map(|(id, _)| id.clone())
+        .collect();
     let mut workers: Vec<Worker> = (0..NODES)
         .map(|i| Worker::spawn(&store.locator, spec(format!("node-{i}")), dir.path()))
         .collect();
@@ -130,10 +142,10 @@ pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backe
     };
     outs.extend(run_together(&store.locator, vec![sweeper], dir.path()));
     let runs = read_records(&outs);
-    let logged = read_log(&store, JOBS);
+    let logged = read_log_rows(&store, JOBS);
     let expected = expected(JOBS, first_window, last);
     let duplicates: usize = runs.values().map(|n| n - 1).sum();
-    let mut claimed_not_run = 0;
+    let mut started_not_run = 0;
     let mut missing = Vec::new();
     for (key, t) in &expected {
         let id = (key.clone(), t.timestamp());
@@ -141,27 +153,50 @@ pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backe
             continue;
         }
         match logged.get(&id) {
-            Some(node) if killed_ids.contains(node) => claimed_not_run += 1,
+            Some((node, DispatchStatus::Dispatched | DispatchStatus::Failed))
+                if killed_ids.contains(node) =>
+            {
+                started_not_run += 1
+            }
             _ => missing.push(id),
         }
     }
+    let still_claimed = logged
+        .values()
+        .filter(|(_, status)| *status == DispatchStatus::Claimed)
+        .count();
+    let queued_run_elsewhere = doomed_queued
+        .iter()
+        .filter(|id| runs.get(id) == Some(&1))
+        .count();
     println!(
-        "fleet crash: processes={NODES} kills={} (1 inside a callback, claims logged={doomed_claims}) jobs={JOBS} fire_times/job={TICKS} expected={} dispatched={} duplicates={duplicates} \
-         claimed_by_killed_node_not_run={claimed_not_run} recovered_after_lease_expiry={} missing={}",
-        killed_ids.len(), expected.len(), runs.len(), logged.len() - logged_before, missing.len()
+        "fleet crash: processes={NODES} kills={} (1 inside a callback with {} fire times queued behind it) jobs={JOBS} fire_times/job={TICKS} expected={} dispatched={} duplicates={duplicates} \
+         queued_of_killed_node_run_elsewhere={queued_run_elsewhere}/{} started_by_killed_node_not_finished={started_not_run} recovered_after_expiry={} still_claimed={still_claimed} missing={}",
+        killed_ids.len(), doomed_queued.len(), expected.len(), runs.len(), doomed_queued.len(), logged.len() - logged_before, missing.len()
     );
     assert_eq!(duplicates, 0, "a fire time ran twice");
     assert!(
         missing.is_empty(),
-        "fire times neither run nor logged as claimed by a killed node: {missing:?}"
+        "fire times neither run nor started by a killed node: {missing:?}"
     );
     assert_eq!(
         doomed_claims, JOBS,
-        "the node killed inside its first callback logged its claims first"
+        "the node killed inside its first callback committed its claims first"
     );
+    assert_eq!(
+        doomed_queued.len(),
+        JOBS - 1,
+        "the node killed inside its first callback had the rest queued, not started"
+    );
+    assert_eq!(
+        queued_run_elsewhere,
+        doomed_queued.len(),
+        "every fire time the killed node never started must run once elsewhere"
+    );
+    assert_eq!(still_claimed, 0, "claimed fire times left unstarted");
     assert!(
-        claimed_not_run >= JOBS,
-        "the fire times of the node killed inside a callback must show as claimed, not run"
+        started_not_run >= 1,
+        "the fire time of the node killed inside a callback must show as started, not run"
     );
     let unexpected: Vec<_> = runs
         .keys()

@@ -400,7 +400,7 @@ pub fn failing_callbacks_are_logged_and_do_not_stop_the_tick(backend: &dyn Backe
     assert_eq!(taken(&ledger), [("works".to_string(), t(10, 0, 0))]);
     let log = kaal.adapter().dispatch_registry().unwrap();
     let status = |key: &str| {
-        log.find_dispatch(key, t(10, 0, 0))
+        log.find_dispatch(&kaal_core::dispatch_log_key("kaal", key), t(10, 0, 0))
             .unwrap()
             .map(|r| r.status)
     };

@@ -18,7 +18,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use kaal_core::{Config, Fire, Kaal};
+use kaal_core::{Config, DispatchStatus, Fire, Kaal};
 
 use crate::coordination::{due_between, scenario_config};
 use crate::{Backend, TestStore};
@@ -26,6 +26,9 @@ use crate::{Backend, TestStore};
 const READY: &str = "KAAL_FLEET_READY";
 const TICKED: &str = "KAAL_FLEET_TICKED";
 const WORKER_TEST: &str = "kaal_fleet_worker";
+
+/// `node_timeout` of workers with short leases: the shortest kaal accepts.
+pub const SHORT_NODE_TIMEOUT_SECS: u64 = 3;
 
 /// What one worker process does.
 #[derive(Debug, Clone)]
@@ -81,6 +84,9 @@ impl WorkerSpec {
             config.tick_interval = std::time::Duration::from_secs(1);
             config.window_lookback = std::time::Duration::from_secs(1);
             config.lease_ttl = std::time::Duration::from_secs(ttl);
+            // Nodes are taken for dead quickly too, so a killed node's never-started claims
+            // run elsewhere within the test.
+            config.node_timeout = std::time::Duration::from_secs(SHORT_NODE_TIMEOUT_SECS);
         }
         if let Some((_, window)) = self.recover {
             config.recovery_window = std::time::Duration::from_secs(window);
@@ -415,15 +421,33 @@ pub fn read_records(outs: &[PathBuf]) -> BTreeMap<(String, i64), usize> {
 /// The dispatch log of the fleet's jobs: `(key, unix) -> node id`. Panics if a fire time
 /// appears twice.
 pub fn read_log(store: &TestStore<'_>, jobs: usize) -> BTreeMap<(String, i64), String> {
+    read_log_rows(store, jobs)
+        .into_iter()
+        .map(|(id, (node, _))| (id, node))
+        .collect()
+}
+
+/// The dispatch log of the fleet's jobs with each row's status: `(key, unix) -> (node id,
+/// status)`, both key forms read. Panics if a fire time appears twice.
+pub fn read_log_rows(
+    store: &TestStore<'_>,
+    jobs: usize,
+) -> BTreeMap<(String, i64), (String, DispatchStatus)> {
     let adapter = store.open();
     let log = adapter
         .dispatch_registry()
         .expect("backend has no dispatch registry");
     let mut logged = BTreeMap::new();
     for key in job_keys(jobs) {
-        for record in log.find_by_key(&key).expect("cannot read the dispatch log") {
-            let previous =
-                logged.insert((key.clone(), record.fire_time.timestamp()), record.node_id);
+        let forms = [kaal_core::dispatch_log_key("kaal", &key), key.clone()];
+        for record in forms
+            .iter()
+            .flat_map(|form| log.find_by_key(form).expect("cannot read the dispatch log"))
+        {
+            let previous = logged.insert(
+                (key.clone(), record.fire_time.timestamp()),
+                (record.node_id, record.status),
+            );
             assert!(
                 previous.is_none(),
                 "{key} {}: logged twice",

@@ -1,6 +1,5 @@
 //! The coordinator: turns due fire times into claims, and won claims into callback calls.
 
-use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -14,10 +13,13 @@ use rand::Rng;
 use crate::adapter::Adapter;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigErrors};
-use crate::dispatch::{DispatchLogging, DispatchRegistry, DispatchStatus};
-use crate::keys::{idempotency_key, lock_key};
+use crate::dispatch::{dispatch_log_key, DispatchLogging};
+use crate::error::RegistryError;
+use crate::nodes::{NodeInfo, NodeRecord};
 use crate::registry::{Fire, Registry};
-use crate::schedule::{Candidate, Schedule};
+use crate::schedule::Schedule;
+
+mod claim;
 
 /// Fire times claimed per round trip; recovery logs its progress after each chunk.
 const CLAIM_CHUNK: usize = 5_000;
@@ -44,6 +46,12 @@ pub struct TickReport {
     pub lost: Vec<(String, DateTime<Utc>)>,
     /// Fire times skipped because the dispatch log shows them dispatched.
     pub already_dispatched: Vec<(String, DateTime<Utc>)>,
+    /// Fire times the store refused as not yet due by its own clock (later than the
+    /// database's now plus [`CLAIM_TOLERANCE`](crate::CLAIM_TOLERANCE)); retried when due.
+    pub not_yet_due: Vec<(String, DateTime<Utc>)>,
+    /// Claimed, never-started fire times of nodes that are gone, which this node took over
+    /// (and ran, listed in `dispatched`): `(key, fire_time, previous owner)`.
+    pub taken_over: Vec<(String, DateTime<Utc>, String)>,
     /// Backend errors; the fire times concerned are retried on the next tick.
     pub errors: Vec<String>,
 }
@@ -54,25 +62,11 @@ impl TickReport {
         self.failed.extend(other.failed);
         self.lost.extend(other.lost);
         self.already_dispatched.extend(other.already_dispatched);
+        self.not_yet_due.extend(other.not_yet_due);
+        self.taken_over.extend(other.taken_over);
         self.errors.extend(other.errors);
     }
 }
-
-/// What a batch claim came to for one fire time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Claim {
-    /// This node won it and the log does not show it: run it.
-    Won,
-    /// Another holder has it.
-    Held,
-    /// Won, but the log shows it dispatched already.
-    Logged,
-    /// Won, but the log could not be read to confirm it.
-    Unconfirmed,
-}
-
-/// A fire time of a job: `(cron key, fire time)`.
-type FireId = (String, DateTime<Utc>);
 
 struct Inner {
     config: Config,
@@ -82,8 +76,12 @@ struct Inner {
     clock: Arc<dyn Clock>,
     logging: DispatchLogging,
     schedule: Mutex<Schedule>,
-    /// Fire times this node may have claimed without logging them (see `mark_uncertain`).
-    uncertain: Mutex<HashSet<FireId>>,
+    /// Who this node is, as registered in the store's node registry.
+    node: NodeInfo,
+    /// What this node knows of the database's clock (see `claim::DbClock`).
+    db_clock: Mutex<claim::DbClock>,
+    /// When the last sweep for never-started claims ran, and whether one is owed now.
+    sweep: Mutex<claim::SweepState>,
     passes: Mutex<u64>,
     passed: Condvar,
 }
@@ -115,6 +113,52 @@ struct Worker {
     stop: Arc<StopSignal>,
     done: Receiver<()>,
     handle: JoinHandle<()>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+/// Why [`Coordinator::try_start`] did not start the loop.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The loop is running already.
+    #[error("the kaal loop is already running")]
+    AlreadyRunning,
+    /// Another live process registered the same `node_id` in this namespace.
+    #[error(
+        "node_id {node_id:?} is already in use in namespace {namespace:?} by a live node \
+         (host {host}, pid {pid}, last seen {last_seen}); give every node its own node_id \
+         (or leave it unset: the default is host name and pid), or wait node_timeout after \
+         the other one stopped"
+    )]
+    DuplicateNode {
+        /// The namespace.
+        namespace: String,
+        /// The contested id.
+        node_id: String,
+        /// Host of the live holder.
+        host: String,
+        /// Process id of the live holder.
+        pid: u32,
+        /// Its last heartbeat, by the database's clock.
+        last_seen: DateTime<Utc>,
+    },
+    /// The node registry could not be reached.
+    #[error("could not register this node: {0}")]
+    Registry(#[from] RegistryError),
+    /// The loop thread could not be spawned.
+    #[error("could not start the kaal loop thread: {0}")]
+    Thread(String),
+}
+
+impl From<NodeRecord> for StartError {
+    fn from(holder: NodeRecord) -> Self {
+        StartError::DuplicateNode {
+            namespace: holder.namespace,
+            node_id: holder.node_id,
+            host: holder.host,
+            pid: holder.pid,
+            last_seen: holder.last_seen,
+        }
+    }
 }
 
 /// Runs the schedule of one node.
@@ -170,6 +214,14 @@ impl Coordinator {
             enabled: config.enable_log_dispatch_registry,
             node_id: config.node_id.clone(),
         };
+        let node = NodeInfo {
+            namespace: config.namespace.clone(),
+            node_id: config.node_id.clone(),
+            instance: format!("{:016x}", rand::thread_rng().gen::<u64>()),
+            host: crate::config::host_name(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -179,7 +231,9 @@ impl Coordinator {
                 clock,
                 logging,
                 schedule: Mutex::new(Schedule::default()),
-                uncertain: Mutex::new(HashSet::new()),
+                node,
+                db_clock: Mutex::new(claim::DbClock::default()),
+                sweep: Mutex::new(claim::SweepState::default()),
                 passes: Mutex::new(0),
                 passed: Condvar::new(),
             }),
@@ -238,12 +292,32 @@ impl Coordinator {
 
     /// Starts the background loop: recovery first (after a random delay up to
     /// `recovery_startup_jitter`), then a tick every `tick_interval`. Returns `false` when it
-    /// is already running.
+    /// is already running or could not start (the reason is logged); see
+    /// [`try_start`](Coordinator::try_start) for the reason as a value.
     pub fn start(&self) -> bool {
+        match self.try_start() {
+            Ok(()) => true,
+            Err(StartError::AlreadyRunning) => false,
+            Err(err) => {
+                log::error!("{err}");
+                false
+            }
+        }
+    }
+
+    /// [`start`](Coordinator::start), saying why it did not.
+    ///
+    /// When the store keeps a node registry, the node registers first: a `node_id` held by
+    /// another live process (seen within `node_timeout` by the database's clock) is refused
+    /// with [`StartError::DuplicateNode`]. A registered node heartbeats every third of
+    /// `node_timeout` from its own thread, so a long job does not make it look dead, and
+    /// deregisters when it stops.
+    pub fn try_start(&self) -> Result<(), StartError> {
         let mut worker = lock(&self.worker);
         if worker.as_ref().is_some_and(|w| !w.handle.is_finished()) {
-            return false;
+            return Err(StartError::AlreadyRunning);
         }
+        let registered = self.inner.register()?;
         let stop = Arc::new(StopSignal::default());
         let (done_tx, done) = mpsc::channel();
         let inner = self.inner.clone();
@@ -253,17 +327,39 @@ impl Coordinator {
             .spawn(move || {
                 inner.run_loop(&signal);
                 let _ = done_tx.send(());
-            });
-        match handle {
-            Ok(handle) => {
-                *worker = Some(Worker { stop, done, handle });
-                true
-            }
-            Err(err) => {
-                log::error!("could not start the kaal loop thread: {err}");
-                false
-            }
-        }
+            })
+            .map_err(|err| StartError::Thread(err.to_string()))?;
+        let heartbeat = if registered {
+            let inner = self.inner.clone();
+            let signal = stop.clone();
+            thread::Builder::new()
+                .name(format!("kaal-heartbeat-{}", inner.config.node_id))
+                .spawn(move || inner.heartbeat_loop(&signal))
+                .map_err(|err| log::error!("could not start the heartbeat thread: {err}"))
+                .ok()
+        } else {
+            None
+        };
+        *worker = Some(Worker {
+            stop,
+            done,
+            handle,
+            heartbeat,
+        });
+        Ok(())
+    }
+
+    /// Registers this node in the store's node registry without starting the loop (the CLI's
+    /// one-shot `tick` does this), refusing a `node_id` another live process holds. Returns
+    /// whether the store keeps a registry. Pair it with
+    /// [`deregister`](Coordinator::deregister).
+    pub fn register(&self) -> Result<bool, StartError> {
+        self.inner.register()
+    }
+
+    /// Deletes this node's registration (best effort; a failure is logged).
+    pub fn deregister(&self) {
+        self.inner.deregister();
     }
 
     /// Asks the loop to stop after its current tick and waits up to `timeout`. Returns
@@ -278,6 +374,12 @@ impl Coordinator {
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 if worker.handle.join().is_err() {
                     log::error!("the kaal loop thread panicked");
+                }
+                if let Some(heartbeat) = worker.heartbeat {
+                    if heartbeat.join().is_err() {
+                        log::error!("the kaal heartbeat thread panicked");
+                    }
+                    self.inner.deregister();
                 }
                 true
             }
@@ -325,7 +427,13 @@ impl Inner {
             }
             let now = self.clock.now();
             let from = now - chrono_duration(self.config.recovery_window);
-            let report = self.run(now, Some(from));
+            let report = match self.clock_refusal(now) {
+                None => self.run(now, Some(from)),
+                Some(refusal) => {
+                    log::error!("{refusal}; recovery skipped");
+                    TickReport::default()
+                }
+            };
             log::info!(
                 "recovery: {} dispatched, {} already dispatched, {} claimed elsewhere, {} errors",
                 report.dispatched.len(),
@@ -336,7 +444,13 @@ impl Inner {
             self.count_pass();
         }
         loop {
-            self.run(self.clock.now(), None);
+            let now = self.clock.now();
+            match self.clock_refusal(now) {
+                None => {
+                    self.run(now, None);
+                }
+                Some(refusal) => log::error!("{refusal}"),
+            }
             self.count_pass();
             if stop.wait(self.config.tick_interval) {
                 return;
@@ -360,9 +474,13 @@ impl Inner {
                     .dispatch_registry()
                     .filter(|_| self.logging.enabled);
                 let lookback = chrono_duration(self.config.window_lookback);
+                let ns = &self.config.namespace;
                 schedule.rewind_for_recovery(from, lookback, self.tz, |key| {
-                    let records = log?.find_by_key(key).ok()?;
-                    records.last().map(|record| record.fire_time)
+                    let log = log?;
+                    [dispatch_log_key(ns, key), key.to_string()]
+                        .iter()
+                        .filter_map(|k| log.find_by_key(k).ok()?.last().map(|r| r.fire_time))
+                        .min()
                 });
             }
             let catch_up = if self.config.enable_dispatch_recovery
@@ -373,14 +491,9 @@ impl Inner {
                 self.config.window_lookback
             };
             let oldest = recover_from.unwrap_or(now - chrono_duration(catch_up));
-            let mut uncertain = lock(&self.uncertain);
-            if !uncertain.is_empty() {
-                // Older than the catch-up window: no longer retried (take_due warns).
-                uncertain.retain(|(_, fire_time)| *fire_time >= oldest);
-            }
-            drop(uncertain);
-            schedule.take_due(now, oldest, self.tz)
+            (schedule.take_due(now, oldest, self.tz), oldest)
         };
+        let (due, oldest) = due;
         let mut report = TickReport::default();
         let total = due.len();
         let mut done = 0;
@@ -398,6 +511,7 @@ impl Inner {
                 );
             }
         }
+        report.absorb(self.sweep_unstarted(now, oldest));
         report
     }
 
@@ -434,292 +548,6 @@ impl Inner {
         );
         schedule.registry_generation = Some(generation);
         schedule.loaded_at = Some(now);
-    }
-
-    /// The dispatch log, when this node writes and reads it.
-    fn log(&self) -> Option<&dyn DispatchRegistry> {
-        self.adapter
-            .dispatch_registry()
-            .filter(|_| self.logging.enabled)
-    }
-
-    /// Remembers fire times whose claim this node may hold without having logged it: the
-    /// batch claim or the log write failed, so the database may or may not have kept them.
-    /// They are retried until the log shows them or this node wins them. Only with the
-    /// dispatch log on: without it a retry could not tell another node's run from none.
-    fn mark_uncertain(&self, candidates: &[&Candidate]) {
-        if self.log().is_none() {
-            return;
-        }
-        let mut uncertain = lock(&self.uncertain);
-        for c in candidates {
-            uncertain.insert((c.key.clone(), c.fire_time));
-        }
-    }
-
-    /// Releases this node's claims on `candidates`, best effort (a failure is logged).
-    fn release_claims(&self, candidates: &[&Candidate]) {
-        let ns = &self.config.namespace;
-        for c in candidates {
-            if let Err(err) = self.adapter.release(&lock_key(ns, &c.key, c.fire_time)) {
-                log::debug!("could not give back {} at {}: {err}", c.key, c.fire_time);
-            }
-        }
-    }
-
-    fn unsettle(&self, candidates: &[&Candidate]) {
-        lock(&self.schedule).unsettle(candidates.iter().copied());
-    }
-
-    fn claim_and_dispatch(&self, due: &[Candidate]) -> TickReport {
-        let mut report = TickReport::default();
-        let Some((todo, mut fires)) = self.skip_logged(due, &mut report) else {
-            return report;
-        };
-        let won = self.claim(&todo, &mut report);
-        fires.extend(self.log_claims(won, &mut report));
-        fires.sort_by(|a, b| {
-            a.fire_time
-                .cmp(&b.fire_time)
-                .then_with(|| a.key.cmp(&b.key))
-        });
-        let ns = &self.config.namespace;
-        for candidate in fires {
-            let fire = Fire {
-                key: candidate.key.clone(),
-                fire_time: candidate.fire_time,
-                idempotency_key: idempotency_key(ns, &candidate.key, candidate.fire_time),
-            };
-            if let Err(reason) = call(&candidate.callback, &fire) {
-                log::error!("{} at {} failed: {reason}", fire.key, fire.fire_time);
-                self.log_failure(&fire);
-                report.failed.push((fire.clone(), reason));
-            }
-            report.dispatched.push(fire);
-        }
-        report
-    }
-
-    /// Drops the fire times the dispatch log shows as dispatched. Returns the rest, and the
-    /// uncertain claims of this node that the log shows logged by this very node: their log
-    /// write reached the database although it reported an error, and their callbacks have
-    /// not run. `None` when the log could not be read (the fire times are retried next tick).
-    fn skip_logged<'a>(
-        &self,
-        due: &'a [Candidate],
-        report: &mut TickReport,
-    ) -> Option<(Vec<&'a Candidate>, Vec<&'a Candidate>)> {
-        let Some(log) = self.log() else {
-            return Some((due.iter().collect(), Vec::new()));
-        };
-        let pairs: Vec<(String, DateTime<Utc>)> =
-            due.iter().map(|c| (c.key.clone(), c.fire_time)).collect();
-        let seen = match log.dispatched_many(&pairs) {
-            Ok(seen) => seen,
-            Err(err) => {
-                log::error!("{err}; retrying these fire times next tick");
-                report.errors.push(err.to_string());
-                lock(&self.schedule).unsettle(due);
-                return None;
-            }
-        };
-        let (mut todo, mut ours, mut retry) =
-            (Vec::with_capacity(due.len()), Vec::new(), Vec::new());
-        let mut uncertain = lock(&self.uncertain);
-        for ((candidate, seen), id) in due.iter().zip(seen).zip(pairs) {
-            if !seen {
-                todo.push(candidate);
-                continue;
-            }
-            if !uncertain.is_empty() && uncertain.contains(&id) {
-                match log.find_dispatch(&id.0, id.1) {
-                    Ok(Some(record)) if record.node_id == self.config.node_id => {
-                        uncertain.remove(&id);
-                        ours.push(candidate);
-                        continue;
-                    }
-                    Ok(_) => {
-                        uncertain.remove(&id);
-                    }
-                    Err(err) => {
-                        report.errors.push(err.to_string());
-                        retry.push(candidate);
-                        continue;
-                    }
-                }
-            }
-            report.already_dispatched.push(id);
-        }
-        drop(uncertain);
-        self.unsettle(&retry);
-        Some((todo, ours))
-    }
-
-    /// Claims `todo` in one batch and returns the claims won and confirmed unlogged.
-    ///
-    /// A claim another node holds is `lost` — unless this node's own earlier claim of it has
-    /// an unknown outcome, in which case it is retried next tick (the hold may be this node's
-    /// own lease, which runs out at its ttl).
-    fn claim<'a>(&self, todo: &[&'a Candidate], report: &mut TickReport) -> Vec<&'a Candidate> {
-        if todo.is_empty() {
-            return Vec::new();
-        }
-        let ns = &self.config.namespace;
-        let keys: Vec<String> = todo
-            .iter()
-            .map(|c| lock_key(ns, &c.key, c.fire_time))
-            .collect();
-        let won = match self.adapter.acquire_many(&keys, self.config.lease_ttl) {
-            Ok(won) => won,
-            Err(err) => {
-                log::error!("{err}; retrying these fire times next tick");
-                report.errors.push(err.to_string());
-                self.mark_uncertain(todo);
-                self.unsettle(todo);
-                return Vec::new();
-            }
-        };
-        let outcomes = self.confirm_unlogged(todo, won, report);
-        let (mut claimed, mut retry, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
-        let mut give_back = Vec::new();
-        let mut uncertain = lock(&self.uncertain);
-        for (candidate, outcome) in todo.iter().zip(outcomes) {
-            let id = (candidate.key.clone(), candidate.fire_time);
-            let was_uncertain = !uncertain.is_empty() && uncertain.contains(&id);
-            match outcome {
-                Claim::Won => {
-                    if was_uncertain {
-                        uncertain.remove(&id);
-                    }
-                    claimed.push(*candidate);
-                }
-                Claim::Unconfirmed => unknown.push(*candidate),
-                // Whose record it is, is settled next tick by `skip_logged`.
-                Claim::Logged if was_uncertain => retry.push(*candidate),
-                Claim::Logged => {
-                    give_back.push(*candidate);
-                    report.already_dispatched.push(id);
-                }
-                Claim::Held if was_uncertain => {
-                    log::debug!(
-                        "{} at {}: held, and this node's earlier claim is unsettled; retrying",
-                        id.0,
-                        id.1
-                    );
-                    retry.push(*candidate);
-                }
-                Claim::Held => {
-                    log::debug!("{} at {}: claimed by another node", id.0, id.1);
-                    report.lost.push(id);
-                }
-            }
-        }
-        drop(uncertain);
-        // A claim won on a fire time already logged is given back at once: a session lock
-        // would otherwise stay taken until its ttl.
-        self.release_claims(&give_back);
-        self.mark_uncertain(&unknown);
-        retry.extend(unknown);
-        self.unsettle(&retry);
-        claimed
-    }
-
-    /// Reads the dispatch log once more for the claims just won, and drops those another node
-    /// has logged meanwhile. The log was read before claiming; a node that stalled between
-    /// that read and its claim for longer than `lease_ttl` (or whose rival's session lock
-    /// vanished with its session) could otherwise win a fire time already dispatched. The
-    /// winner logs right after claiming, long before its lease can expire, so this read sees
-    /// it. One batched lookup per tick that won anything; a failed lookup leaves the claims
-    /// unconfirmed (retried next tick), so no claim runs unconfirmed.
-    fn confirm_unlogged(
-        &self,
-        todo: &[&Candidate],
-        won: Vec<bool>,
-        report: &mut TickReport,
-    ) -> Vec<Claim> {
-        let mut outcomes: Vec<Claim> = won
-            .iter()
-            .map(|won| if *won { Claim::Won } else { Claim::Held })
-            .collect();
-        let Some(log) = self.log() else {
-            return outcomes;
-        };
-        let positions: Vec<usize> = (0..todo.len()).filter(|i| won[*i]).collect();
-        if positions.is_empty() {
-            return outcomes;
-        }
-        let pairs: Vec<(String, DateTime<Utc>)> = positions
-            .iter()
-            .map(|i| (todo[*i].key.clone(), todo[*i].fire_time))
-            .collect();
-        match log.dispatched_many(&pairs) {
-            Ok(seen) => {
-                for (i, seen) in positions.into_iter().zip(seen) {
-                    if seen {
-                        log::warn!(
-                            "{} at {}: won a claim on a fire time another node already dispatched; skipped",
-                            todo[i].key, todo[i].fire_time
-                        );
-                        outcomes[i] = Claim::Logged;
-                    }
-                }
-            }
-            Err(err) => {
-                log::error!("{err}; the claims won this tick are retried next tick");
-                report.errors.push(err.to_string());
-                for i in positions {
-                    outcomes[i] = Claim::Unconfirmed;
-                }
-            }
-        }
-        outcomes
-    }
-
-    /// Logs the claims won before their callbacks run. When the log write fails, none of
-    /// them runs: they are remembered as uncertain, given back (best effort) and retried
-    /// next tick — a job never runs on a claim the log does not show, so no other node can
-    /// run it again after this node's lease or session is gone.
-    fn log_claims<'a>(
-        &self,
-        won: Vec<&'a Candidate>,
-        report: &mut TickReport,
-    ) -> Vec<&'a Candidate> {
-        let pairs: Vec<(String, DateTime<Utc>)> =
-            won.iter().map(|c| (c.key.clone(), c.fire_time)).collect();
-        match self.logging.log_claims(self.adapter.as_ref(), &pairs) {
-            Ok(_) => won,
-            Err(err) => {
-                log::error!(
-                    "could not log {} claim(s) ({err}); their jobs do not run now and are retried next tick",
-                    won.len()
-                );
-                report.errors.push(err.to_string());
-                self.mark_uncertain(&won);
-                self.release_claims(&won);
-                self.unsettle(&won);
-                Vec::new()
-            }
-        }
-    }
-
-    fn log_failure(&self, fire: &Fire) {
-        if !self.logging.enabled {
-            return;
-        }
-        if let Some(log) = self.adapter.dispatch_registry() {
-            if let Err(err) = log.log_dispatch(
-                &fire.key,
-                fire.fire_time,
-                &self.config.node_id,
-                DispatchStatus::Failed,
-            ) {
-                log::warn!(
-                    "could not record the failure of {} at {}: {err}",
-                    fire.key,
-                    fire.fire_time
-                );
-            }
-        }
     }
 }
 

@@ -1,0 +1,547 @@
+//! The claim protocol: how a due fire time becomes exactly one run across the fleet.
+//!
+//! Read top to bottom, this is the exactly-once argument.
+//!
+//! 1. **Skip what the log shows.** The due fire times are looked up in the dispatch log
+//!    (both key forms, `{namespace}:{key}` and the plain `{key}` older writers used); a
+//!    logged one is settled. This read only saves work: correctness does not rest on it.
+//! 2. **Keep rivals from useless work.** The adapter's lock (a lease row, an advisory or
+//!    named lock) is taken for the rest in one batch. A fire time another holder has is not
+//!    given up with the dispatch log on: it is retried until the log shows it, so a holder
+//!    that dies before committing cannot lose it.
+//! 3. **Commit.** With the dispatch log on, the claim is committed by inserting its log row,
+//!    insert-only, on the unique `(key, fire_time)`
+//!    ([`DispatchRegistry::commit_claims`]). Exactly one node's insert creates the row,
+//!    however late any insert lands — a node stalled past its lease that wakes up and
+//!    inserts finds the row and writes nothing. The store refuses fire times later than its
+//!    own clock plus [`CLAIM_TOLERANCE`](crate::CLAIM_TOLERANCE), so no node runs the
+//!    future, whatever its clock or `--at` says. The row is `claimed`: taken, not started.
+//! 4. **Start.** Right before a job runs, its row moves `claimed → dispatched` by a
+//!    compare-and-set on `(node_id, status)` ([`DispatchRegistry::transition`]). A job runs
+//!    only when that returned `true`, so a fire time starts at most once, whatever happens
+//!    between the commit and the start.
+//! 5. **Nothing claimed is lost.** A `claimed` row whose node is gone (no heartbeat for
+//!    `node_timeout`, by the database's clock) is handed to a live node by a compare-and-set
+//!    on its owner ([`DispatchRegistry::reassign_claim`]); that node then starts it as in 4.
+//!    The dead node, should it come back, finds its row no longer its own and does not start
+//!    it. A node's own `claimed` rows that it could not start (a failed start, an insert
+//!    whose answer was lost) are started by the same sweep. The sweep runs every
+//!    `node_timeout / 2` and on the tick after any store error.
+//!
+//! Node ids are unique among live nodes (see [`crate::NodeRegistry`]), which is what lets a
+//! node recognise its own rows.
+//!
+//! With the dispatch log off, steps 1, 3, 4 and 5 do not exist: the adapter's lock is the
+//! claim and its winner runs the job (at most once per lease; see the crate docs).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::{call, chrono_duration, lock, Inner, StartError, TickReport};
+use crate::dispatch::{dispatch_log_key, Commit, DispatchRegistry, DispatchStatus};
+use crate::keys::{idempotency_key, lock_key};
+use crate::nodes::{is_live, NodeRegistry, Registration};
+use crate::registry::Fire;
+use crate::schedule::Candidate;
+
+/// What this node knows of the database's clock: its last reading, and when (by the
+/// monotonic clock) it was taken, so the database's now can be estimated between readings
+/// without trusting the wall clock.
+#[derive(Debug, Default)]
+pub(super) struct DbClock {
+    reading: Option<(DateTime<Utc>, Instant)>,
+    /// The registration was taken over by another process with this node_id.
+    evicted: bool,
+}
+
+impl DbClock {
+    fn record(&mut self, database_now: DateTime<Utc>) {
+        self.reading = Some((database_now, Instant::now()));
+    }
+
+    /// The database's now, estimated from the last reading and the monotonic time since.
+    fn estimate(&self) -> Option<DateTime<Utc>> {
+        self.reading
+            .map(|(at, taken)| at + chrono_duration(taken.elapsed()))
+    }
+}
+
+/// When the last sweep for never-started claims ran, and whether one is owed now.
+#[derive(Debug, Default)]
+pub(super) struct SweepState {
+    last: Option<Instant>,
+    owed: bool,
+}
+
+impl Inner {
+    /// The dispatch log, when this node writes and reads it.
+    pub(super) fn log(&self) -> Option<&dyn DispatchRegistry> {
+        self.adapter
+            .dispatch_registry()
+            .filter(|_| self.logging.enabled)
+    }
+
+    fn nodes(&self) -> Option<&dyn NodeRegistry> {
+        self.adapter.node_registry()
+    }
+
+    /// Registers this node; `Ok(false)` when the store keeps no node registry.
+    pub(super) fn register(&self) -> Result<bool, StartError> {
+        let Some(nodes) = self.nodes() else {
+            return Ok(false);
+        };
+        match nodes.register_node(&self.node, self.config.node_timeout)? {
+            Registration::Registered { database_now } => {
+                let mut clock = lock(&self.db_clock);
+                clock.record(database_now);
+                clock.evicted = false;
+                Ok(true)
+            }
+            Registration::Duplicate(holder) => Err(holder.into()),
+        }
+    }
+
+    pub(super) fn deregister(&self) {
+        if let Some(nodes) = self.nodes() {
+            if let Err(err) = nodes.deregister_node(&self.node) {
+                log::warn!("could not deregister node {}: {err}", self.node.node_id);
+            }
+        }
+    }
+
+    /// Heartbeats every third of `node_timeout` until `stop`.
+    pub(super) fn heartbeat_loop(&self, stop: &super::StopSignal) {
+        let every = self.config.node_timeout / 3;
+        while !stop.wait(every) {
+            self.heartbeat();
+        }
+    }
+
+    fn heartbeat(&self) {
+        let Some(nodes) = self.nodes() else { return };
+        match nodes.heartbeat(&self.node) {
+            Ok(Some(database_now)) => {
+                let mut clock = lock(&self.db_clock);
+                clock.record(database_now);
+                clock.evicted = false;
+            }
+            Ok(None) => {
+                // Taken for dead (a stall longer than node_timeout) and replaced, or the row
+                // was deleted: register again, unless another live process holds the id.
+                match self.register() {
+                    Ok(_) => log::warn!(
+                        "node {}: the registration was gone (a stall longer than node_timeout?); registered again",
+                        self.node.node_id
+                    ),
+                    Err(err) => {
+                        lock(&self.db_clock).evicted = true;
+                        log::error!("{err}; this node stops claiming until it can register");
+                    }
+                }
+            }
+            Err(err) => log::warn!("node {}: heartbeat failed: {err}", self.node.node_id),
+        }
+    }
+
+    /// Why this node must not claim at `now` (read off its clock), if it must not: its clock
+    /// is further than `max_clock_offset` from the database's, or another process took over
+    /// its registration.
+    pub(super) fn clock_refusal(&self, now: DateTime<Utc>) -> Option<String> {
+        let clock = lock(&self.db_clock);
+        if clock.evicted {
+            return Some(format!(
+                "node {}: another live process registered the same node_id; not claiming",
+                self.node.node_id
+            ));
+        }
+        let database_now = clock.estimate()?;
+        let offset = now - database_now;
+        let bound = chrono_duration(self.config.max_clock_offset);
+        (offset.abs() > bound).then(|| {
+            format!(
+                "node {}: this node's clock is {:+.3} s off the database's (bound: max_clock_offset = {} s); \
+                 not claiming until the clocks agree — fix the node's time synchronisation (NTP)",
+                self.node.node_id,
+                offset.num_milliseconds() as f64 / 1000.0,
+                self.config.max_clock_offset.as_secs()
+            )
+        })
+    }
+
+    fn note_database_now(&self, database_now: DateTime<Utc>) {
+        lock(&self.db_clock).record(database_now);
+    }
+
+    fn owe_sweep(&self) {
+        lock(&self.sweep).owed = true;
+    }
+
+    /// Releases this node's locks on `candidates`, best effort (a failure is logged).
+    fn release_claims(&self, candidates: &[&Candidate]) {
+        let ns = &self.config.namespace;
+        for c in candidates {
+            if let Err(err) = self.adapter.release(&lock_key(ns, &c.key, c.fire_time)) {
+                log::debug!("could not give back {} at {}: {err}", c.key, c.fire_time);
+            }
+        }
+    }
+
+    fn unsettle(&self, candidates: &[&Candidate]) {
+        lock(&self.schedule).unsettle(candidates.iter().copied());
+    }
+
+    /// Steps 1 to 4 for one chunk of due fire times.
+    pub(super) fn claim_and_dispatch(&self, due: &[Candidate]) -> TickReport {
+        let mut report = TickReport::default();
+        let Some(todo) = self.skip_logged(due, &mut report) else {
+            return report;
+        };
+        let won = self.lock_batch(&todo, &mut report);
+        let committed = match self.log() {
+            Some(log) => self.commit(log, won, &mut report),
+            None => won,
+        };
+        for candidate in committed {
+            self.run_fire(candidate, &mut report);
+        }
+        report
+    }
+
+    /// Step 1: drops the fire times the dispatch log shows (either key form). `None` when the
+    /// log could not be read (the fire times are retried next tick).
+    fn skip_logged<'a>(
+        &self,
+        due: &'a [Candidate],
+        report: &mut TickReport,
+    ) -> Option<Vec<&'a Candidate>> {
+        let Some(log) = self.log() else {
+            return Some(due.iter().collect());
+        };
+        let ns = &self.config.namespace;
+        let mut pairs = Vec::with_capacity(due.len() * 2);
+        for c in due {
+            pairs.push((dispatch_log_key(ns, &c.key), c.fire_time));
+            pairs.push((c.key.clone(), c.fire_time));
+        }
+        let seen = match log.dispatched_many(&pairs) {
+            Ok(seen) => seen,
+            Err(err) => {
+                log::error!("{err}; retrying these fire times next tick");
+                report.errors.push(err.to_string());
+                lock(&self.schedule).unsettle(due);
+                return None;
+            }
+        };
+        let mut todo = Vec::with_capacity(due.len());
+        for (candidate, seen) in due.iter().zip(seen.chunks(2)) {
+            if seen.iter().any(|s| *s) {
+                report
+                    .already_dispatched
+                    .push((candidate.key.clone(), candidate.fire_time));
+            } else {
+                todo.push(candidate);
+            }
+        }
+        Some(todo)
+    }
+
+    /// Step 2: takes the adapter's lock on `todo` in one batch; returns the fire times won.
+    fn lock_batch<'a>(
+        &self,
+        todo: &[&'a Candidate],
+        report: &mut TickReport,
+    ) -> Vec<&'a Candidate> {
+        if todo.is_empty() {
+            return Vec::new();
+        }
+        let ns = &self.config.namespace;
+        let keys: Vec<String> = todo
+            .iter()
+            .map(|c| lock_key(ns, &c.key, c.fire_time))
+            .collect();
+        let won = match self.adapter.acquire_many(&keys, self.config.lease_ttl) {
+            Ok(won) => won,
+            Err(err) => {
+                log::error!("{err}; retrying these fire times next tick");
+                report.errors.push(err.to_string());
+                self.unsettle(todo);
+                return Vec::new();
+            }
+        };
+        let (mut claimed, mut retry) = (Vec::new(), Vec::new());
+        for (candidate, won) in todo.iter().zip(won) {
+            if won {
+                claimed.push(*candidate);
+                continue;
+            }
+            log::debug!(
+                "{} at {}: held by another node",
+                candidate.key,
+                candidate.fire_time
+            );
+            report
+                .lost
+                .push((candidate.key.clone(), candidate.fire_time));
+            if self.log().is_some() {
+                // Retried until the log shows it: a holder that dies before committing
+                // must not take the fire time with it.
+                retry.push(*candidate);
+            }
+        }
+        self.unsettle(&retry);
+        claimed
+    }
+
+    /// Step 3: inserts the log rows of `won`; returns those this node's insert created.
+    fn commit<'a>(
+        &self,
+        log: &dyn DispatchRegistry,
+        won: Vec<&'a Candidate>,
+        report: &mut TickReport,
+    ) -> Vec<&'a Candidate> {
+        if won.is_empty() {
+            return won;
+        }
+        let ns = &self.config.namespace;
+        let pairs: Vec<(String, DateTime<Utc>)> = won
+            .iter()
+            .map(|c| (dispatch_log_key(ns, &c.key), c.fire_time))
+            .collect();
+        let commits = match log.commit_claims(&pairs, &self.config.node_id) {
+            Ok(commits) if commits.outcomes.len() == won.len() => commits,
+            Ok(commits) => {
+                let message = format!(
+                    "the dispatch log answered {} outcomes for {} claims; retrying next tick",
+                    commits.outcomes.len(),
+                    won.len()
+                );
+                return self.commit_failed(won, message, report);
+            }
+            Err(err) => {
+                let message = format!("{err}; these fire times are retried next tick");
+                return self.commit_failed(won, message, report);
+            }
+        };
+        self.note_database_now(commits.database_now);
+        let (mut created, mut give_back, mut early) = (Vec::new(), Vec::new(), Vec::new());
+        for (candidate, outcome) in won.into_iter().zip(commits.outcomes) {
+            let id = (candidate.key.clone(), candidate.fire_time);
+            match outcome {
+                Commit::Created => created.push(candidate),
+                Commit::Taken => {
+                    report.already_dispatched.push(id);
+                    give_back.push(candidate);
+                }
+                Commit::Early => {
+                    report.not_yet_due.push(id);
+                    give_back.push(candidate);
+                    early.push(candidate);
+                }
+            }
+        }
+        if !early.is_empty() {
+            log::warn!(
+                "{} fire time(s) are later than the database's clock ({}) and were not claimed; they run when due",
+                early.len(),
+                commits.database_now
+            );
+        }
+        self.release_claims(&give_back);
+        self.unsettle(&early);
+        created
+    }
+
+    /// The commit's outcome is unknown: nothing runs now; the rows this node may have
+    /// inserted are found by the next sweep, the rest are claimed again next tick.
+    fn commit_failed<'a>(
+        &self,
+        won: Vec<&'a Candidate>,
+        message: String,
+        report: &mut TickReport,
+    ) -> Vec<&'a Candidate> {
+        log::error!("{message}");
+        report.errors.push(message);
+        self.release_claims(&won);
+        self.unsettle(&won);
+        self.owe_sweep();
+        Vec::new()
+    }
+
+    /// Step 4: starts `candidate` — with the log on, only when this node's compare-and-set
+    /// moves its row from `claimed` to `dispatched` — and records a failure.
+    fn run_fire(&self, candidate: &Candidate, report: &mut TickReport) {
+        let ns = &self.config.namespace;
+        let log_key = dispatch_log_key(ns, &candidate.key);
+        if let Some(log) = self.log() {
+            match log.transition(
+                &log_key,
+                candidate.fire_time,
+                &self.config.node_id,
+                DispatchStatus::Claimed,
+                DispatchStatus::Dispatched,
+            ) {
+                Ok(true) => {}
+                Ok(false) => {
+                    log::warn!(
+                        "{} at {}: this node's claim was taken over before it started (taken for dead?); not run here",
+                        candidate.key,
+                        candidate.fire_time
+                    );
+                    return;
+                }
+                Err(err) => {
+                    log::error!(
+                        "{err}; {} at {} starts later",
+                        candidate.key,
+                        candidate.fire_time
+                    );
+                    report.errors.push(err.to_string());
+                    self.owe_sweep();
+                    return;
+                }
+            }
+        }
+        let fire = Fire {
+            key: candidate.key.clone(),
+            fire_time: candidate.fire_time,
+            idempotency_key: idempotency_key(ns, &candidate.key, candidate.fire_time),
+        };
+        if let Err(reason) = call(&candidate.callback, &fire) {
+            log::error!("{} at {} failed: {reason}", fire.key, fire.fire_time);
+            if let Some(log) = self.log() {
+                if let Err(err) = log.transition(
+                    &log_key,
+                    fire.fire_time,
+                    &self.config.node_id,
+                    DispatchStatus::Dispatched,
+                    DispatchStatus::Failed,
+                ) {
+                    log::warn!(
+                        "could not record the failure of {} at {}: {err}",
+                        fire.key,
+                        fire.fire_time
+                    );
+                }
+            }
+            report.failed.push((fire.clone(), reason));
+        }
+        report.dispatched.push(fire);
+    }
+
+    /// Step 5: starts the never-started claims of this node and of dead nodes, for the jobs
+    /// this node runs, with fire times not older than `oldest`. Runs when owed (after a
+    /// store error) and every `node_timeout / 2`.
+    pub(super) fn sweep_unstarted(&self, now: DateTime<Utc>, oldest: DateTime<Utc>) -> TickReport {
+        let mut report = TickReport::default();
+        let Some(log) = self.log() else {
+            return report;
+        };
+        {
+            let mut sweep = lock(&self.sweep);
+            let every = self.config.node_timeout / 2;
+            if !sweep.owed && sweep.last.is_some_and(|at| at.elapsed() < every) {
+                return report;
+            }
+            sweep.last = Some(Instant::now());
+            sweep.owed = false;
+        }
+        let rows = match log.unstarted_claims(oldest) {
+            Ok(rows) => rows,
+            Err(err) => {
+                report.errors.push(err.to_string());
+                self.owe_sweep();
+                return report;
+            }
+        };
+        let prefix = format!("{}:", self.config.namespace);
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(|row| row.key.starts_with(&prefix) && row.fire_time <= now)
+            .collect();
+        if rows.is_empty() {
+            return report;
+        }
+        let liveness = self.liveness();
+        let candidates: HashMap<String, Candidate> = {
+            let schedule = lock(&self.schedule);
+            rows.iter()
+                .filter_map(|row| {
+                    let key = &row.key[prefix.len()..];
+                    schedule.runnable(key).map(|callback| {
+                        (
+                            key.to_string(),
+                            Candidate {
+                                key: key.to_string(),
+                                fire_time: row.fire_time,
+                                callback,
+                            },
+                        )
+                    })
+                })
+                .collect()
+        };
+        let me = &self.config.node_id;
+        for row in rows {
+            let key = &row.key[prefix.len()..];
+            let Some(template) = candidates.get(key) else {
+                continue;
+            };
+            let candidate = Candidate {
+                key: template.key.clone(),
+                fire_time: row.fire_time,
+                callback: template.callback.clone(),
+            };
+            if row.node_id != *me {
+                let Some((database_now, live)) = &liveness else {
+                    continue;
+                };
+                let quiet_for = *database_now - row.dispatched_at;
+                if live.contains_key(row.node_id.as_str())
+                    || quiet_for < chrono_duration(self.config.node_timeout)
+                {
+                    continue;
+                }
+                match log.reassign_claim(&row.key, row.fire_time, &row.node_id, me) {
+                    Ok(true) => {
+                        log::warn!(
+                            "{} at {}: claimed by node {}, which is gone, and never started; running it here",
+                            key,
+                            row.fire_time,
+                            row.node_id
+                        );
+                        report.taken_over.push((
+                            key.to_string(),
+                            row.fire_time,
+                            row.node_id.clone(),
+                        ));
+                    }
+                    Ok(false) => continue,
+                    Err(err) => {
+                        report.errors.push(err.to_string());
+                        self.owe_sweep();
+                        continue;
+                    }
+                }
+            }
+            self.run_fire(&candidate, &mut report);
+        }
+        report
+    }
+
+    /// The database's now and the live nodes of this namespace, by the node registry; `None`
+    /// without one (then only this node's own claims are swept).
+    fn liveness(&self) -> Option<(DateTime<Utc>, HashMap<String, ()>)> {
+        let nodes = self.nodes()?;
+        let database_now = nodes.database_now().ok()?;
+        let records = nodes.nodes(&self.config.namespace).ok()?;
+        let timeout: Duration = self.config.node_timeout;
+        let live = records
+            .into_iter()
+            .filter(|r| is_live(r, database_now, timeout))
+            .map(|r| (r.node_id, ()))
+            .collect();
+        Some((database_now, live))
+    }
+}
