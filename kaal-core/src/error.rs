@@ -65,8 +65,8 @@ impl RegistryError {
     }
 }
 
-/// A cron key is unusable: blank, or too long for the lock key built from it to fit the
-/// 255-character `key` columns.
+/// A cron key is unusable: blank, with control characters or whitespace at either end, or
+/// too long for the lock key built from it to fit the 255-character `key` columns.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum KeyError {
     /// The cron key is empty or only whitespace.
@@ -90,6 +90,19 @@ pub enum KeyError {
     /// The cron key contains a control character (newline, NUL, ...).
     #[error("cron key {key:?} contains a control character; use printable characters only")]
     ControlCharacter {
+        /// The offending key.
+        key: String,
+    },
+    /// The cron key begins or ends with whitespace. MariaDB and MySQL compare `key` columns
+    /// ignoring trailing spaces, so `"trail "` and `"trail"` would be one job there; such
+    /// keys are refused on every backend (see
+    /// [`validate_cron_key`](crate::validate_cron_key#whitespace-at-either-end)).
+    #[error(
+        "cron key {key:?} begins or ends with whitespace; use {:?} (MariaDB and MySQL ignore \
+         trailing spaces when comparing keys, so such a key can be taken for another job's)",
+        .key.trim()
+    )]
+    SurroundingWhitespace {
         /// The offending key.
         key: String,
     },

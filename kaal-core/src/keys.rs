@@ -6,6 +6,10 @@
 //! Cron keys may contain `:`; [`parse_lock_key`] splits at the first `:dispatch:` and the
 //! last `:`, so it recovers them exactly as long as the namespace does not itself contain
 //! `:dispatch:` (the configuration rejects such a namespace).
+//!
+//! Keys, namespaces and node ids may not begin or end with whitespace, because MySQL and
+//! MariaDB compare `key` columns ignoring trailing spaces; [`validate_cron_key`] gives the
+//! reasons in full.
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -70,16 +74,53 @@ pub fn max_cron_key_len(namespace: &str) -> usize {
     MAX_KEY_LEN.saturating_sub(namespace.len() + DISPATCH_SEGMENT.len() + 1 + UNIX_DIGITS)
 }
 
+/// Whether `text` begins or ends with whitespace (as [`str::trim`] sees it).
+pub(crate) fn has_surrounding_whitespace(text: &str) -> bool {
+    text.trim() != text
+}
+
 /// Checks that `cron_key` is usable under `namespace`: not blank, no control characters,
-/// and short enough that every lock key built from it fits the 255-byte `key` columns.
+/// no whitespace at either end, and short enough that every lock key built from it fits the
+/// 255-byte `key` columns.
 ///
-/// A key that does not fit is an error, never silently truncated.
+/// A key that does not fit is an error, never silently truncated or trimmed.
+///
+/// # Whitespace at either end
+///
+/// A cron key may not begin or end with whitespace ([`KeyError::SurroundingWhitespace`]),
+/// and neither may the namespace or the `node_id` (see
+/// [`Config::validate`](crate::Config::validate)). The reason is the database, not taste:
+/// the `utf8mb4_bin` collation of the `key` columns on MariaDB and MySQL is `PAD SPACE` —
+/// it compares `'trail'` and `'trail '` as equal, in the unique indexes too. Two jobs
+/// `trail` and `trail ` would share one lease row, one dispatch record per fire time and
+/// one definition, so one of them would never run. PostgreSQL and SQLite tell them apart,
+/// but a fleet must mean the same thing by a key on every backend, and a key that differs
+/// from another only by surrounding blanks is almost always a typo. Refusing such keys
+/// everywhere, at registration and when the scheduler file is read, gives every backend
+/// the same answer without changing the schema (a `NO PAD` collation such as MySQL 8's
+/// `utf8mb4_0900_bin` does not exist on MariaDB). Leading whitespace is refused with
+/// trailing for symmetry. Whitespace inside a key (`"daily report"`) is fine: no collation
+/// ignores it.
+///
+/// ```
+/// use kaal_core::{validate_cron_key, KeyError};
+///
+/// assert!(validate_cron_key("kaal", "daily report").is_ok());
+/// let err = validate_cron_key("kaal", "trail ").unwrap_err();
+/// assert_eq!(err, KeyError::SurroundingWhitespace { key: "trail ".into() });
+/// assert!(err.to_string().contains(r#"use "trail""#));
+/// ```
 pub fn validate_cron_key(namespace: &str, cron_key: &str) -> Result<(), KeyError> {
     if cron_key.trim().is_empty() {
         return Err(KeyError::Blank);
     }
     if cron_key.chars().any(char::is_control) {
         return Err(KeyError::ControlCharacter {
+            key: cron_key.to_string(),
+        });
+    }
+    if has_surrounding_whitespace(cron_key) {
+        return Err(KeyError::SurroundingWhitespace {
             key: cron_key.to_string(),
         });
     }
@@ -133,5 +174,38 @@ mod tests {
         let err = validate_cron_key("kaal", &"k".repeat(max + 1)).unwrap_err();
         assert!(err.to_string().contains("too long"), "{err}");
         assert!(validate_cron_key("kaal", "a\nb").is_err());
+    }
+
+    #[test]
+    fn keys_with_whitespace_at_either_end_are_refused_naming_the_key_and_the_fix() {
+        for key in [
+            "trail ",
+            " trail",
+            "trail\u{a0}",
+            "\u{3000}trail",
+            " trail ",
+        ] {
+            let err = validate_cron_key("kaal", key).unwrap_err();
+            assert_eq!(
+                err,
+                KeyError::SurroundingWhitespace { key: key.into() },
+                "{key:?}"
+            );
+            let message = err.to_string();
+            assert!(message.contains(&format!("{key:?}")), "{message}");
+            assert!(
+                message.contains("begins or ends with whitespace"),
+                "{message}"
+            );
+            assert!(message.contains(r#"use "trail""#), "{message}");
+        }
+        // Control characters at an end are reported as such.
+        assert!(matches!(
+            validate_cron_key("kaal", "trail\t"),
+            Err(KeyError::ControlCharacter { .. })
+        ));
+        for key in ["trail", "daily report", "a b:c"] {
+            validate_cron_key("kaal", key).unwrap();
+        }
     }
 }

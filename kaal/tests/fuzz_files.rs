@@ -2305,6 +2305,7 @@ fn mutate_scheduler(rng: &mut Rng, doc: &mut SchedulerDoc) -> Expect {
                         kaal::KeyError::Blank => "blank",
                         kaal::KeyError::TooLong { .. } => "too long",
                         kaal::KeyError::ControlCharacter { .. } => "control character",
+                        kaal::KeyError::SurroundingWhitespace { .. } => "whitespace",
                     };
                     problem(line, &[word])
                 }
