@@ -63,6 +63,9 @@
 //! * **WAL** journal mode, switched on when the store opens (persistent in the file): readers
 //!   do not block the writer, and `BEGIN IMMEDIATE` plus the busy timeout removed the
 //!   `SQLITE_BUSY` failures the rollback journal produced under several writer processes.
+//!   SQLite refuses the switch at once, without a busy wait, while another connection
+//!   writes the file, so opening retries it with a short backoff for up to the busy timeout:
+//!   any number of processes may open a new or existing file at the same moment.
 //! * **`busy_timeout`** 5 s: a statement waits that long for another writer.
 //! * **`synchronous = FULL`**: a committed lease or dispatch record survives a power loss.
 //!   `NORMAL` is ≈ 5× faster for single acquires but can lose the last commits on power loss

@@ -1,8 +1,12 @@
 //! Opening a database file: the locator, checks that write nothing, session settings, pool.
 
+use std::collections::hash_map::RandomState;
 use std::fs::{self, File};
+use std::hash::BuildHasher;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -10,11 +14,15 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection};
 use diesel::sql_types::Text;
 use kaal_diesel::{build_pool, scheme, ConnectionPool, OpenError};
 
+use crate::dialect::CONTENTION_MESSAGES;
 use crate::options::SqliteOptions;
 use crate::{SqliteDialect, BACKEND};
 
 /// The first 16 bytes of every SQLite database file.
 const HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// The longest pause between two attempts to switch the file to WAL.
+const MAX_WAL_SWITCH_PAUSE: Duration = Duration::from_millis(50);
 
 /// The file path named by `locator`: a plain path, or `sqlite://path`, `sqlite:path`,
 /// `sqlite3://...`, `file:...` (an absolute path after `//` keeps its slash:
@@ -137,6 +145,48 @@ struct JournalMode {
     journal_mode: String,
 }
 
+/// Switches the database of `conn` to WAL; returns the journal mode SQLite answers.
+///
+/// Several processes starting together on one file all ask for WAL at once, and SQLite
+/// answers some of them "database is locked" at once, without waiting out the busy timeout:
+/// the pragma reads the file header first and then upgrades its read lock to write the new
+/// file format, and SQLite refuses that upgrade immediately while another connection holds
+/// the write lock (waiting could deadlock two upgraders). A file already in WAL mode needs no
+/// write, but a fresh file or one in rollback-journal mode does. So a locked answer is
+/// retried, with pauses doubling from 1 ms to [`MAX_WAL_SWITCH_PAUSE`] plus random jitter,
+/// for as long as `patience` (the busy timeout); any other error, or a lock still held after
+/// that, is returned.
+fn switch_to_wal(conn: &mut SqliteConnection, patience: Duration) -> QueryResult<Vec<JournalMode>> {
+    let started = Instant::now();
+    let jitter = RandomState::new();
+    let mut pause = Duration::from_millis(1);
+    let mut attempt: u64 = 1;
+    loop {
+        match diesel::sql_query("PRAGMA journal_mode = WAL").load::<JournalMode>(conn) {
+            Err(err) if is_locked(&err) && started.elapsed() < patience => {
+                log::debug!("SQLite: switching to WAL, attempt {attempt}: {err}; retrying");
+                let pause_micros = u64::try_from(pause.as_micros()).unwrap_or(u64::MAX);
+                let extra = Duration::from_micros(jitter.hash_one(attempt) % pause_micros.max(1));
+                let left = patience.saturating_sub(started.elapsed());
+                thread::sleep((pause + extra).min(left));
+                pause = (pause * 2).min(MAX_WAL_SWITCH_PAUSE);
+                attempt += 1;
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// Whether `error` is SQLite's `SQLITE_BUSY` or `SQLITE_LOCKED`.
+fn is_locked(error: &diesel::result::Error) -> bool {
+    match error {
+        diesel::result::Error::DatabaseError(_, info) => CONTENTION_MESSAGES
+            .iter()
+            .any(|message| info.message().starts_with(message)),
+        _ => false,
+    }
+}
+
 /// Opens `locator`: checks the file, switches the database to WAL, builds the pool.
 pub(crate) fn connect(
     locator: &str,
@@ -161,8 +211,7 @@ pub(crate) fn connect(
     settings
         .apply(&mut conn)
         .map_err(|err| connect_error(err.to_string()))?;
-    let mode = diesel::sql_query("PRAGMA journal_mode = WAL")
-        .load::<JournalMode>(&mut conn)
+    let mode = switch_to_wal(&mut conn, options.busy_timeout)
         .map_err(|err| connect_error(format!("cannot switch to WAL journal mode: {err}")))?;
     match mode
         .first()

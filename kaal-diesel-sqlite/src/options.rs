@@ -64,7 +64,8 @@ pub struct SqliteOptions {
     /// How long a statement waits for another connection's write lock before giving up
     /// with "database is locked" (`PRAGMA busy_timeout`; default 5 s). An acquire that gives
     /// up so reports "not acquired"; a batch claim (`acquire_many`) reports an error, since
-    /// it decided none of its keys, and the coordinator retries them next tick.
+    /// it decided none of its keys, and the coordinator retries them next tick. Opening a
+    /// store retries the switch to WAL this long while other processes hold the file.
     pub busy_timeout: Duration,
     /// Durability of commits (default [`Synchronous::Full`]).
     pub synchronous: Synchronous,
