@@ -11,6 +11,8 @@
 //! [`one_process_of_a_simultaneous_start`] does anything. Each child announces itself with
 //! a `ready-<n>` file and waits for a `go` file, so all of them open the database within a
 //! millisecond or so of each other.
+#![allow(clippy::print_stdout)] // the figures of each round are printed, as the fleet suite's
+#![allow(clippy::unwrap_used)] // tests state their expectations with unwrap
 
 mod common;
 
