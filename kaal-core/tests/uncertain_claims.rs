@@ -36,6 +36,8 @@ enum Fault {
     /// The log write stalls long enough for node `b` to claim, commit and start the same
     /// fire time first (a network stall or VM pause past the lease), then lands.
     StalledPastARival = 4,
+    /// The start (`claimed → dispatched`) is applied, then reported as failed.
+    StartAppliedAnswerLost = 5,
 }
 
 struct FaultyStore {
@@ -144,7 +146,11 @@ impl DispatchRegistry for FaultyStore {
         from: DispatchStatus,
         to: DispatchStatus,
     ) -> Result<bool, RegistryError> {
-        self.log().transition(key, fire_time, node_id, from, to)
+        let moved = self.log().transition(key, fire_time, node_id, from, to)?;
+        if self.take(Fault::StartAppliedAnswerLost) {
+            return Err(Self::cut("transition"));
+        }
+        Ok(moved)
     }
     fn reassign_claim(
         &self,
@@ -316,12 +322,12 @@ fn a_log_write_applied_whose_answer_was_lost_runs_on_the_node_that_wrote_it() {
     fleet.clock.set(t(5, 0, 1));
     let report = fleet.a.tick_at(t(5, 0, 1));
     assert_eq!(report.errors.len(), 1, "{report:?}");
-    assert!(report.dispatched.is_empty());
-    // The log shows a's claim: b skips it; a finds its own record and runs it now.
+    // The error leaves a sweep owed: the same tick finds a's own claimed row and runs it.
+    assert_eq!(report.dispatched.len(), 1, "{report:?}");
+    // The log shows a's claim: b skips it.
     let b = fleet.b.tick_at(t(5, 0, 2));
     assert_eq!(b.already_dispatched, [("hourly".to_string(), t(5, 0, 0))]);
-    let a = fleet.a.tick_at(t(5, 0, 6));
-    assert_eq!(a.dispatched.len(), 1, "{a:?}");
+    assert!(b.dispatched.is_empty());
     for s in (11..60).step_by(5) {
         fleet.tick(t(5, 0, s));
     }
@@ -354,4 +360,23 @@ fn a_log_write_that_lands_after_a_rival_committed_runs_nothing_and_changes_nothi
         .unwrap()
         .status;
     assert_eq!(status, DispatchStatus::Dispatched);
+}
+
+#[test]
+fn a_start_applied_whose_answer_was_lost_runs_once_on_its_node() {
+    let fleet = fleet();
+    fleet.fault(Fault::StartAppliedAnswerLost);
+    fleet.clock.set(t(5, 0, 1));
+    let report = fleet.a.tick_at(t(5, 0, 1));
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    // The same tick's sweep reads the row: started by a, so a (and only a) runs it.
+    assert_eq!(report.dispatched.len(), 1, "{report:?}");
+    for s in (6..60).step_by(5) {
+        fleet.tick(t(5, 0, s));
+    }
+    assert_eq!(
+        fleet.runners(),
+        ["a"],
+        "the fire time must run exactly once"
+    );
 }

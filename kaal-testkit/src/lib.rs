@@ -20,6 +20,9 @@
 //!   not held, no re-entry, 255-byte and non-ASCII keys, `acquire_many`;
 //! * [`contention`] — 16 threads racing for a key, batch acquire racing single acquire;
 //! * [`registries`] — dispatch log and definition store rules;
+//! * [`claims`] — the claim protocol's store behaviours: insert-only commit point,
+//!   compare-and-set start and takeover, the database's clock deciding what is due and who
+//!   is alive, unique node ids, namespace isolation;
 //! * [`coordination`] — coordinator scenarios: code and file jobs, enable/disable, rebuilt
 //!   nodes, N nodes ticking the same instant, restart recovery;
 //! * [`fleet`] — K OS processes ticking one store (4 × 200 and 8 × 500 fire times);
@@ -30,6 +33,7 @@
 
 mod backend;
 pub mod chaos;
+pub mod claims;
 pub mod contention;
 pub mod coordination;
 pub mod fleet;
@@ -79,6 +83,17 @@ macro_rules! conformance_suite {
             coordination::coordinators_ticking_the_same_instant_dispatch_each_fire_time_once,
             coordination::restart_with_recovery_replays_nothing_already_dispatched,
             coordination::failing_callbacks_are_logged_and_do_not_stop_the_tick,
+            claims::commit_is_insert_only_and_never_overwrites,
+            claims::racing_commits_create_each_row_once,
+            claims::a_claim_starts_once_and_a_takeover_is_exclusive,
+            claims::unstarted_claims_are_listed_oldest_first,
+            claims::the_store_refuses_to_commit_the_future,
+            claims::a_tick_in_the_future_runs_nothing_early,
+            claims::namespaces_do_not_share_the_dispatch_log,
+            claims::node_ids_are_unique_among_live_nodes,
+            claims::simultaneous_registrations_of_one_id_admit_one,
+            claims::a_second_coordinator_with_a_live_node_id_is_refused,
+            claims::a_dead_nodes_queued_claims_run_once_elsewhere,
         );
     };
 }

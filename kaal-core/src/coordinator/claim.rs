@@ -68,11 +68,16 @@ impl DbClock {
     }
 }
 
-/// When the last sweep for never-started claims ran, and whether one is owed now.
-#[derive(Debug, Default)]
+/// When the last sweep for never-started claims ran, whether one is owed now, and the starts
+/// whose answer was lost.
+#[derive(Default)]
 pub(super) struct SweepState {
     last: Option<Instant>,
     owed: bool,
+    /// Fire times whose start (`claimed → dispatched`) failed with an error: the store may
+    /// have applied it. This node knows it has not run them; if the log shows the row
+    /// started by this node, only this node can have started it, so it runs it then.
+    unsure_starts: HashMap<(String, DateTime<Utc>), Candidate>,
 }
 
 impl Inner {
@@ -398,11 +403,27 @@ impl Inner {
                         candidate.fire_time
                     );
                     report.errors.push(err.to_string());
-                    self.owe_sweep();
+                    let mut sweep = lock(&self.sweep);
+                    sweep.owed = true;
+                    sweep.unsure_starts.insert(
+                        (candidate.key.clone(), candidate.fire_time),
+                        Candidate {
+                            key: candidate.key.clone(),
+                            fire_time: candidate.fire_time,
+                            callback: candidate.callback.clone(),
+                        },
+                    );
                     return;
                 }
             }
         }
+        self.call_started(candidate, report);
+    }
+
+    /// Runs a started fire time's callback and records a failure.
+    fn call_started(&self, candidate: &Candidate, report: &mut TickReport) {
+        let ns = &self.config.namespace;
+        let log_key = dispatch_log_key(ns, &candidate.key);
         let fire = Fire {
             key: candidate.key.clone(),
             fire_time: candidate.fire_time,
@@ -447,6 +468,7 @@ impl Inner {
             sweep.last = Some(Instant::now());
             sweep.owed = false;
         }
+        self.settle_unsure_starts(log, &mut report);
         let rows = match log.unstarted_claims(oldest) {
             Ok(rows) => rows,
             Err(err) => {
@@ -528,6 +550,34 @@ impl Inner {
             self.run_fire(&candidate, &mut report);
         }
         report
+    }
+
+    /// Starts whose answer was lost: a row this node started (`dispatched` by it) runs now —
+    /// no other node can have started a row of this node's — and one still `claimed` is left
+    /// to the sweep; a row another node holds is dropped.
+    fn settle_unsure_starts(&self, log: &dyn DispatchRegistry, report: &mut TickReport) {
+        let unsure = std::mem::take(&mut lock(&self.sweep).unsure_starts);
+        let ns = &self.config.namespace;
+        for ((key, fire_time), candidate) in unsure {
+            match log.find_dispatch(&dispatch_log_key(ns, &key), fire_time) {
+                Ok(Some(row))
+                    if row.node_id == self.config.node_id
+                        && row.status == DispatchStatus::Dispatched =>
+                {
+                    log::warn!(
+                        "{key} at {fire_time}: its start reached the log although it reported an error; running it now"
+                    );
+                    self.call_started(&candidate, report);
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    report.errors.push(err.to_string());
+                    let mut sweep = lock(&self.sweep);
+                    sweep.owed = true;
+                    sweep.unsure_starts.insert((key, fire_time), candidate);
+                }
+            }
+        }
     }
 
     /// The database's now and the live nodes of this namespace, by the node registry; `None`

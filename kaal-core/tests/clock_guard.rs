@@ -1,0 +1,60 @@
+//! A node whose clock is off the store's clock by more than `max_clock_offset` refuses to
+//! claim, in its recovery pass and in every tick, until the clocks agree; within the bound it
+//! runs normally.
+#![allow(clippy::unwrap_used)] // tests state their expectations with unwrap
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Duration as ChronoDuration;
+use kaal_core::{Config, Fire, Kaal, MemoryAdapter, OffsetClock};
+
+/// Starts a node on a fresh store with its clock `offset` from the store's, lets it do its
+/// recovery pass and one tick, and returns the fire times it ran.
+fn runs_with_offset(offset: ChronoDuration) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let config = Config {
+        node_id: "skewed".into(),
+        recovery_startup_jitter: Duration::ZERO,
+        ..Config::default()
+    };
+    let adapter = Arc::new(MemoryAdapter::new());
+    let kaal = Kaal::with_clock(config, adapter, Arc::new(OffsetClock { offset })).unwrap();
+    let (tx, rx) = mpsc::channel();
+    kaal.register("every-minute", "* * * * *", move |fire: &Fire| {
+        tx.send(fire.fire_time)
+    })
+    .unwrap();
+    assert!(kaal.start());
+    assert!(kaal
+        .coordinator()
+        .wait_for_passes(2, Duration::from_secs(20)));
+    assert!(kaal.stop(Duration::from_secs(10)));
+    rx.try_iter().collect()
+}
+
+#[test]
+fn a_node_two_hours_fast_refuses_to_claim() {
+    let runs = runs_with_offset(ChronoDuration::hours(2));
+    assert!(runs.is_empty(), "{runs:?}");
+}
+
+#[test]
+fn a_node_thirty_seconds_slow_refuses_to_claim() {
+    // Slow clocks claim late, not early, so the store's horizon would not stop it: the
+    // offset bound (10 s by default) does. Without it this node runs the fire times of the
+    // two minutes before it started.
+    let runs = runs_with_offset(ChronoDuration::seconds(-30));
+    assert!(runs.is_empty(), "{runs:?}");
+}
+
+#[test]
+fn a_node_within_the_bound_runs_what_is_due_and_nothing_of_the_future() {
+    let runs = runs_with_offset(ChronoDuration::seconds(3));
+    assert!(!runs.is_empty(), "a node 3 s fast must still run");
+    let latest = chrono::Utc::now() + ChronoDuration::from_std(kaal_core::CLAIM_TOLERANCE).unwrap();
+    assert!(
+        runs.iter().all(|t| *t <= latest),
+        "ran the future: {runs:?}"
+    );
+}
