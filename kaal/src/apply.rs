@@ -20,6 +20,15 @@
 //!    registered under that name in [`Handlers`], and are left unbound (listed in
 //!    [`ApplyReport::unbound`], logged) when there is none — another process may bind them.
 //!
+//! # Commands come from this node's file, never from the database
+//!
+//! A node runs only the commands of its **own** scheduler file. The stored metadata carries
+//! the command for `kaal status` and for other tools, but it is never what runs: whoever can
+//! write one row to `kaal_definitions` would otherwise run a shell command on every node.
+//! A stored command that differs from the file's is reported (a warning naming the job) and
+//! replaced by the file's; with the file missing, [`bind_stored_file_jobs`] binds stored
+//! `handler:` jobs only and reports every stored command job it does not run.
+//!
 //! The file was fully checked when it was loaded; a database error part-way through steps 2-4
 //! can still leave some definitions written (the store has no transactions across calls).
 
@@ -128,7 +137,7 @@ pub fn load_scheduler_file(
         None => match config.scheduler_missing_file_policy {
             MissingFilePolicy::Warn => {
                 log::warn!(
-                    "scheduler file {} not found; running the definitions already stored (scheduler_missing_file_policy: warn)",
+                    "scheduler file {} not found; running no commands, only the stored handler jobs (scheduler_missing_file_policy: warn)",
                     path.display()
                 );
                 Ok(None)
@@ -202,12 +211,24 @@ pub fn apply_scheduler_file(
                 }
                 _ => job.enabled,
             };
+            let metadata = stored_metadata(job);
+            if let Some(def) = stored.get(&job.key) {
+                if def.source == DefinitionSource::File
+                    && execution(&def.metadata) != execution(&metadata)
+                {
+                    log::warn!(
+                        "job {:?}: the stored command differs from {} (an edited file, another node's file, or a change made in the database); this node stores and runs its file's",
+                        job.key,
+                        file.path.display()
+                    );
+                }
+            }
             store.upsert_definition(NewDefinition {
                 key: job.key.clone(),
                 cron: job.cron.clone(),
                 enabled,
                 source: DefinitionSource::File,
-                metadata: stored_metadata(job),
+                metadata,
             })?;
             report.stored.push(job.key.clone());
         }
@@ -231,8 +252,12 @@ pub fn apply_scheduler_file(
     Ok(report)
 }
 
-/// Binds the `file` definitions already stored (for when the scheduler file is missing and
-/// the policy is `warn`), rebuilding each job from its stored metadata.
+/// Binds the `handler:` jobs among the `file` definitions already stored (for when the
+/// scheduler file is missing and the policy is `warn`) to the callbacks in `handlers`.
+///
+/// Stored `command:`/`shell:` jobs are **not** run: a node runs only the commands of its own
+/// scheduler file (see the [module docs](self)); each one is reported with a warning naming
+/// its key.
 pub fn bind_stored_file_jobs(kaal: &Kaal, handlers: &Handlers) -> Result<ApplyReport, ApplyError> {
     let mut report = ApplyReport::default();
     let Some(store) = kaal.adapter().definition_registry() else {
@@ -243,11 +268,26 @@ pub fn bind_stored_file_jobs(kaal: &Kaal, handlers: &Handlers) -> Result<ApplyRe
             continue;
         }
         match job_from_definition(&def) {
-            Ok(job) => bind(kaal, &job, handlers, &mut report)?,
+            Ok(job) if matches!(job.action, JobAction::Handler(_)) => {
+                bind(kaal, &job, handlers, &mut report)?;
+            }
+            Ok(_) => log::warn!(
+                "not running stored job {:?}: its command is not in this node's scheduler file ({} is missing), and a node runs only the commands of its own file",
+                def.key,
+                kaal.config().scheduler_config_path.display()
+            ),
             Err(message) => log::warn!("not running stored job {:?}: {message}", def.key),
         }
     }
     Ok(report)
+}
+
+/// The execution details of stored metadata (its `kaal` object without `file_enabled`),
+/// to compare a stored command with the file's.
+fn execution(metadata: &Map<String, Json>) -> Option<Map<String, Json>> {
+    let mut kaal = metadata.get("kaal")?.as_object()?.clone();
+    kaal.remove("file_enabled");
+    Some(kaal)
 }
 
 fn bind(

@@ -2,29 +2,41 @@
 //! directory and timeout.
 //!
 //! * `command` runs the program directly with its arguments (no shell); `shell` runs
-//!   `sh -c STRING`. Placeholders are filled in first.
+//!   `sh -c STRING`. Placeholders are filled in first; in a `shell` string each value is
+//!   quoted for where it stands ([`Template::render_shell`]), so it is data, never code.
 //! * The process inherits kaal's environment plus `KAAL_KEY`, `KAAL_FIRE_TIME` (RFC 3339,
-//!   UTC), `KAAL_FIRE_TIME_UNIX` and `KAAL_IDEMPOTENCY_KEY`, then the job's `env`.
+//!   UTC), `KAAL_FIRE_TIME_UNIX` and `KAAL_IDEMPOTENCY_KEY`, then the job's `env`. The
+//!   database's credentials are withheld: `KAAL_DATABASE_URL`, `DATABASE_URL` and every
+//!   variable whose value contains a URL or password given to [`withhold_from_jobs`]
+//!   ([`connect`](crate::connect) gives its own) are removed, unless the job's `env` sets
+//!   that variable itself.
 //! * A relative `working_dir` is relative to kaal's working directory. A `command` program
 //!   given as a relative path with a `/` (`bin/report`) is ambiguous once `working_dir` is
 //!   set (Rust leaves it to the platform); use an absolute path, a program on `PATH`, or
 //!   `shell:`. stdin is empty.
 //! * Each line the process writes is logged with the job key in front: stdout at `info`,
-//!   stderr at `warn` (log target `kaal::job`).
+//!   stderr at `warn` (log target `kaal::job`). A line is kept to [`MAX_LINE_BYTES`]; the
+//!   rest of a longer one is dropped and the line ends with `… [line truncated]`, so a job
+//!   writing without newlines cannot grow kaal's memory.
 //! * Exit status 0 is success (the fire time stays `dispatched`). A non-zero status, death by
 //!   a signal, a failure to start or a timeout is an error, which the coordinator logs and
 //!   records as `failed`. On timeout the process's whole process group (the job runs in its
 //!   own) is killed with `SIGKILL`, so `sh -c` children die with it. Being in its own group
 //!   also means a Ctrl-C in kaal's terminal does not reach the job: `kaal start` lets the
-//!   running job finish with its tick.
+//!   running job finish with its tick, and kills the group ([`kill_running_jobs`]) on a
+//!   second signal. A process that leaves the group (`setsid`, a daemonising double fork)
+//!   is outside kaal's reach: neither a timeout nor a stop kills it, so supervise such
+//!   processes from the job itself (e.g. wait for them and forward signals, or use
+//!   `timeout(1)` inside the command).
 //! * The job runs on the ticking thread: the next fire time of any job waits for it. Give
 //!   long jobs a `timeout`, or start them in the background from the command.
 
-use std::io::{BufRead, BufReader, Read};
+use std::collections::BTreeSet;
+use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -80,6 +92,105 @@ pub enum CommandError {
     /// Waiting for the process failed.
     #[error("waiting for the process failed: {0}")]
     Wait(std::io::Error),
+    /// The process was not started: this process is stopping ([`kill_running_jobs`]).
+    #[error("not started: kaal is stopping and has killed its running jobs")]
+    Stopping,
+}
+
+/// The longest line of a job's output that is logged whole, in bytes (64 KiB).
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// What ends a logged line that was cut at [`MAX_LINE_BYTES`].
+const TRUNCATED: &str = " … [line truncated]";
+
+/// Variables never passed on to a job from kaal's environment (the job's `env` may still set
+/// them): where the database is, with its password.
+pub const WITHHELD_VARIABLES: &[&str] = &["KAAL_DATABASE_URL", "DATABASE_URL"];
+
+/// Values shorter than this are withheld only from variables equal to them: a contained
+/// two-letter password would withhold half the environment.
+const MIN_CONTAINED_SECRET: usize = 4;
+
+/// The job processes running now and whether this process is stopping; see
+/// [`kill_running_jobs`].
+#[derive(Debug)]
+struct Running {
+    /// Process group ids (each the PID of the job's process, which leads its group).
+    groups: BTreeSet<i32>,
+    stopping: bool,
+}
+
+static RUNNING: Mutex<Running> = Mutex::new(Running {
+    groups: BTreeSet::new(),
+    stopping: false,
+});
+
+/// Secrets given to [`withhold_from_jobs`].
+static WITHHELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Withholds `secret` (a database URL or password) from every job started afterwards in this
+/// process: an inherited variable whose value contains it is not passed on, unless the job's
+/// `env` sets that variable itself. [`connect`](crate::connect) calls this with its URL and
+/// password; call it for other credentials kaal's environment carries.
+pub fn withhold_from_jobs(secret: &str) {
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return;
+    }
+    let mut withheld = WITHHELD.lock().unwrap_or_else(PoisonError::into_inner);
+    if !withheld.iter().any(|s| s == secret) {
+        withheld.push(secret.to_string());
+    }
+}
+
+/// Whether the inherited variable `name=value` must not reach a job.
+fn withheld(name: &str, value: &str) -> bool {
+    WITHHELD_VARIABLES.contains(&name)
+        || WITHHELD
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|secret| {
+                value == secret
+                    || (secret.chars().count() >= MIN_CONTAINED_SECRET
+                        && value.contains(secret.as_str()))
+            })
+}
+
+/// Kills the job processes this process started that are still running, for a process about
+/// to exit: SIGTERM to each job's process group, then SIGKILL after `grace` to the groups
+/// still there. From then on no job starts in this process ([`CommandError::Stopping`]).
+/// Returns how many jobs were running.
+pub fn kill_running_jobs(grace: Duration) -> usize {
+    use rustix::process::{kill_process_group, test_kill_process_group, Pid, Signal};
+
+    let groups: Vec<Pid> = {
+        let mut running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+        running.stopping = true;
+        running
+            .groups
+            .iter()
+            .filter_map(|id| Pid::from_raw(*id))
+            .collect()
+    };
+    for group in &groups {
+        log::warn!(target: "kaal::job", "killing the job in process group {group}: SIGTERM");
+        if let Err(err) = kill_process_group(*group, Signal::TERM) {
+            log::debug!("SIGTERM to process group {group}: {err}");
+        }
+    }
+    let deadline = Instant::now() + grace;
+    let alive = |group: &Pid| test_kill_process_group(*group).is_ok();
+    while groups.iter().any(alive) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    for group in groups.iter().filter(|g| alive(g)) {
+        log::warn!(target: "kaal::job", "process group {group} outlived SIGTERM by {} s: SIGKILL", grace.as_secs_f64());
+        if let Err(err) = kill_process_group(*group, Signal::KILL) {
+            log::warn!("could not kill process group {group}: {err}");
+        }
+    }
+    groups.len()
 }
 
 impl CommandJob {
@@ -96,7 +207,7 @@ impl CommandJob {
                 .map(|a| a.render(fire))
                 .collect::<Vec<_>>()
                 .join(" "),
-            Program::Shell(script) => format!("sh -c {:?}", script.render(fire)),
+            Program::Shell(script) => format!("sh -c {:?}", script.render_shell(fire)),
         }
     }
 
@@ -111,10 +222,18 @@ impl CommandJob {
             }
             Program::Shell(script) => {
                 let mut command = Command::new("sh");
-                command.arg("-c").arg(script.render(fire));
+                command.arg("-c").arg(script.render_shell(fire));
                 (command, "sh".to_string())
             }
         };
+        for (name, value) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if !self.env.iter().any(|(set, _)| *set == name)
+                && withheld(&name, &value.to_string_lossy())
+            {
+                command.env_remove(name.as_ref());
+            }
+        }
         command
             .env("KAAL_KEY", &fire.key)
             .env(
@@ -152,9 +271,31 @@ impl CommandJob {
             self.describe(fire)
         );
         let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|source| CommandError::Spawn { program, source })?;
+        let mut child = {
+            // Spawned and recorded under the lock, so `kill_running_jobs` sees every job.
+            let mut running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+            if running.stopping {
+                return Err(CommandError::Stopping);
+            }
+            let child = command
+                .spawn()
+                .map_err(|source| CommandError::Spawn { program, source })?;
+            running.groups.extend(i32::try_from(child.id()).ok());
+            child
+        };
+        outcome(self.supervise(&mut child)?).inspect(|()| {
+            log::info!(
+                target: "kaal::job",
+                "[{}] finished in {:.3} s",
+                self.key,
+                started.elapsed().as_secs_f64()
+            );
+        })
+    }
+
+    /// Forwards the output of `child` and waits for it; `Err(TimedOut)` when it ran past the
+    /// timeout and was killed.
+    fn supervise(&self, child: &mut Child) -> Result<ExitStatus, CommandError> {
         let (done_tx, done) = mpsc::channel();
         if let Some(out) = child.stdout.take() {
             forward_lines(&self.key, out, log::Level::Info, done_tx.clone());
@@ -162,7 +303,16 @@ impl CommandJob {
         if let Some(err) = child.stderr.take() {
             forward_lines(&self.key, err, log::Level::Warn, done_tx);
         }
-        let status = wait(&mut child, self.timeout)?;
+        let status = wait(child, self.timeout);
+        // Reaped (or never to be): its process group id may be reused from now on.
+        if let Ok(id) = i32::try_from(child.id()) {
+            RUNNING
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .groups
+                .remove(&id);
+        }
+        let status = status?;
         // Let the output readers finish (bounded: a background grandchild may keep the pipes).
         let deadline = Instant::now() + Duration::from_secs(1);
         for _ in 0..2 {
@@ -171,17 +321,7 @@ impl CommandJob {
                 break;
             }
         }
-        let Some(status) = status else {
-            return Err(CommandError::TimedOut(self.timeout.unwrap_or_default()));
-        };
-        outcome(status).inspect(|()| {
-            log::info!(
-                target: "kaal::job",
-                "[{}] finished in {:.3} s",
-                self.key,
-                started.elapsed().as_secs_f64()
-            );
-        })
+        status.ok_or(CommandError::TimedOut(self.timeout.unwrap_or_default()))
     }
 }
 
@@ -243,22 +383,53 @@ fn forward_lines(
     let spawned = thread::Builder::new()
         .name(format!("kaal-job-output-{key}"))
         .spawn(move || {
-            let mut reader = BufReader::new(stream);
+            let mut reader = BufReader::with_capacity(64 * 1024, stream);
             let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let text = String::from_utf8_lossy(&line);
-                        log::log!(target: "kaal::job", level, "[{key}] {}", text.trim_end_matches(['\n', '\r']));
-                    }
-                }
+            while let Ok(Some(truncated)) = read_capped_line(&mut reader, &mut line, MAX_LINE_BYTES)
+            {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches('\r');
+                let marker = if truncated { TRUNCATED } else { "" };
+                log::log!(target: "kaal::job", level, "[{key}] {text}{marker}");
             }
             let _ = done.send(());
         });
     if let Err(err) = spawned {
         log::warn!("could not start the output reader of a job: {err}");
+    }
+}
+
+/// Reads the next line of `reader` into `line`, without its newline and cut to `max` bytes
+/// (the rest of a longer line is read and dropped). `Some(truncated)`, or `None` at the end
+/// of the stream.
+fn read_capped_line(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<bool>> {
+    line.clear();
+    let mut truncated = false;
+    let mut read_any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        if available.is_empty() {
+            return Ok(read_any.then_some(truncated));
+        }
+        read_any = true;
+        let newline = available.iter().position(|b| *b == b'\n');
+        let chunk = &available[..newline.unwrap_or(available.len())];
+        let room = max.saturating_sub(line.len());
+        truncated |= chunk.len() > room;
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = newline.map_or(available.len(), |at| at + 1);
+        reader.consume(used);
+        if newline.is_some() {
+            return Ok(Some(truncated));
+        }
     }
 }
 
@@ -322,5 +493,60 @@ mod tests {
         assert!(matches!(err, CommandError::TimedOut(_)), "{err}");
         // The readers were not held open by the orphaned `sleep`: it died with the group.
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_hundred_megabytes_without_a_newline_is_one_capped_line_in_bounded_memory() {
+        let endless = io::repeat(b'a')
+            .take(100_000_000)
+            .chain(&b"\nnext\nlast"[..]);
+        let mut reader = BufReader::with_capacity(64 * 1024, endless);
+        let mut line = Vec::new();
+        assert_eq!(
+            read_capped_line(&mut reader, &mut line, MAX_LINE_BYTES).unwrap(),
+            Some(true)
+        );
+        assert_eq!(line.len(), MAX_LINE_BYTES);
+        assert!(line.capacity() <= 2 * MAX_LINE_BYTES, "{}", line.capacity());
+        assert_eq!(
+            read_capped_line(&mut reader, &mut line, MAX_LINE_BYTES).unwrap(),
+            Some(false)
+        );
+        assert_eq!(line, b"next");
+        assert_eq!(
+            read_capped_line(&mut reader, &mut line, MAX_LINE_BYTES).unwrap(),
+            Some(false)
+        );
+        assert_eq!(line, b"last");
+        assert_eq!(
+            read_capped_line(&mut reader, &mut line, MAX_LINE_BYTES).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_cap_is_not_truncated() {
+        let text = [vec![b'x'; 10], b"\n".to_vec()].concat();
+        let mut reader = BufReader::with_capacity(3, &text[..]);
+        let mut line = Vec::new();
+        assert_eq!(
+            read_capped_line(&mut reader, &mut line, 10).unwrap(),
+            Some(false)
+        );
+        assert_eq!(line.len(), 10);
+    }
+
+    #[test]
+    fn database_variables_and_values_holding_a_withheld_secret_are_not_passed_on() {
+        assert!(withheld("KAAL_DATABASE_URL", "sqlite://kaal.db"));
+        assert!(withheld("DATABASE_URL", ""));
+        assert!(!withheld("HOME", "/root"));
+        withhold_from_jobs("unit-test-s3cret");
+        withhold_from_jobs("zq");
+        assert!(withheld("PGPASSWORD", "unit-test-s3cret"));
+        assert!(withheld("OTHER", "postgres://u:unit-test-s3cret@h/db"));
+        // A short secret only when it is the whole value.
+        assert!(withheld("SHORT", "zq"));
+        assert!(!withheld("SHORT", "lazqy"));
     }
 }

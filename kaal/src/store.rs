@@ -42,7 +42,7 @@ impl Backend {
         if url == "memory:" {
             return Ok(Backend::Memory);
         }
-        match scheme(url).map(str::to_ascii_lowercase).as_deref() {
+        match kaal_diesel::scheme(url).as_deref() {
             None => Ok(Backend::Sqlite),
             Some("sqlite") => Ok(Backend::Sqlite),
             Some("postgres" | "postgresql") => Ok(Backend::Postgres),
@@ -154,6 +154,8 @@ pub enum ConnectError {
 pub struct Store {
     backend: Backend,
     url: String,
+    /// The pieces of the URL that `url` hides, hidden from migration errors too.
+    secrets: Vec<String>,
     adapter: Arc<dyn Adapter>,
     migrate: Option<Box<dyn Fn() -> Result<(), String> + Send + Sync>>,
 }
@@ -192,7 +194,7 @@ impl Store {
             Some(migrate) => migrate().map_err(|cause| ConnectError::Migration {
                 backend: self.backend,
                 url: self.url.clone(),
-                cause,
+                cause: hide_secrets(&cause, &self.secrets),
             }),
         }
     }
@@ -224,23 +226,42 @@ pub fn connect(url: &str) -> Result<Store, ConnectError> {
 /// A URL whose backend is not compiled in fails with [`ConnectError::FeatureDisabled`],
 /// naming the feature to enable. `strategy` [`LockStrategy::Advisory`] exists only for
 /// PostgreSQL and MySQL.
+///
+/// The password never appears in an error or in [`Store::url`], and the URL and its
+/// password are withheld from the jobs this process runs
+/// ([`withhold_from_jobs`](crate::command_job::withhold_from_jobs)).
 pub fn connect_with(url: &str, strategy: LockStrategy) -> Result<Store, ConnectError> {
     let backend = Backend::from_url(url)?;
-    let shown = redact(url.trim());
+    let url = url.trim();
+    let shown = redact(url);
+    let secrets = secrets(url);
+    if backend != Backend::Memory {
+        crate::command_job::withhold_from_jobs(url);
+        for secret in &secrets {
+            crate::command_job::withhold_from_jobs(secret);
+        }
+    }
     if strategy == LockStrategy::Advisory && matches!(backend, Backend::Memory | Backend::Sqlite) {
         return Err(ConnectError::UnsupportedStrategy { strategy, backend });
     }
-    match backend {
+    let store = match backend {
         Backend::Memory => Ok(Store {
             backend,
             url: shown,
+            secrets: Vec::new(),
             adapter: Arc::new(MemoryAdapter::new()),
             migrate: None,
         }),
-        Backend::Sqlite => crate::backends::sqlite(url.trim(), shown),
-        Backend::Postgres => crate::backends::postgres(url.trim(), shown, strategy),
-        Backend::Mysql => crate::backends::mysql(url.trim(), shown, strategy),
-    }
+        Backend::Sqlite => crate::backends::sqlite(url, shown),
+        Backend::Postgres => crate::backends::postgres(url, shown, strategy),
+        Backend::Mysql => crate::backends::mysql(url, shown, strategy),
+    };
+    store
+        .map(|store| Store {
+            secrets: secrets.clone(),
+            ..store
+        })
+        .map_err(|err| err.hiding(&secrets))
 }
 
 impl Store {
@@ -255,39 +276,110 @@ impl Store {
         Self {
             backend,
             url,
+            secrets: Vec::new(),
             adapter,
             migrate,
         }
     }
 }
 
-/// The scheme of `url` (`postgres` in `postgres://…`), if it has one.
-fn scheme(url: &str) -> Option<&str> {
-    let (scheme, _) = url.split_once(':')?;
-    let mut chars = scheme.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    // A one-letter "scheme" is a Windows drive (C:\...), i.e. a path.
-    (ok && scheme.len() > 1).then_some(scheme)
+/// `url` with its password hidden, for messages and logs: [`kaal_diesel::redact_password`],
+/// which documents what counts as the password.
+///
+/// ```
+/// assert_eq!(kaal::redact("postgres://u:pa#ss@db/app"), "postgres://u:***@db/app");
+/// ```
+pub fn redact(url: &str) -> String {
+    kaal_diesel::redact_password(url)
 }
 
-/// `url` with the password of `user:password@` replaced by `***`.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => match authority[..at].split_once(':') {
-            Some((user, _password)) => format!(
-                "{scheme}://{user}:***@{}{}",
-                &authority[at + 1..],
-                &rest[authority_end..]
-            ),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
+/// The pieces of `url` that [`redact`] hides (the password, `password=` values), so they
+/// can be hidden from text a database driver wrote too: libpq quotes pieces of a malformed
+/// URL (`invalid integer value "s3cr#t" for connection option "port"`).
+fn secrets(url: &str) -> Vec<String> {
+    let shown: Vec<char> = redact(url).chars().collect();
+    let url: Vec<char> = url.chars().collect();
+    let prefix = url.iter().zip(&shown).take_while(|(a, b)| a == b).count();
+    let suffix = url[prefix..]
+        .iter()
+        .rev()
+        .zip(shown[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let hidden: String = url[prefix..url.len() - suffix].iter().collect();
+    let kept: String = shown[prefix..shown.len() - suffix].iter().collect();
+    // Between the `***`s the redacted text keeps pieces of the URL (`@host/db?password=`);
+    // what lies around them in the original is secret.
+    let mut parts = Vec::new();
+    let mut rest = hidden.as_str();
+    for piece in kept.split("***").filter(|p| !p.is_empty()) {
+        if let Some(at) = rest.find(piece) {
+            parts.push(rest[..at].to_string());
+            rest = &rest[at + piece.len()..];
+        }
+    }
+    parts.push(rest.to_string());
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+/// `text` with every run of at least three characters (or a whole shorter secret) that
+/// occurs in one of `secrets` replaced by `***`.
+fn hide_secrets(text: &str, secrets: &[String]) -> String {
+    if secrets.is_empty() {
+        return text.to_string();
+    }
+    let secrets: Vec<Vec<char>> = secrets.iter().map(|s| s.chars().collect()).collect();
+    let text: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let longest = secrets
+            .iter()
+            .map(|secret| {
+                let min = secret.len().min(3);
+                (min..=secret.len().min(text.len() - i))
+                    .rev()
+                    .find(|len| secret.windows(*len).any(|w| w == &text[i..i + len]))
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0);
+        if longest > 0 {
+            out.push_str("***");
+            i += longest;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+impl ConnectError {
+    /// This error with `secrets` hidden from the driver's text.
+    fn hiding(self, secrets: &[String]) -> Self {
+        match self {
+            ConnectError::Open {
+                backend,
+                url,
+                cause,
+            } => ConnectError::Open {
+                backend,
+                url,
+                cause: hide_secrets(&cause, secrets),
+            },
+            ConnectError::Migration {
+                backend,
+                url,
+                cause,
+            } => ConnectError::Migration {
+                backend,
+                url,
+                cause: hide_secrets(&cause, secrets),
+            },
+            other => other,
+        }
     }
 }
 
@@ -325,6 +417,23 @@ mod tests {
             "postgres://kaal:***@db:5432/kaal"
         );
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    #[test]
+    fn the_pieces_of_a_hostile_password_are_hidden_from_driver_messages() {
+        let url = "postgres://u:s3cr#t/x@127.0.0.1:1/db?password=0th3r";
+        let hidden_parts = secrets(url);
+        assert_eq!(hidden_parts, ["s3cr#t/x", "0th3r"]);
+        let hidden = hide_secrets(
+            "invalid integer value \"s3cr#t\" for connection option \"port\"; 0th3r; x",
+            &hidden_parts,
+        );
+        assert_eq!(
+            hidden,
+            "invalid integer value \"***\" for connection option \"port\"; ***; x"
+        );
+        assert!(secrets("sqlite://kaal.db").is_empty());
+        assert_eq!(secrets("mysql://u:p/w?x@h/db"), ["p/w?x"]);
     }
 
     #[test]

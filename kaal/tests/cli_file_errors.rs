@@ -174,8 +174,9 @@ fn a_missing_scheduler_file_warns_or_fails_by_policy() {
     let run = warn.run(&["tick", "--at", "2026-01-01T00:00:30Z"]);
     assert!(run.ok().contains("0 dispatched"), "{run:#?}");
     assert!(
-        run.stderr
-            .contains("kaal-scheduler.yml not found; running the definitions already stored"),
+        run.stderr.contains(
+            "kaal-scheduler.yml not found; running no commands, only the stored handler jobs"
+        ),
         "{run:#?}"
     );
 
@@ -191,18 +192,26 @@ fn a_missing_scheduler_file_warns_or_fails_by_policy() {
 }
 
 #[test]
-fn stored_file_jobs_keep_running_when_the_file_goes_missing_under_warn() {
+fn stored_command_jobs_stop_running_when_the_file_goes_missing_under_warn() {
     let project = Project::sqlite(
         "",
         "defaults:\n  jobs:\n    - key: note\n      cron: \"* * * * *\"\n      shell: \"echo {{fire_time.unix}} >> note.log\"\n",
     );
     project.run(&["tick", "--at", "2026-01-01T00:00:30Z"]).ok();
     std::fs::remove_file(project.path("kaal-scheduler.yml")).unwrap();
-    project.run(&["tick", "--at", "2026-01-01T00:01:30Z"]).ok();
-    // 23:59 and 00:00 from the first tick, 00:01 from the second (00:00 was already done).
+    let second = project.run(&["tick", "--at", "2026-01-01T00:01:30Z"]);
+    assert!(second.ok().contains("0 dispatched"), "{second:#?}");
+    assert!(
+        second.stderr.contains(
+            "not running stored job \"note\": its command is not in this node's scheduler file"
+        ),
+        "{second:#?}"
+    );
+    // 23:59 and 00:00 from the first tick; nothing from the second: a node runs only the
+    // commands of its own scheduler file, never one read from the database.
     assert_eq!(
         common::sorted_lines(&project.path("note.log")),
-        ["1767225540", "1767225600", "1767225660"]
+        ["1767225540", "1767225600"]
     );
 }
 

@@ -5,13 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::Child;
-use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{alive, sorted_lines, Project, Run};
+use common::{alive, sorted_lines, Node, Project, Run};
 
 /// Two jobs that append `fire_time.unix pid` to a file per key.
 const TWO_JOBS: &str = "\
@@ -194,57 +191,6 @@ fn a_job_past_its_timeout_is_killed_marked_failed_and_the_others_still_run() {
     // A failed fire time counts as dispatched: it is not run again.
     let again = project.run(&["tick", "--at", "2026-01-01T10:00:10Z"]);
     assert!(again.ok().contains("0 dispatched"), "{again:#?}");
-}
-
-/// A running `kaal start` whose stderr is read line by line.
-struct Node {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Node {
-    fn start(project: &Project) -> Node {
-        let mut child = project.spawn(&["start"]);
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                if tx.send(line.unwrap()).is_err() {
-                    break;
-                }
-            }
-        });
-        Node { child, lines }
-    }
-
-    /// Waits for a log line containing `text` (bounded, so a broken build fails instead of
-    /// hanging).
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line containing {text:?}"));
-            if line.contains(text) {
-                return line;
-            }
-        }
-    }
-
-    /// Sends `signal` (`TERM`, `INT`) and returns the exit code and how long the node took
-    /// to exit.
-    fn terminate(mut self, signal: &str) -> (Option<i32>, Duration) {
-        let sent = Instant::now();
-        let kill = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-        let status = self.child.wait().unwrap();
-        (status.code(), sent.elapsed())
-    }
 }
 
 #[test]

@@ -72,8 +72,8 @@ impl Context {
         self.file.config.tz().unwrap_or(Tz::UTC)
     }
 
-    /// Applies the scheduler file (or binds the stored file jobs when it is missing under
-    /// policy `warn`); returns the file's path when it was found, and what was done.
+    /// Applies the scheduler file (or binds the stored handler jobs when it is missing under
+    /// policy `warn`: stored commands never run); returns the file's path when it was found, and what was done.
     pub fn apply_scheduler(&self) -> Result<(Option<&Path>, ApplyReport), Failure> {
         let failure = |err: ApplyError| match err {
             ApplyError::Store(_) => Failure::store(hint(&err.to_string())),

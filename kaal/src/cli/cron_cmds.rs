@@ -15,10 +15,10 @@ fn parse(expression: &str) -> Result<CronExpr, Failure> {
 /// `kaal explain CRON`: the expression in words and its canonical form.
 pub(crate) fn explain(expression: &str) -> Result<u8, Failure> {
     let expr = parse(expression)?;
-    line(format!("{}: {}", expression.trim(), expr.to_human()));
+    line(format!("{}: {}", expression.trim(), expr.to_human()))?;
     if let Ok(canonical) = cron::simplify(expression) {
         if canonical != expression.trim() {
-            line(format!("canonical form: {canonical}"));
+            line(format!("canonical form: {canonical}"))?;
         }
     }
     Ok(0)
@@ -47,7 +47,7 @@ pub(crate) fn next(
                 line(
                     t.with_timezone(&zone)
                         .to_rfc3339_opts(SecondsFormat::Secs, true),
-                );
+                )?;
                 at = t;
             }
             None => break,
@@ -66,14 +66,14 @@ pub(crate) fn lint(expression: &str) -> Result<u8, Failure> {
     if problems.is_empty() {
         match cron::simplify(expression) {
             Ok(canonical) if canonical != expression.trim() => {
-                line(format!("ok ({canonical})"));
+                line(format!("ok ({canonical})"))?;
             }
-            _ => line("ok"),
+            _ => line("ok")?,
         }
         return Ok(0);
     }
     for problem in problems {
-        line(format!("{}: {problem}", expression.trim()));
+        line(format!("{}: {problem}", expression.trim()))?;
     }
     Ok(PROBLEMS_FOUND)
 }

@@ -34,7 +34,7 @@ pub(crate) fn run(config: Option<PathBuf>, filter: Filter) -> Result<u8, Failure
         .transpose()?;
     let context = Context::open(config)?;
     let Some(log) = context.kaal.adapter().dispatch_registry() else {
-        line("this store keeps no dispatch log");
+        line("this store keeps no dispatch log")?;
         return Ok(0);
     };
     let mut records =
@@ -52,7 +52,7 @@ pub(crate) fn run(config: Option<PathBuf>, filter: Filter) -> Result<u8, Failure
     });
     records.truncate(filter.limit);
     if records.is_empty() {
-        line("no dispatches match");
+        line("no dispatches match")?;
         return Ok(0);
     }
     let tz = context.tz();
@@ -71,7 +71,7 @@ pub(crate) fn run(config: Option<PathBuf>, filter: Filter) -> Result<u8, Failure
     table(
         &["FIRE TIME", "KEY", "STATUS", "NODE", "RECORDED AT (UTC)"],
         &rows,
-    );
+    )?;
     Ok(0)
 }
 

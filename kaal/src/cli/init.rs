@@ -63,7 +63,7 @@ pub(crate) fn run(
     ] {
         std::fs::write(path, text)
             .map_err(|err| Failure::usage(format!("cannot write {}: {err}", path.display())))?;
-        line(format!("wrote {}", path.display()));
+        line(format!("wrote {}", path.display()))?;
     }
     let migrate = match backend {
         InitBackend::Sqlite => "`kaal start` creates the SQLite file and tables itself",
@@ -73,7 +73,7 @@ pub(crate) fn run(
         "next: edit the jobs in {}; {migrate}; then `kaal --config {} start`",
         scheduler_file.display(),
         config_file.display()
-    ));
+    ))?;
     Ok(0)
 }
 

@@ -23,7 +23,10 @@ Exit codes:
        scheduler file, an invalid cron expression, time or zone, an unknown job key,
        `init` refusing to overwrite
     3  store error: the database could not be opened, migrated, read or written
-  130  `start` got a second SIGTERM/SIGINT while finishing its current tick
+    4  output error: standard output could not be written (a reader that closed the
+       pipe, as in `kaal status | head -1`, is not an error: exit 0)
+  130  `start` got a second SIGTERM/SIGINT/SIGHUP while finishing its current tick and
+       killed the running job
 
 Environment:
   KAAL_CONFIG  configuration file when --config is not given (default config/kaal.yml)
@@ -55,12 +58,13 @@ enum Command {
     /// and `tick` do it themselves for SQLite)
     #[command(after_help = EXIT_CODES)]
     Migrate,
-    /// Run the scheduler until SIGTERM or SIGINT
+    /// Run the scheduler until SIGTERM, SIGINT or SIGHUP
     ///
     /// Applies the scheduler file (stores its jobs in the database and binds their commands),
     /// prints a summary, runs missed-run recovery over recovery_window, then ticks every
-    /// tick_interval. SIGTERM or SIGINT finishes the current tick and exits 0; a second signal
-    /// exits 130 at once. An SQLite database is created and migrated automatically.
+    /// tick_interval. SIGTERM, SIGINT or SIGHUP (a stop, for now) finishes the current tick
+    /// and exits 0; a second signal kills the running job's process group and exits 130. An
+    /// SQLite database is created and migrated automatically.
     #[command(after_help = EXIT_CODES)]
     Start,
     /// Run one tick at an instant (default now) and print what it dispatched
@@ -158,11 +162,11 @@ struct NextArgs {
     from: Option<String>,
 }
 
-/// Why a command failed; the exit code and a one-line message.
+/// Why a command failed; the exit code and a one-line message (none for a quiet end).
 #[derive(Debug)]
 pub(crate) struct Failure {
     code: u8,
-    message: String,
+    message: Option<String>,
 }
 
 impl Failure {
@@ -170,7 +174,7 @@ impl Failure {
     pub fn usage(message: impl ToString) -> Self {
         Self {
             code: 2,
-            message: message.to_string(),
+            message: Some(message.to_string()),
         }
     }
 
@@ -178,7 +182,23 @@ impl Failure {
     pub fn store(message: impl ToString) -> Self {
         Self {
             code: 3,
-            message: message.to_string(),
+            message: Some(message.to_string()),
+        }
+    }
+
+    /// Writing to stdout failed: a closed pipe (the reader has all it wanted) ends the
+    /// command quietly with exit 0; anything else is exit 4 with the reason.
+    pub fn output(err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            Self {
+                code: 0,
+                message: None,
+            }
+        } else {
+            Self {
+                code: 4,
+                message: Some(format!("cannot write to standard output: {err}")),
+            }
         }
     }
 }
@@ -208,7 +228,7 @@ pub(crate) fn main() -> ExitCode {
             let text = err.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("error: {first} (see kaal --help)");
+            error_line(&format!("{first} (see kaal --help)"));
             return ExitCode::from(2);
         }
     };
@@ -216,11 +236,19 @@ pub(crate) fn main() -> ExitCode {
     match run_command(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            let message = failure.message.replace('\n', " ");
-            eprintln!("error: {message}");
+            if let Some(message) = &failure.message {
+                error_line(&message.replace('\n', " "));
+            }
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// `error: MESSAGE` on stderr; a stderr that cannot be written is ignored (the exit code
+/// still tells), where `eprintln!` would panic.
+fn error_line(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "error: {message}");
 }
 
 fn run_command(cli: Cli) -> Result<u8, Failure> {

@@ -17,7 +17,7 @@ pub(crate) fn migrate(config: Option<PathBuf>) -> Result<u8, Failure> {
         "migrated the {} database {}",
         store.backend(),
         store.url()
-    ));
+    ))?;
     Ok(0)
 }
 
@@ -43,13 +43,13 @@ pub(crate) fn tick(config: Option<PathBuf>, at: Option<&str>) -> Result<u8, Fail
                 fire.key,
                 utc(fire.fire_time),
                 fire.idempotency_key
-            )),
+            ))?,
             Some(reason) => line(format!(
                 "failed {} {} {}: {reason}",
                 fire.key,
                 utc(fire.fire_time),
                 fire.idempotency_key
-            )),
+            ))?,
         }
     }
     line(format!(
@@ -59,7 +59,7 @@ pub(crate) fn tick(config: Option<PathBuf>, at: Option<&str>) -> Result<u8, Fail
         report.failed.len(),
         report.lost.len(),
         report.already_dispatched.len()
-    ));
+    ))?;
     if let Some(error) = report.errors.first() {
         return Err(Failure::store(hint(&format!(
             "{} store error(s) during the tick, first: {error}",
@@ -93,7 +93,7 @@ pub(crate) fn set_enabled(
                 def.key,
                 def.source,
                 def.cron
-            ));
+            ))?;
             Ok(0)
         }
         None => {

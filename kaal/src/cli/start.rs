@@ -1,11 +1,17 @@
 //! `kaal start`: the long-running scheduler.
+//!
+//! Signals: the first SIGTERM, SIGINT or SIGHUP stops the node after its current tick (the
+//! running job finishes); SIGHUP is a stop until reloading exists. A second one of any of
+//! them while stopping kills the running job's process group (SIGTERM, then SIGKILL after
+//! [`KILL_GRACE`]) and exits 130, so no job process outlives kaal.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use kaal::chrono::Utc;
+use kaal::command_job::kill_running_jobs;
 use kaal::cron::CronExpr;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use super::context::Context;
@@ -15,42 +21,64 @@ use super::Failure;
 /// How often a stopping node checks for a second signal while the current tick finishes.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
+/// How long a job gets between SIGTERM and SIGKILL after a second signal.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a node that killed its job waits for the tick to record it before exiting.
+const RECORD_GRACE: Duration = Duration::from_secs(2);
+
 /// Applies the scheduler file, prints the start-up summary, runs recovery and the loop until
-/// SIGTERM or SIGINT, then finishes the current tick and returns 0. A second signal while
-/// waiting for the tick exits at once with 130.
+/// SIGTERM, SIGINT or SIGHUP, then finishes the current tick and returns 0. A second signal
+/// while waiting for the tick kills the running job and returns 130.
 pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
     // Registered first, so a signal during start-up is not lost: it stops the node as soon
-    // as the loop runs.
-    let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|err| {
-        Failure::store(format!("cannot install the SIGTERM/SIGINT handler: {err}"))
+    // as the loop runs. SIGHUP is caught too: left to its default it would kill kaal and
+    // orphan the running job.
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|err| {
+        Failure::store(format!(
+            "cannot install the SIGTERM/SIGINT/SIGHUP handler: {err}"
+        ))
     })?;
     let context = Context::open(config)?;
     context.migrate_sqlite()?;
     let (scheduler, report) = context.apply_scheduler()?;
-    summary(
+    if let Err(failure) = summary(
         &context,
         scheduler.map(|p| p.display().to_string()),
         &report,
-    );
+    ) {
+        // The summary is for a reader; the scheduler runs without one.
+        log::warn!(
+            "the start-up summary was not written: {}; running on",
+            failure
+                .message
+                .as_deref()
+                .unwrap_or("standard output is closed")
+        );
+    }
 
     if !context.kaal.start() {
         return Err(Failure::store("the scheduler loop could not be started"));
     }
     let signal = signals.forever().next().unwrap_or(SIGTERM);
-    log::info!(
-        "received {}; finishing the current tick",
-        if signal == SIGINT {
-            "SIGINT"
-        } else {
-            "SIGTERM"
-        }
-    );
+    if signal == SIGHUP {
+        log::info!(
+            "received SIGHUP; reloading is not supported yet, so it is treated as a stop: finishing the current tick"
+        );
+    } else {
+        log::info!("received {}; finishing the current tick", name(signal));
+    }
     loop {
         if context.kaal.stop(STOP_POLL) {
             break;
         }
-        if signals.pending().next().is_some() {
-            log::warn!("second signal: exiting without waiting for the current tick");
+        if let Some(second) = signals.pending().next() {
+            log::warn!(
+                "second signal ({}) while stopping: killing the running job and exiting",
+                name(second)
+            );
+            kill_running_jobs(KILL_GRACE);
+            context.kaal.stop(RECORD_GRACE);
             return Ok(130);
         }
     }
@@ -58,7 +86,19 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
     Ok(0)
 }
 
-fn summary(context: &Context, scheduler: Option<String>, report: &kaal::ApplyReport) {
+fn name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "SIGINT",
+        SIGHUP => "SIGHUP",
+        _ => "SIGTERM",
+    }
+}
+
+fn summary(
+    context: &Context,
+    scheduler: Option<String>,
+    report: &kaal::ApplyReport,
+) -> Result<(), Failure> {
     let c = &context.file.config;
     line(format!(
         "kaal {} starting: {} {} (lock strategy {}), node {}, environment {}",
@@ -68,18 +108,18 @@ fn summary(context: &Context, scheduler: Option<String>, report: &kaal::ApplyRep
         context.file.lock_strategy,
         c.node_id,
         context.file.environment
-    ));
+    ))?;
     match scheduler {
         Some(path) => line(format!(
             "scheduler file {path}: {} job(s) stored, {} removed, {} left to code",
             report.stored.len(),
             report.removed.len(),
             report.kept_code.len()
-        )),
+        ))?,
         None => line(format!(
-            "scheduler file {} missing: running the stored file jobs",
+            "scheduler file {} missing: no commands to run (only stored handler jobs)",
             c.scheduler_config_path.display()
-        )),
+        ))?,
     }
     let tz = context.tz();
     let now = Utc::now();
@@ -109,18 +149,18 @@ fn summary(context: &Context, scheduler: Option<String>, report: &kaal::ApplyRep
         })
         .collect();
     if rows.is_empty() {
-        line("no jobs to run in this process");
+        line("no jobs to run in this process")?;
     } else {
-        table(&["JOB", "CRON", "NEXT FIRE TIME"], &rows);
+        table(&["JOB", "CRON", "NEXT FIRE TIME"], &rows)?;
     }
     if !report.unbound.is_empty() {
         line(format!(
             "handler jobs run by library processes, not here: {}",
             report.unbound.join(", ")
-        ));
+        ))?;
     }
     line(format!(
-        "ticking every {} s; SIGTERM or Ctrl-C stops after the current tick",
+        "ticking every {} s; SIGTERM, SIGHUP or Ctrl-C stops after the current tick",
         c.tick_interval.as_secs()
-    ));
+    ))
 }

@@ -20,17 +20,17 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
         "configuration: {} (environment {})",
         file.path.display(),
         file.environment
-    ));
+    ))?;
     line(format!(
         "database:      {} {} (lock strategy {})",
         context.store.backend(),
         context.store.url(),
         file.lock_strategy
-    ));
+    ))?;
     line(format!(
         "node:          {} (namespace {}, time zone {})",
         c.node_id, c.namespace, c.time_zone
-    ));
+    ))?;
     line(format!(
         "ticks:         every {} s, lookback {} s, lease {} s, recovery {} ({} s window)",
         c.tick_interval.as_secs(),
@@ -42,7 +42,7 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
             "off"
         },
         c.recovery_window.as_secs()
-    ));
+    ))?;
     line(format!(
         "scheduler:     {} ({}; conflicts: {}, missing file: {})",
         scheduler.display(),
@@ -53,19 +53,19 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
         },
         c.scheduler_conflict_policy,
         c.scheduler_missing_file_policy
-    ));
+    ))?;
     let Some(store) = context.kaal.adapter().definition_registry() else {
-        line("this store keeps no job definitions");
+        line("this store keeps no job definitions")?;
         return Ok(0);
     };
     let definitions = store
         .all_definitions()
         .map_err(|err| Failure::store(hint(&err.to_string())))?;
-    line("");
+    line("")?;
     if definitions.is_empty() {
         line(
             "no stored jobs (the scheduler file's jobs are stored by `kaal start` and `kaal tick`)",
-        );
+        )?;
         return Ok(0);
     }
     let now = Utc::now();
@@ -117,6 +117,6 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
             "LAST DISPATCH",
         ],
         &rows,
-    );
+    )?;
     Ok(0)
 }

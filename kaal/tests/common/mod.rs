@@ -1,8 +1,12 @@
 //! Running the real `kaal` binary against files in a temporary directory.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 /// A temporary directory with a configuration file and a scheduler file.
 pub struct Project {
@@ -149,4 +153,117 @@ pub fn sorted_lines(path: &Path) -> Vec<String> {
         .collect();
     lines.sort();
     lines
+}
+
+/// A running `kaal start` whose stderr is read line by line.
+pub struct Node {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Node {
+    pub fn start(project: &Project) -> Node {
+        let mut child = project.spawn(&["start"]);
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Node { child, lines }
+    }
+
+    /// Waits for a log line containing `text` (bounded, so a broken build fails instead of
+    /// hanging).
+    pub fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line containing {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, `HUP`).
+    pub fn signal(&self, signal: &str) {
+        signal_pid(self.child.id(), signal);
+    }
+
+    /// Sends `signal` and returns the exit code and how long the node took to exit.
+    pub fn terminate(mut self, signal: &str) -> (Option<i32>, Duration) {
+        let sent = Instant::now();
+        self.signal(signal);
+        let status = self.child.wait().unwrap();
+        (status.code(), sent.elapsed())
+    }
+
+    /// Waits up to `limit` for the node to exit; its exit status, or `None` (the node is
+    /// killed) when it did not.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+
+    /// Every log line read so far.
+    pub fn lines_so_far(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
+/// Sends `signal` (`TERM`, `KILL`, ...) to `pid` with kill(1).
+pub fn signal_pid(pid: u32, signal: &str) {
+    let kill = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success(), "kill -{signal} {pid} failed");
+}
+
+/// Waits (up to a minute) for `path` to hold a PID, written by a job, and returns it.
+pub fn wait_for_pid(path: &Path) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(pid) = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+        {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no PID in {} after a minute",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits up to `limit` for `pid` to be gone; whether it is.
+pub fn gone_within(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
