@@ -84,8 +84,10 @@ fn lookahead_never_dispatches_a_fire_time_later_than_now() {
         ..config()
     };
     let (kaal, rx) = node(config, &adapter, &clock, &[("soon", "5 12 * * *")]);
+    clock.set(t(12, 4, 59));
     assert!(kaal.tick_at(t(12, 4, 59)).dispatched.is_empty());
     assert!(rx.try_recv().is_err());
+    clock.set(t(12, 5, 0));
     let report = kaal.tick_at(t(12, 5, 0));
     assert_eq!(
         report
@@ -104,11 +106,13 @@ fn disabled_definition_never_dispatches_and_dispatches_again_after_enable() {
     let (kaal, rx) = node(config(), &adapter, &clock, &[("job", "*/10 * * * *")]);
     kaal.disable("job").unwrap();
     for minute in 0..60 {
+        clock.set(t(1, minute, 1));
         kaal.tick_at(t(1, minute, 1));
     }
     assert_eq!(rx.try_iter().count(), 0, "a disabled job dispatched");
     kaal.enable("job").unwrap();
     for minute in 0..60 {
+        clock.set(t(2, minute, 1));
         kaal.tick_at(t(2, minute, 1));
     }
     let times: Vec<_> = rx.try_iter().map(|f| f.fire_time).collect();
@@ -128,7 +132,9 @@ fn nothing_due_means_no_store_access_and_a_constant_cost_per_fire_time() {
         &[("a", "* * * * *"), ("b", "*/2 * * * *")],
     );
     for step in 0..(12 * 20) {
-        kaal.tick_at(t(8, 0, 0) + Duration::seconds(5 * step));
+        let now = t(8, 0, 0) + Duration::seconds(5 * step);
+        clock.set(now);
+        kaal.tick_at(now);
     }
     let fires: Vec<_> = rx.try_iter().collect();
     let mut seen = std::collections::BTreeSet::new();
@@ -319,6 +325,7 @@ fn backend_errors_are_reported_and_the_fire_times_are_retried_after_the_outage()
         .unwrap();
     // Down for 10 minutes, far longer than the 2-minute lookback.
     for minute in 0..10 {
+        clock.set(t(3, minute, 5));
         let report = kaal.tick_at(t(3, minute, 5));
         assert!(report.dispatched.is_empty());
         assert_eq!(report.errors.len(), 1, "the outage must be reported");
@@ -329,6 +336,7 @@ fn backend_errors_are_reported_and_the_fire_times_are_retried_after_the_outage()
         );
     }
     store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    clock.set(t(3, 10, 5));
     let report = kaal.tick_at(t(3, 10, 5));
     assert!(report.errors.is_empty());
     let times: Vec<_> = rx.try_iter().collect();
@@ -339,6 +347,7 @@ fn backend_errors_are_reported_and_the_fire_times_are_retried_after_the_outage()
             .map(|m| t(2, 59, 0) + Duration::minutes(m))
             .collect::<Vec<_>>()
     );
+    clock.set(t(3, 10, 30));
     assert!(
         kaal.tick_at(t(3, 10, 30)).dispatched.is_empty(),
         "caught-up fire times dispatched twice"

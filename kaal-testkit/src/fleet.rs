@@ -25,6 +25,7 @@ use crate::{Backend, TestStore};
 
 const READY: &str = "KAAL_FLEET_READY";
 const TICKED: &str = "KAAL_FLEET_TICKED";
+const STARTED: &str = "KAAL_FLEET_STARTED";
 const WORKER_TEST: &str = "kaal_fleet_worker";
 
 /// `node_timeout` of workers with short leases: the shortest kaal accepts.
@@ -54,6 +55,14 @@ pub struct WorkerSpec {
     /// The node kills itself with SIGKILL inside its first callback, after its claims are
     /// logged and before the job has recorded anything: a crash between claim and run.
     pub die_in_callback: bool,
+    /// The node's namespace (`None`: the default, `kaal`).
+    pub namespace: Option<String>,
+    /// The node stalls this long right after winning its locks, before it commits them (a
+    /// network stall or VM pause between two statements).
+    pub stall_after_claim_ms: Option<u64>,
+    /// Instead of ticking: start the background loop (registering the node), report
+    /// whether it started, and run until [`Worker::end`].
+    pub start_only: bool,
 }
 
 impl WorkerSpec {
@@ -74,6 +83,9 @@ impl WorkerSpec {
             recover: None,
             stepped: false,
             die_in_callback: false,
+            namespace: None,
+            stall_after_claim_ms: None,
+            start_only: false,
         }
     }
 
@@ -90,6 +102,9 @@ impl WorkerSpec {
         }
         if let Some((_, window)) = self.recover {
             config.recovery_window = std::time::Duration::from_secs(window);
+        }
+        if let Some(namespace) = &self.namespace {
+            config.namespace = namespace.clone();
         }
         config
     }
@@ -139,6 +154,45 @@ fn appending_node(
     kaal
 }
 
+/// A store whose node stalls between winning its locks and committing them: what a network
+/// stall or a VM pause between two statements does.
+struct StallAfterClaim {
+    inner: Arc<dyn kaal_core::Adapter>,
+    stall: std::time::Duration,
+}
+
+impl kaal_core::Adapter for StallAfterClaim {
+    fn acquire(&self, key: &str, ttl: std::time::Duration) -> Result<bool, kaal_core::LockError> {
+        self.inner.acquire(key, ttl)
+    }
+    fn release(&self, key: &str) -> Result<bool, kaal_core::LockError> {
+        self.inner.release(key)
+    }
+    fn acquire_many(
+        &self,
+        keys: &[String],
+        ttl: std::time::Duration,
+    ) -> Result<Vec<bool>, kaal_core::LockError> {
+        let won = self.inner.acquire_many(keys, ttl)?;
+        if won.iter().any(|w| *w) {
+            std::thread::sleep(self.stall);
+        }
+        Ok(won)
+    }
+    fn dispatch_registry(&self) -> Option<&dyn kaal_core::DispatchRegistry> {
+        self.inner.dispatch_registry()
+    }
+    fn definition_registry(&self) -> Option<&dyn kaal_core::DefinitionRegistry> {
+        self.inner.definition_registry()
+    }
+    fn node_registry(&self) -> Option<&dyn kaal_core::NodeRegistry> {
+        self.inner.node_registry()
+    }
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+}
+
 /// Sends SIGKILL to this process and waits for it to land.
 fn kill_this_process() -> ! {
     let pid = std::process::id().to_string();
@@ -170,9 +224,21 @@ pub fn worker_main(backend: &dyn Backend) {
         }),
         stepped: std::env::var("KAAL_FLEET_STEPPED").is_ok(),
         die_in_callback: std::env::var("KAAL_FLEET_DIE").is_ok(),
+        namespace: std::env::var("KAAL_FLEET_NAMESPACE").ok(),
+        stall_after_claim_ms: std::env::var("KAAL_FLEET_STALL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        start_only: std::env::var("KAAL_FLEET_START_ONLY").is_ok(),
     };
     let out = PathBuf::from(env("KAAL_FLEET_OUT"));
-    let kaal = appending_node(backend.open(&locator), &spec, &out);
+    let mut adapter = backend.open(&locator);
+    if let Some(ms) = spec.stall_after_claim_ms {
+        adapter = Arc::new(StallAfterClaim {
+            inner: adapter,
+            stall: std::time::Duration::from_millis(ms),
+        });
+    }
+    let kaal = appending_node(adapter, &spec, &out);
     println!("{READY}");
     std::io::stdout().flush().expect("stdout closed");
     let mut go = String::new();
@@ -180,14 +246,26 @@ pub fn worker_main(backend: &dyn Backend) {
         .read_line(&mut go)
         .expect("no start signal on stdin");
     let mut errors = 0;
-    if spec.stepped {
+    if spec.start_only {
+        match kaal.coordinator().try_start() {
+            Ok(()) => println!("{STARTED} ok"),
+            Err(err) => println!("{STARTED} refused: {err}"),
+        }
+        std::io::stdout().flush().expect("stdout closed");
+        let mut end = String::new();
+        let _ = std::io::stdin().read_line(&mut end);
+        kaal.stop(std::time::Duration::from_secs(30));
+    } else if spec.stepped {
         for line in std::io::stdin().lines() {
             let line = line.expect("cannot read the runner's commands");
-            let Some(unix) = line.strip_prefix("tick ") else {
+            let now = if line == "now" {
+                Utc::now() + Duration::seconds(spec.skew_secs)
+            } else if let Some(unix) = line.strip_prefix("tick ") {
+                instant(unix.parse().expect("tick: unix seconds"))
+                    + Duration::seconds(spec.skew_secs)
+            } else {
                 break;
             };
-            let now = instant(unix.parse().expect("tick: unix seconds"))
-                + Duration::seconds(spec.skew_secs);
             let report = kaal.tick_at(now);
             errors += report.errors.len();
             println!(
@@ -254,6 +332,15 @@ impl Worker {
         if spec.die_in_callback {
             command.env("KAAL_FLEET_DIE", "1");
         }
+        if let Some(namespace) = &spec.namespace {
+            command.env("KAAL_FLEET_NAMESPACE", namespace);
+        }
+        if let Some(ms) = spec.stall_after_claim_ms {
+            command.env("KAAL_FLEET_STALL_MS", ms.to_string());
+        }
+        if spec.start_only {
+            command.env("KAAL_FLEET_START_ONLY", "1");
+        }
         if let Some((at, window)) = spec.recover {
             command.env("KAAL_FLEET_RECOVER_AT", at.timestamp().to_string());
             command.env("KAAL_FLEET_RECOVERY_WINDOW", window.to_string());
@@ -289,6 +376,24 @@ impl Worker {
             at.timestamp()
         )
         .expect("cannot send a tick to a worker");
+    }
+
+    /// Asks a [`stepped`](WorkerSpec::stepped) worker to tick at its own clock's now (the
+    /// real time plus its skew).
+    pub fn send_tick_now(&mut self) {
+        writeln!(self.child.stdin.as_mut().expect("piped stdin"), "now")
+            .expect("cannot send a tick to a worker");
+    }
+
+    /// Waits for a [`start_only`](WorkerSpec::start_only) worker's answer: `Ok(())` when its
+    /// loop started, `Err(reason)` when it was refused.
+    pub fn started(&mut self) -> Result<(), String> {
+        let reader = self.stdout.as_mut().expect("worker stdout");
+        let answer = read_until(reader, STARTED, &self.spec.node_id, "died while starting");
+        match answer.strip_prefix("refused: ") {
+            Some(reason) => Err(reason.to_string()),
+            None => Ok(()),
+        }
     }
 
     /// Waits for a stepped worker's answer to its tick: `(errors, dispatched)`.

@@ -27,10 +27,13 @@
 //!   nodes, N nodes ticking the same instant, restart recovery;
 //! * [`fleet`] — K OS processes ticking one store (4 × 200 and 8 × 500 fire times);
 //! * [`chaos`] — the fleet under failure: SIGKILLed nodes, restarts after outages, a
-//!   database outage of at least 10 s, skewed clocks.
+//!   database outage of at least 10 s, skewed clocks;
+//! * [`adversary`] — a commit stalled past its lease, clocks hours and a day fast, two
+//!   namespaces on one database, two processes with one node id.
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used)]
 
+pub mod adversary;
 mod backend;
 pub mod chaos;
 pub mod claims;
@@ -137,6 +140,26 @@ macro_rules! fleet_suite {
         #[test]
         fn skewed_clocks_cause_no_duplicates() {
             $crate::chaos::skewed_clocks_cause_no_duplicates(&$backend);
+        }
+
+        #[test]
+        fn a_commit_stalled_past_the_lease_runs_nothing() {
+            $crate::adversary::a_commit_stalled_past_the_lease_runs_nothing(&$backend);
+        }
+
+        #[test]
+        fn fast_clocks_run_nothing_early() {
+            $crate::adversary::fast_clocks_run_nothing_early(&$backend);
+        }
+
+        #[test]
+        fn namespaces_on_one_database_run_their_own_jobs_once() {
+            $crate::adversary::namespaces_on_one_database_run_their_own_jobs_once(&$backend);
+        }
+
+        #[test]
+        fn a_duplicate_node_id_is_refused() {
+            $crate::adversary::a_duplicate_node_id_is_refused(&$backend);
         }
     };
 }
