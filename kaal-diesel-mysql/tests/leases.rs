@@ -467,7 +467,11 @@ fn a_lease_that_carries_the_batch_claim_times_is_never_counted_as_won() {
 #[test]
 fn batch_claims_delete_leases_expired_over_an_hour_ago() {
     let db = TempDb::migrated();
-    let store = db.open();
+    // The node's clock runs two hours fast: "an hour ago" must still be the database's,
+    // or pruning would delete live leases.
+    let store = db.open().with_clock(Arc::new(OffsetClock {
+        offset: chrono::Duration::hours(2),
+    }));
     db.exec(
         "INSERT INTO kaal_locks (`key`, acquired_at, expires_at) VALUES
          ('long-expired', '2020-01-01 00:00:00', '2020-01-01 00:02:05'),
