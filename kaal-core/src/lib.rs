@@ -8,45 +8,51 @@
 //!
 //! # The claim model
 //!
-//! The one thing to understand is what a *claim* is. Every fire time of every job has a lock
-//! key, `{namespace}:dispatch:{cron_key}:{fire_time_unix}` ([`lock_key`]). A node that finds
-//! a fire time due asks the store to [`acquire`](Adapter::acquire) that key with a ttl of
-//! `lease_ttl`:
+//! The one thing to understand is what makes a fire time *taken*. With the dispatch log on
+//! (the default), **the log row is the commit point**: a claim is committed by inserting the
+//! row `({namespace}:{cron_key}, fire_time)` insert-only, on the table's unique index
+//! ([`DispatchRegistry::commit_claims`]). Of all the nodes that try, exactly one insert
+//! creates the row, however late any of them lands; a node runs only rows its own insert
+//! created. The whole argument, step by step, is in the coordinator's `claim` module; in
+//! short:
 //!
-//! * **What "acquired" promises.** `true` means no other caller anywhere gets `true` for the
-//!   key until the lease is released or `ttl` has passed. The node that wins the claim — and
-//!   only it — calls the callback.
-//! * **Who decides expiry.** The store. The SQL backends compare `expires_at` with the
-//!   database's clock, so a node whose clock runs fast cannot steal a live lease and one whose
-//!   clock runs slow cannot keep one.
-//! * **Why the lease is long enough.** A fire time stays claimable for `window_lookback`
-//!   after it falls due, checked every `tick_interval`; `lease_ttl >= window_lookback +
-//!   tick_interval` ([`Config::validate`] enforces it) means the lease outlives every window
-//!   that contains the fire time.
-//! * **What happens on restart.** Leases expire; the dispatch log does not. Each won claim is
-//!   recorded in the dispatch log before its callback runs, and every pass checks the log
-//!   before claiming, so a restart's missed-run recovery (up to `recovery_window`, default a
-//!   day) dispatches only what no node dispatched. With the log turned off only the leases
-//!   protect, and [`Config::validate`] refuses a recovery window they cannot cover.
-//! * **When the database fails mid-claim.** A job never runs on a claim the dispatch log
-//!   does not show. If the batch claim or the log write fails (a cut connection, a busy
-//!   database), the node does not know whether the database kept its claim: the fire times
-//!   are remembered as *uncertain* and retried every tick until the log shows them (run by
-//!   whoever logged them — this node too, when its own log write reached the database after
-//!   all) or this node wins them, which at worst waits for its own lease to run out. A batch
-//!   that meets contention decided nothing and reports an error, never "held by another".
-//! * **Clock skew.** Whether a fire time is *due* is decided by the claiming node's clock;
-//!   whether a claim is *held* is not. A node whose clock runs 60 s fast claims and runs a
-//!   fire time up to 60 s early — once: the others find it claimed or logged. With the
-//!   `lease` strategy the lease's lifetime is measured by the database's clock, so skew can
-//!   neither shorten nor stretch it; with advisory (PostgreSQL) or named (MySQL) locks the
-//!   lock lives with the holder's session and its ttl is measured on the holder's monotonic
-//!   clock, so skew plays no part in holding either. No strategy prevents the early run:
-//!   keep node clocks synchronised (NTP) if a job must not start before its minute. The
-//!   fleet suite runs nodes at −60 s, 0 and +60 s and finds no duplicates.
-//! * **What it costs.** Each node settles each fire time once: one batch lookup in the log and
-//!   one batch claim per tick that has anything due, and no store access at all on a tick
-//!   with nothing due (the coordinator keeps each job's next fire time).
+//! * **Leases keep rivals from useless work.** Before committing, a node takes the fire
+//!   time's lock key `{namespace}:dispatch:{cron_key}:{fire_time_unix}` ([`lock_key`]) through
+//!   [`Adapter::acquire_many`] — a lease row, an advisory or a named lock. Correctness does
+//!   not rest on it: a node stalled past its lease that wakes up and commits finds the row
+//!   and runs nothing. It guards fleets that run with the log off, and mixed fleets with the
+//!   Ruby gem.
+//! * **`claimed`, then `dispatched`.** The inserted row is `claimed`; right before the job
+//!   runs, a compare-and-set moves it to `dispatched` ([`DispatchRegistry::transition`]), and
+//!   only a node whose compare-and-set succeeded runs the job. So no fire time starts twice.
+//! * **Nothing claimed is lost.** A `claimed` row whose node is gone — no heartbeat for
+//!   `node_timeout` by the database's clock ([`NodeRegistry`]) — is handed to a live node by
+//!   another compare-and-set ([`DispatchRegistry::reassign_claim`]), which then starts it; the
+//!   dead node, back from a stall, can no longer start it. A fire time a node had *started*
+//!   when it died is not run again (at most once).
+//! * **The database's clock decides.** Lease expiry, lease pruning, node liveness, and the
+//!   latest fire time a claim is accepted for: the store refuses fire times later than its
+//!   own now plus [`CLAIM_TOLERANCE`] (one second), so a node whose clock runs fast, a clock
+//!   that jumps, or a tick at an explicit future instant runs nothing early — those fire
+//!   times run at their time. A running node whose clock is further than `max_clock_offset`
+//!   (10 s) from the database's refuses to claim at all and says so every tick.
+//! * **Node ids are unique among live nodes.** [`Coordinator::try_start`] registers the node;
+//!   a second live process with the same `node_id` is refused ([`StartError::DuplicateNode`]).
+//!   That is what lets a node trust rows carrying its own id.
+//! * **Namespaces isolate.** Log rows, lock keys and node registrations carry the namespace,
+//!   so two applications sharing one database never see each other's fire times.
+//! * **What happens on restart.** The log outlives every lease: every pass checks it before
+//!   claiming, so missed-run recovery (up to `recovery_window`, default a day) dispatches
+//!   only what no node dispatched. With the log off only leases protect, and
+//!   [`Config::validate`] refuses a recovery window they cannot cover.
+//! * **When the database fails mid-claim.** A commit or a start whose answer was lost is
+//!   never guessed at: the node runs nothing then, and its next pass reads the log — a row
+//!   it created is started, a row it started is run (no other node can start a row of its
+//!   id), anything else is left to its owner.
+//! * **What it costs.** Per tick with anything due: one batch lookup in the log, one batch
+//!   lock claim, one commit transaction, and one start per job run; no store access at all
+//!   on a tick with nothing due. A sweep for never-started claims reads the log's `claimed`
+//!   rows every `node_timeout / 2`.
 //!
 //! # Example
 //!
@@ -71,6 +77,8 @@
 //! # Map of the crate
 //!
 //! * [`Adapter`], [`with_lock`], [`NullAdapter`], [`LockError`] — the store seam.
+//! * [`NodeRegistry`], [`NodeInfo`], [`Registration`] — node identity and liveness by the
+//!   store's clock.
 //! * [`DispatchRegistry`], [`DispatchLogging`], [`DefinitionRegistry`] — the dispatch log and
 //!   the stored definitions; [`MemoryAdapter`] and its registries keep them in memory.
 //! * [`cron`] — parsing, linting, simplifying, describing and evaluating cron expressions.

@@ -37,8 +37,17 @@ pub(crate) fn run(config: Option<PathBuf>, filter: Filter) -> Result<u8, Failure
         line("this store keeps no dispatch log")?;
         return Ok(0);
     };
-    let mut records =
-        query(log, &filter, status).map_err(|err| Failure::store(hint(&err.to_string())))?;
+    let namespace = context.kaal.config().namespace.clone();
+    let mut records = query(log, &namespace, &filter, status)
+        .map_err(|err| Failure::store(hint(&err.to_string())))?;
+    // Rows of this namespace are keyed `{namespace}:{key}`: they show the job key. Rows in
+    // the plain form (older writers) and of other namespaces show their stored key.
+    let prefix = format!("{namespace}:");
+    for record in &mut records {
+        if let Some(key) = record.key.strip_prefix(&prefix) {
+            record.key = key.to_string();
+        }
+    }
     records.retain(|r| {
         filter.key.as_ref().is_none_or(|k| &r.key == k)
             && filter.node.as_ref().is_none_or(|n| &r.node_id == n)
@@ -76,14 +85,18 @@ pub(crate) fn run(config: Option<PathBuf>, filter: Filter) -> Result<u8, Failure
 }
 
 /// The narrowest query the registry offers for the filter. With no key, node or status the
-/// log is read by status (the registry has no "all records" query).
+/// log is read by status (the registry has no "all records" query). A key is looked up in
+/// both forms: `{namespace}:{key}` and the plain key older writers used.
 fn query(
     log: &dyn DispatchRegistry,
+    namespace: &str,
     filter: &Filter,
     status: Option<DispatchStatus>,
 ) -> Result<Vec<DispatchRecord>, kaal::RegistryError> {
     if let Some(key) = &filter.key {
-        return log.find_by_key(key);
+        let mut records = log.find_by_key(&kaal::dispatch_log_key(namespace, key))?;
+        records.extend(log.find_by_key(key)?);
+        return Ok(records);
     }
     if let Some(node) = &filter.node {
         return log.find_by_node(node);
@@ -91,7 +104,8 @@ fn query(
     match status {
         Some(status) => log.find_by_status(status),
         None => {
-            let mut all = log.find_by_status(DispatchStatus::Dispatched)?;
+            let mut all = log.find_by_status(DispatchStatus::Claimed)?;
+            all.extend(log.find_by_status(DispatchStatus::Dispatched)?);
             all.extend(log.find_by_status(DispatchStatus::Failed)?);
             Ok(all)
         }

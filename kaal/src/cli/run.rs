@@ -30,7 +30,17 @@ pub(crate) fn tick(config: Option<PathBuf>, at: Option<&str>) -> Result<u8, Fail
     let context = Context::open(config)?;
     context.migrate_sqlite()?;
     context.apply_scheduler()?;
+    // A one-shot tick is a node too: a live node with the same node_id would share its
+    // claims (a node runs its own never-started claims), so it is refused.
+    let registered = context
+        .kaal
+        .coordinator()
+        .register()
+        .map_err(|err| Failure::store(hint(&err.to_string())))?;
     let report = context.kaal.tick_at(now);
+    if registered {
+        context.kaal.coordinator().deregister();
+    }
     for fire in &report.dispatched {
         let failure = report
             .failed
@@ -60,6 +70,12 @@ pub(crate) fn tick(config: Option<PathBuf>, at: Option<&str>) -> Result<u8, Fail
         report.lost.len(),
         report.already_dispatched.len()
     ))?;
+    if !report.not_yet_due.is_empty() {
+        line(format!(
+            "{} fire time(s) are later than the database's clock and were not claimed (the database decides what is due; they run when due)",
+            report.not_yet_due.len()
+        ))?;
+    }
     if let Some(error) = report.errors.first() {
         return Err(Failure::store(hint(&format!(
             "{} store error(s) during the tick, first: {error}",

@@ -14,7 +14,7 @@ use kaal::cron::CronExpr;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::context::Context;
+use super::context::{hint, Context};
 use super::output::{line, table, zoned};
 use super::Failure;
 
@@ -57,8 +57,8 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
         );
     }
 
-    if !context.kaal.start() {
-        return Err(Failure::store("the scheduler loop could not be started"));
+    if let Err(err) = context.kaal.coordinator().try_start() {
+        return Err(Failure::store(hint(&err.to_string())));
     }
     let signal = signals.forever().next().unwrap_or(SIGTERM);
     if signal == SIGHUP {
