@@ -14,8 +14,8 @@
 //!   `development`) is merged over it key by key. A missing environment section is fine.
 //! * Keys: `database_url` (required), `lock_strategy` (`lease` default, `advisory`), and every
 //!   field of [`Config`] in snake_case: `tick_interval`, `window_lookback`,
-//!   `window_lookahead`, `lease_ttl`, `recovery_window`, `recovery_startup_jitter` (whole
-//!   seconds, at most ten years), `namespace`, `time_zone`, `node_id`,
+//!   `window_lookahead`, `lease_ttl`, `recovery_window`, `recovery_startup_jitter`,
+//!   `node_timeout`, `max_clock_offset` (whole seconds, at most ten years), `namespace`, `time_zone`, `node_id`,
 //!   `enable_log_dispatch_registry`, `enable_dispatch_recovery` (booleans),
 //!   `scheduler_config_path`,
 //!   `scheduler_conflict_policy` (`error`, `code_wins`, `file_wins`),
@@ -74,6 +74,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("scheduler_conflict_policy", Kind::Text),
     ("scheduler_missing_file_policy", Kind::Text),
     ("node_id", Kind::Text),
+    ("node_timeout", Kind::Seconds),
+    ("max_clock_offset", Kind::Seconds),
 ];
 
 /// The longest duration a setting accepts, in seconds: ten years. Far beyond any sensible
@@ -438,6 +440,8 @@ fn apply(
         ("lease_ttl", Setting::Seconds(d)) => config.lease_ttl = d,
         ("recovery_window", Setting::Seconds(d)) => config.recovery_window = d,
         ("recovery_startup_jitter", Setting::Seconds(d)) => config.recovery_startup_jitter = d,
+        ("node_timeout", Setting::Seconds(d)) => config.node_timeout = d,
+        ("max_clock_offset", Setting::Seconds(d)) => config.max_clock_offset = d,
         ("enable_log_dispatch_registry", Setting::Bool(b)) => {
             config.enable_log_dispatch_registry = b
         }

@@ -447,6 +447,8 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("recovery_startup_jitter", Kind::Seconds),
     ("scheduler_config_path", Kind::Text),
     ("scheduler_conflict_policy", Kind::Text),
+    ("node_timeout", Kind::Seconds),
+    ("max_clock_offset", Kind::Seconds),
     ("scheduler_missing_file_policy", Kind::Text),
     ("node_id", Kind::Text),
 ];
@@ -655,6 +657,12 @@ fn gen_config(rng: &mut Rng) -> ConfigDoc {
     if rng.percent(20) {
         defaults.push(("recovery_startup_jitter", rng.range(0, 60).to_string()));
     }
+    if rng.percent(20) {
+        defaults.push(("node_timeout", rng.range(3, 300).to_string()));
+    }
+    if rng.percent(20) {
+        defaults.push(("max_clock_offset", rng.range(0, 60).to_string()));
+    }
     match rng.below(4) {
         0 => defaults.push(("enable_log_dispatch_registry", "true".into())),
         1 => {
@@ -792,6 +800,8 @@ fn config_actual(file: &ConfigFile, key: &str) -> String {
         "lease_ttl" => c.lease_ttl.as_secs().to_string(),
         "recovery_window" => c.recovery_window.as_secs().to_string(),
         "recovery_startup_jitter" => c.recovery_startup_jitter.as_secs().to_string(),
+        "node_timeout" => c.node_timeout.as_secs().to_string(),
+        "max_clock_offset" => c.max_clock_offset.as_secs().to_string(),
         "namespace" => c.namespace.clone(),
         "time_zone" => c.time_zone.clone(),
         "node_id" => c.node_id.clone(),

@@ -97,7 +97,9 @@ defaults:
 #   scheduler_config_path: kaal-scheduler.yml   # relative to this file's directory
 #   scheduler_conflict_policy: error  # or code_wins, file_wins (jobs also registered in code)
 #   scheduler_missing_file_policy: warn   # or error
-#   node_id: ~                        # default: hostname-pid
+#   node_id: ~                        # default: hostname-pid; unique among live nodes
+#   node_timeout: 30                  # a node unseen this long (database clock) is gone
+#   max_clock_offset: 10              # a node further off the database's clock refuses to claim
   time_zone: UTC
 
 development: {}
