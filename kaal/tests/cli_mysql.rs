@@ -212,3 +212,19 @@ fn a_missing_database_is_one_error_naming_the_url() {
         ],
     );
 }
+
+#[test]
+fn an_unreachable_url_with_a_hostile_password_names_no_piece_of_it() {
+    for url in [
+        "mysql://u:p/w?s3cr@127.0.0.1:1/db",
+        "mysql://u:s3cr#t/x@127.0.0.1:1/db",
+        "mariadb://u:s3cr?t@127.0.0.1:1/db",
+        "mysql://u:s3cr@t@127.0.0.1:1/db",
+    ] {
+        let project = Project::new();
+        project.write_config(&format!("defaults:\n  database_url: \"{url}\"\n"));
+        let run = project.run(&["migrate"]);
+        let line = run.fails(3, &["MySQL", "***"]);
+        assert!(!run.stderr.contains("s3cr"), "{url}: {line}");
+    }
+}

@@ -179,3 +179,88 @@ fn a_missing_database_is_one_error_naming_the_url_without_its_password() {
     );
     assert!(!line.contains("s3cret"), "{line}");
 }
+
+#[test]
+fn an_unreachable_url_with_a_hostile_password_names_no_piece_of_it() {
+    for url in [
+        "postgres://u:s3cr#t/x@127.0.0.1:1/db",
+        "postgres://u:s3cr?t@127.0.0.1:1/db",
+        "postgres://u:pa#s3cr@127.0.0.1:1/db",
+        "postgres://u:s3cr@t@127.0.0.1:1/db",
+        "postgres://u@127.0.0.1:1/db?password=s3cret",
+        "postgres://u@127.0.0.1:1/db?sslmode=disable&sslpassword=s3cret",
+    ] {
+        let project = Project::new();
+        project.write_config(&format!("defaults:\n  database_url: \"{url}\"\n"));
+        for command in ["migrate", "status"] {
+            let run = project.run(&[command]);
+            let line = run.fails(3, &["PostgreSQL", "***"]);
+            assert!(!run.stderr.contains("s3cr"), "{url}: {line}");
+        }
+    }
+}
+
+/// `url` with `password` as the password of its user.
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user_info, host) = rest.rsplit_once('@').unwrap();
+    let user = user_info.split(':').next().unwrap();
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+#[test]
+fn a_job_gets_neither_the_database_url_nor_its_password_unless_its_env_names_them() {
+    let db = Database::create();
+    // The test server trusts local connections: the password is carried, not checked.
+    let url = with_password(&db.url, "s3cretpw");
+    let project = Project::new();
+    project.write_config(
+        "defaults:\n  database_url: ${KAAL_DATABASE_URL}\n  recovery_startup_jitter: 0\n",
+    );
+    project.write(
+        "kaal-scheduler.yml",
+        "defaults:
+  jobs:
+    - key: plain
+      cron: \"0 * * * *\"
+      shell: \"env > plain.env\"
+    - key: asks
+      cron: \"0 * * * *\"
+      shell: \"env > asks.env\"
+      env: { APP_DSN: \"mine\", DATABASE_URL: \"given\" }
+",
+    );
+    let run = |args: &[&str]| {
+        Run::from(
+            project
+                .command(args)
+                .env("KAAL_DATABASE_URL", &url)
+                .env("DATABASE_URL", &url)
+                .env("APP_PASSWORD", "s3cretpw")
+                .env("APP_DSN", "host=db password=s3cretpw")
+                .env("UNRELATED", "kept")
+                .output()
+                .unwrap(),
+        )
+    };
+    run(&["migrate"]).ok();
+    run(&["tick", "--at", "2026-01-01T10:00:05Z"]).ok();
+    let plain = project.read("plain.env");
+    assert!(plain.contains("UNRELATED=kept"), "{plain}");
+    for withheld in [
+        "KAAL_DATABASE_URL=",
+        "DATABASE_URL=",
+        "APP_PASSWORD=",
+        "APP_DSN=",
+        "s3cretpw",
+    ] {
+        assert!(
+            !plain.contains(withheld),
+            "{withheld} reached the job:\n{plain}"
+        );
+    }
+    let asks = project.read("asks.env");
+    assert!(asks.contains("\nAPP_DSN=mine\n"), "{asks}");
+    assert!(asks.contains("\nDATABASE_URL=given\n"), "{asks}");
+    assert!(!asks.contains("s3cretpw"), "{asks}");
+}

@@ -6,7 +6,8 @@ use kaal::chrono::{DateTime, Utc};
 use kaal::chrono_tz::Tz;
 use kaal::{
     apply_scheduler_file, bind_stored_file_jobs, connect_with, load_scheduler_file, ApplyError,
-    ApplyReport, ConfigFile, Handlers, Kaal, Store, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT,
+    ApplyReport, ConfigFile, DispatchRecord, DispatchRegistry, Handlers, Kaal, Store,
+    DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT,
 };
 
 use super::Failure;
@@ -91,6 +92,31 @@ impl Context {
             )),
         }
     }
+}
+
+/// The dispatch-log records of cron key `key` in `namespace`, newest fire time first: the
+/// `{namespace}:{key}` rows and the plain `{key}` rows older writers left (see
+/// [`kaal::dispatch_log_key`]), each with its `key` set to the cron key.
+pub(crate) fn records_of(
+    log: &dyn DispatchRegistry,
+    namespace: &str,
+    key: &str,
+) -> Result<Vec<DispatchRecord>, kaal::RegistryError> {
+    let mut records = log.find_by_key(&kaal::dispatch_log_key(namespace, key))?;
+    records.extend(log.find_by_key(key)?);
+    for record in &mut records {
+        record.key = key.to_string();
+    }
+    records.sort_by_key(|r| std::cmp::Reverse(r.fire_time));
+    Ok(records)
+}
+
+/// The cron key of a dispatch-log key: `{namespace}:` taken off when it is there.
+pub(crate) fn cron_key<'a>(namespace: &str, log_key: &'a str) -> &'a str {
+    log_key
+        .strip_prefix(namespace)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .unwrap_or(log_key)
 }
 
 /// Adds "run `kaal migrate`" to errors that look like a missing schema.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use kaal::{DispatchRecord, DispatchRegistry, DispatchStatus};
 
-use super::context::{hint, parse_instant, Context};
+use super::context::{cron_key, hint, parse_instant, records_of, Context};
 use super::output::{line, table, utc, zoned};
 use super::Failure;
 
@@ -37,16 +37,11 @@ pub(crate) fn run(config: Option<PathBuf>, filter: Filter) -> Result<u8, Failure
         line("this store keeps no dispatch log")?;
         return Ok(0);
     };
-    let namespace = context.kaal.config().namespace.clone();
-    let mut records = query(log, &namespace, &filter, status)
+    let namespace = &context.file.config.namespace;
+    let mut records = query(log, namespace, &filter, status)
         .map_err(|err| Failure::store(hint(&err.to_string())))?;
-    // Rows of this namespace are keyed `{namespace}:{key}`: they show the job key. Rows in
-    // the plain form (older writers) and of other namespaces show their stored key.
-    let prefix = format!("{namespace}:");
     for record in &mut records {
-        if let Some(key) = record.key.strip_prefix(&prefix) {
-            record.key = key.to_string();
-        }
+        record.key = cron_key(namespace, &record.key).to_string();
     }
     records.retain(|r| {
         filter.key.as_ref().is_none_or(|k| &r.key == k)
@@ -85,8 +80,7 @@ pub(crate) fn run(config: Option<PathBuf>, filter: Filter) -> Result<u8, Failure
 }
 
 /// The narrowest query the registry offers for the filter. With no key, node or status the
-/// log is read by status (the registry has no "all records" query). A key is looked up in
-/// both forms: `{namespace}:{key}` and the plain key older writers used.
+/// log is read by status (the registry has no "all records" query).
 fn query(
     log: &dyn DispatchRegistry,
     namespace: &str,
@@ -94,9 +88,7 @@ fn query(
     status: Option<DispatchStatus>,
 ) -> Result<Vec<DispatchRecord>, kaal::RegistryError> {
     if let Some(key) = &filter.key {
-        let mut records = log.find_by_key(&kaal::dispatch_log_key(namespace, key))?;
-        records.extend(log.find_by_key(key)?);
-        return Ok(records);
+        return records_of(log, namespace, key);
     }
     if let Some(node) = &filter.node {
         return log.find_by_node(node);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use kaal::chrono::Utc;
 use kaal::cron::CronExpr;
 
-use super::context::{hint, Context};
+use super::context::{hint, records_of, Context};
 use super::output::{line, table, zoned};
 use super::Failure;
 
@@ -88,13 +88,7 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
                 "-".to_string(),
             ),
         };
-        let namespace = &context.kaal.config().namespace;
-        let last = match log.map(|log| {
-            let mut records = log.find_by_key(&kaal::dispatch_log_key(namespace, &def.key))?;
-            records.extend(log.find_by_key(&def.key)?);
-            records.sort_by(|a, b| b.fire_time.cmp(&a.fire_time));
-            Ok::<_, kaal::RegistryError>(records)
-        }) {
+        let last = match log.map(|log| records_of(log, &c.namespace, &def.key)) {
             Some(Ok(records)) => records.first().map_or_else(
                 || "never".to_string(),
                 |r| format!("{} {} by {}", zoned(r.fire_time, tz), r.status, r.node_id),
