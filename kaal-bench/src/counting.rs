@@ -178,32 +178,48 @@ impl DispatchRegistry for CountingStore {
 }
 
 impl DefinitionRegistry for CountingStore {
-    fn upsert_definition(&self, definition: NewDefinition) -> Result<Definition, RegistryError> {
+    fn upsert_definition(
+        &self,
+        namespace: &str,
+        definition: NewDefinition,
+    ) -> Result<Definition, RegistryError> {
         self.count();
-        self.defs().upsert_definition(definition)
+        self.defs().upsert_definition(namespace, definition)
     }
-    fn remove_definition(&self, key: &str) -> Result<bool, RegistryError> {
+    fn remove_definition(&self, namespace: &str, key: &str) -> Result<bool, RegistryError> {
         self.count();
-        self.defs().remove_definition(key)
+        self.defs().remove_definition(namespace, key)
     }
-    fn find_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
+    fn find_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError> {
         self.count();
-        self.defs().find_definition(key)
+        self.defs().find_definition(namespace, key)
     }
-    fn all_definitions(&self) -> Result<Vec<Definition>, RegistryError> {
+    fn all_definitions(&self, namespace: &str) -> Result<Vec<Definition>, RegistryError> {
         self.count();
-        self.defs().all_definitions()
+        self.defs().all_definitions(namespace)
     }
-    fn enabled_definitions(&self) -> Result<Vec<Definition>, RegistryError> {
+    fn enabled_definitions(&self, namespace: &str) -> Result<Vec<Definition>, RegistryError> {
         self.count();
-        self.defs().enabled_definitions()
+        self.defs().enabled_definitions(namespace)
     }
-    fn enable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
+    fn enable_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError> {
         self.count();
-        self.defs().enable_definition(key)
+        self.defs().enable_definition(namespace, key)
     }
-    fn disable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
+    fn disable_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError> {
         self.count();
-        self.defs().disable_definition(key)
+        self.defs().disable_definition(namespace, key)
     }
 }

@@ -129,7 +129,9 @@ pub fn warm(adapter: &dyn Adapter) {
         log.dispatched_many(&pairs).expect("warm-up log lookup");
     }
     if let Some(definitions) = adapter.definition_registry() {
-        definitions.all_definitions().expect("warm-up definitions");
+        definitions
+            .all_definitions("kaal")
+            .expect("warm-up definitions");
     }
 }
 

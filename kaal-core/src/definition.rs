@@ -79,7 +79,7 @@ impl NewDefinition {
 /// A stored definition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Definition {
-    /// The cron key (unique).
+    /// The cron key (unique within its namespace).
     pub key: String,
     /// The cron expression.
     pub cron: String,
@@ -97,39 +97,78 @@ pub struct Definition {
     pub disabled_at: Option<DateTime<Utc>>,
 }
 
-/// Storage of [`Definition`]s, unique per key.
+/// Storage of [`Definition`]s, unique per `(namespace, key)`.
+///
+/// Every method takes the namespace first: definitions are scoped by it like everything
+/// else a node reads or writes, so two applications sharing one database may both define a
+/// job `sync`, each reads, enables, disables and removes only its own, and the scheduler
+/// file of one never touches the definitions of the other. The namespace is a parameter
+/// rather than a field of [`NewDefinition`] / [`Definition`] so that no call can forget it
+/// and no stored row can be read back under another namespace than the one asked for.
 ///
 /// Rules every implementation keeps (the conformance suite checks them):
+/// * nothing is read, changed or removed outside the namespace given;
 /// * `created_at` is set on first insert and kept by later upserts;
 /// * `disabled_at` is set when a definition becomes disabled (by upsert or
 ///   [`disable_definition`](DefinitionRegistry::disable_definition)), kept while it stays
 ///   disabled, and cleared when it is enabled;
 /// * lists are ordered by key.
+///
+/// ```
+/// use kaal_core::{DefinitionRegistry, MemoryDefinitionRegistry, NewDefinition};
+///
+/// let store = MemoryDefinitionRegistry::default();
+/// store.upsert_definition("app1", NewDefinition::new("sync", "*/5 * * * *"))?;
+/// store.upsert_definition("app2", NewDefinition::new("sync", "0 * * * *"))?;
+/// store.disable_definition("app2", "sync")?;
+/// assert!(store.find_definition("app1", "sync")?.is_some_and(|d| d.enabled));
+/// assert_eq!(store.all_definitions("app2")?[0].cron, "0 * * * *");
+/// # Ok::<(), kaal_core::RegistryError>(())
+/// ```
 pub trait DefinitionRegistry: Send + Sync {
-    /// Inserts or replaces the definition of `definition.key`; returns what is stored.
-    fn upsert_definition(&self, definition: NewDefinition) -> Result<Definition, RegistryError>;
+    /// Inserts or replaces the definition of `definition.key` in `namespace`; returns what
+    /// is stored.
+    fn upsert_definition(
+        &self,
+        namespace: &str,
+        definition: NewDefinition,
+    ) -> Result<Definition, RegistryError>;
 
-    /// Deletes the definition of `key`; returns whether one existed.
-    fn remove_definition(&self, key: &str) -> Result<bool, RegistryError>;
+    /// Deletes the definition of `key` in `namespace`; returns whether one existed.
+    fn remove_definition(&self, namespace: &str, key: &str) -> Result<bool, RegistryError>;
 
-    /// The definition of `key`, if stored.
-    fn find_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError>;
+    /// The definition of `key` in `namespace`, if stored.
+    fn find_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError>;
 
-    /// Every definition, ordered by key.
-    fn all_definitions(&self) -> Result<Vec<Definition>, RegistryError>;
+    /// Every definition of `namespace`, ordered by key.
+    fn all_definitions(&self, namespace: &str) -> Result<Vec<Definition>, RegistryError>;
 
-    /// Every enabled definition, ordered by key.
-    fn enabled_definitions(&self) -> Result<Vec<Definition>, RegistryError> {
+    /// Every enabled definition of `namespace`, ordered by key.
+    fn enabled_definitions(&self, namespace: &str) -> Result<Vec<Definition>, RegistryError> {
         Ok(self
-            .all_definitions()?
+            .all_definitions(namespace)?
             .into_iter()
             .filter(|definition| definition.enabled)
             .collect())
     }
 
-    /// Enables `key`; returns the stored definition, or `None` when `key` is not stored.
-    fn enable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError>;
+    /// Enables `key` in `namespace`; returns the stored definition, or `None` when `key` is
+    /// not stored there.
+    fn enable_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError>;
 
-    /// Disables `key`; returns the stored definition, or `None` when `key` is not stored.
-    fn disable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError>;
+    /// Disables `key` in `namespace`; returns the stored definition, or `None` when `key` is
+    /// not stored there.
+    fn disable_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError>;
 }

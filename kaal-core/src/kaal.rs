@@ -114,7 +114,8 @@ impl Kaal {
         let Some(store) = self.adapter.definition_registry() else {
             return self.registry.add(key, cron, callback);
         };
-        let previous = store.find_definition(key)?;
+        let namespace = self.config().namespace.as_str();
+        let previous = store.find_definition(namespace, key)?;
         let write = match &previous {
             Some(def) if def.source == DefinitionSource::File => {
                 match self.config().scheduler_conflict_policy {
@@ -136,11 +137,11 @@ impl Kaal {
                 new.enabled = def.enabled;
                 new.metadata = def.metadata.clone();
             }
-            store.upsert_definition(new)?;
+            store.upsert_definition(namespace, new)?;
         }
         if let Err(err) = self.registry.add(key, cron, callback) {
             if write {
-                restore(store, key, previous);
+                restore(store, namespace, key, previous);
             }
             return Err(err);
         }
@@ -152,9 +153,10 @@ impl Kaal {
     /// registered.
     pub fn unregister(&self, key: &str) -> Result<bool, RegistryError> {
         if let Some(store) = self.adapter.definition_registry() {
-            if let Some(def) = store.find_definition(key)? {
+            let namespace = self.config().namespace.as_str();
+            if let Some(def) = store.find_definition(namespace, key)? {
                 if def.source == DefinitionSource::Code {
-                    store.remove_definition(key)?;
+                    store.remove_definition(namespace, key)?;
                 }
             }
         }
@@ -171,19 +173,20 @@ impl Kaal {
         self.registry.keys()
     }
 
-    /// Enables the stored definition of `key` on every node; returns it, or `None` when it is
-    /// not stored (or the store keeps no definitions).
+    /// Enables the stored definition of `key` in this node's namespace, on every node of it;
+    /// returns it, or `None` when it is not stored there (or the store keeps no definitions).
     pub fn enable(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
         match self.adapter.definition_registry() {
-            Some(store) => store.enable_definition(key),
+            Some(store) => store.enable_definition(&self.config().namespace, key),
             None => Ok(None),
         }
     }
 
-    /// Disables the stored definition of `key` on every node; see [`enable`](Kaal::enable).
+    /// Disables the stored definition of `key` in this node's namespace, on every node of it;
+    /// see [`enable`](Kaal::enable).
     pub fn disable(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
         match self.adapter.definition_registry() {
-            Some(store) => store.disable_definition(key),
+            Some(store) => store.disable_definition(&self.config().namespace, key),
             None => Ok(None),
         }
     }
@@ -242,18 +245,27 @@ impl Kaal {
     }
 }
 
-/// Puts the stored definition of `key` back to `previous` after a failed registration.
-fn restore(store: &dyn crate::DefinitionRegistry, key: &str, previous: Option<Definition>) {
+/// Puts the stored definition of `key` in `namespace` back to `previous` after a failed
+/// registration.
+fn restore(
+    store: &dyn crate::DefinitionRegistry,
+    namespace: &str,
+    key: &str,
+    previous: Option<Definition>,
+) {
     let result = match previous {
-        None => store.remove_definition(key).map(|_| ()),
+        None => store.remove_definition(namespace, key).map(|_| ()),
         Some(def) => store
-            .upsert_definition(NewDefinition {
-                key: def.key,
-                cron: def.cron,
-                enabled: def.enabled,
-                source: def.source,
-                metadata: def.metadata,
-            })
+            .upsert_definition(
+                namespace,
+                NewDefinition {
+                    key: def.key,
+                    cron: def.cron,
+                    enabled: def.enabled,
+                    source: def.source,
+                    metadata: def.metadata,
+                },
+            )
             .map(|_| ()),
     };
     if let Err(err) = result {

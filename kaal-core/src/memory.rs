@@ -430,17 +430,22 @@ impl NodeRegistry for MemoryNodeRegistry {
     }
 }
 
-/// An in-memory [`DefinitionRegistry`].
+/// An in-memory [`DefinitionRegistry`], keyed by `(namespace, key)`.
 #[derive(Debug)]
 pub struct MemoryDefinitionRegistry {
     clock: Arc<dyn Clock>,
-    definitions: Mutex<BTreeMap<String, Definition>>,
+    definitions: Mutex<BTreeMap<(String, String), Definition>>,
 }
 
 impl Default for MemoryDefinitionRegistry {
     fn default() -> Self {
         Self::with_clock(Arc::new(SystemClock))
     }
+}
+
+/// The map key of `key` in `namespace`.
+fn scoped(namespace: &str, key: &str) -> (String, String) {
+    (namespace.to_string(), key.to_string())
 }
 
 impl MemoryDefinitionRegistry {
@@ -452,10 +457,10 @@ impl MemoryDefinitionRegistry {
         }
     }
 
-    fn set_enabled(&self, key: &str, enabled: bool) -> Option<Definition> {
+    fn set_enabled(&self, namespace: &str, key: &str, enabled: bool) -> Option<Definition> {
         let now = self.clock.now();
         let mut definitions = lock(&self.definitions);
-        let definition = definitions.get_mut(key)?;
+        let definition = definitions.get_mut(&scoped(namespace, key))?;
         if definition.enabled != enabled {
             definition.enabled = enabled;
             definition.disabled_at = if enabled { None } else { Some(now) };
@@ -466,10 +471,15 @@ impl MemoryDefinitionRegistry {
 }
 
 impl DefinitionRegistry for MemoryDefinitionRegistry {
-    fn upsert_definition(&self, new: NewDefinition) -> Result<Definition, RegistryError> {
+    fn upsert_definition(
+        &self,
+        namespace: &str,
+        new: NewDefinition,
+    ) -> Result<Definition, RegistryError> {
         let now = self.clock.now();
         let mut definitions = lock(&self.definitions);
-        let previous = definitions.get(&new.key);
+        let id = scoped(namespace, &new.key);
+        let previous = definitions.get(&id);
         let created_at = previous.map_or(now, |old| old.created_at);
         let disabled_at = match (new.enabled, previous) {
             (true, _) => None,
@@ -477,7 +487,7 @@ impl DefinitionRegistry for MemoryDefinitionRegistry {
             (false, _) => Some(now),
         };
         let stored = Definition {
-            key: new.key.clone(),
+            key: new.key,
             cron: new.cron,
             enabled: new.enabled,
             source: new.source,
@@ -486,27 +496,47 @@ impl DefinitionRegistry for MemoryDefinitionRegistry {
             updated_at: now,
             disabled_at,
         };
-        definitions.insert(new.key, stored.clone());
+        definitions.insert(id, stored.clone());
         Ok(stored)
     }
 
-    fn remove_definition(&self, key: &str) -> Result<bool, RegistryError> {
-        Ok(lock(&self.definitions).remove(key).is_some())
+    fn remove_definition(&self, namespace: &str, key: &str) -> Result<bool, RegistryError> {
+        Ok(lock(&self.definitions)
+            .remove(&scoped(namespace, key))
+            .is_some())
     }
 
-    fn find_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
-        Ok(lock(&self.definitions).get(key).cloned())
+    fn find_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError> {
+        Ok(lock(&self.definitions)
+            .get(&scoped(namespace, key))
+            .cloned())
     }
 
-    fn all_definitions(&self) -> Result<Vec<Definition>, RegistryError> {
-        Ok(lock(&self.definitions).values().cloned().collect())
+    fn all_definitions(&self, namespace: &str) -> Result<Vec<Definition>, RegistryError> {
+        Ok(lock(&self.definitions)
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|(_, definition)| definition.clone())
+            .collect())
     }
 
-    fn enable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
-        Ok(self.set_enabled(key, true))
+    fn enable_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError> {
+        Ok(self.set_enabled(namespace, key, true))
     }
 
-    fn disable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
-        Ok(self.set_enabled(key, false))
+    fn disable_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError> {
+        Ok(self.set_enabled(namespace, key, false))
     }
 }

@@ -366,8 +366,11 @@ fn an_unparsable_stored_definition_is_skipped_and_the_others_still_run() {
     );
     use kaal_core::Adapter as _;
     let defs = adapter.definition_registry().unwrap();
-    defs.upsert_definition(kaal_core::NewDefinition::new("bad", "every tuesday"))
-        .unwrap();
+    defs.upsert_definition(
+        "kaal",
+        kaal_core::NewDefinition::new("bad", "every tuesday"),
+    )
+    .unwrap();
     let report = kaal.tick_at(t(4, 0, 1));
     assert!(report.errors.is_empty());
     let fires: Vec<_> = rx.try_iter().map(|f| (f.key, f.fire_time)).collect();

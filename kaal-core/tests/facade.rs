@@ -29,7 +29,7 @@ fn store_file_job(adapter: &MemoryAdapter, key: &str, cron: &str) {
     adapter
         .definition_registry()
         .unwrap()
-        .upsert_definition(def)
+        .upsert_definition("kaal", def)
         .unwrap();
 }
 
@@ -42,7 +42,7 @@ fn register_persists_a_code_definition_and_unregister_removes_it() {
     let stored = adapter
         .definition_registry()
         .unwrap()
-        .find_definition("reports")
+        .find_definition("kaal", "reports")
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -55,7 +55,7 @@ fn register_persists_a_code_definition_and_unregister_removes_it() {
         adapter
             .definition_registry()
             .unwrap()
-            .find_definition("reports")
+            .find_definition("kaal", "reports")
             .unwrap()
             .unwrap()
             .cron,
@@ -66,7 +66,7 @@ fn register_persists_a_code_definition_and_unregister_removes_it() {
     assert!(adapter
         .definition_registry()
         .unwrap()
-        .find_definition("reports")
+        .find_definition("kaal", "reports")
         .unwrap()
         .is_none());
     assert!(!kaal.unregister("reports").unwrap());
@@ -88,7 +88,7 @@ fn file_conflict_with_policy_error_is_refused_and_stores_nothing() {
     let stored = adapter
         .definition_registry()
         .unwrap()
-        .find_definition("sync")
+        .find_definition("kaal", "sync")
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -105,7 +105,7 @@ fn file_conflict_with_code_wins_stores_the_code_cron() {
     let stored = adapter
         .definition_registry()
         .unwrap()
-        .find_definition("sync")
+        .find_definition("kaal", "sync")
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -122,7 +122,7 @@ fn file_conflict_with_file_wins_keeps_the_file_cron_and_dispatches_on_it() {
     let stored = adapter
         .definition_registry()
         .unwrap()
-        .find_definition("sync")
+        .find_definition("kaal", "sync")
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -147,7 +147,7 @@ fn reregistration_keeps_an_operators_disable() {
     let stored = adapter
         .definition_registry()
         .unwrap()
-        .find_definition("job")
+        .find_definition("kaal", "job")
         .unwrap()
         .unwrap();
     assert_eq!((stored.cron.as_str(), stored.enabled), ("@hourly", false));
@@ -169,7 +169,7 @@ fn bad_registrations_name_the_problem_and_store_nothing() {
     assert!(adapter
         .definition_registry()
         .unwrap()
-        .all_definitions()
+        .all_definitions("kaal")
         .unwrap()
         .is_empty());
     assert!(kaal.registered_keys().is_empty());

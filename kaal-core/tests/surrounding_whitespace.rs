@@ -39,7 +39,7 @@ fn a_cron_key_with_a_trailing_space_is_refused_at_registration_and_nothing_is_st
     let stored = adapter
         .definition_registry()
         .unwrap()
-        .find_definition("trail ")
+        .find_definition("kaal", "trail ")
         .unwrap();
     assert!(stored.is_none(), "the refused key was stored: {stored:?}");
 }

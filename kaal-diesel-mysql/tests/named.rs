@@ -262,7 +262,7 @@ fn the_registries_are_the_databases_tables() {
     assert!(a
         .definition_registry()
         .unwrap()
-        .all_definitions()
+        .all_definitions("kaal")
         .unwrap()
         .is_empty());
     // A claim on a fire time the log already records is given back.

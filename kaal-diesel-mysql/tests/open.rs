@@ -239,21 +239,28 @@ fn tables_the_ruby_gem_created_are_accepted_and_used_as_they_are() {
         "INSERT INTO kaal_definitions (`key`, cron, enabled, source, metadata, created_at, updated_at) \
          VALUES ('ruby-job', '0 * * * *', 1, 'code', '{\"owner\":\"ruby\"}', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
     );
-    let ruby = store.find_definition("ruby-job").unwrap().unwrap();
+    let ruby = store.find_definition("kaal", "ruby-job").unwrap().unwrap();
     assert_eq!(ruby.metadata["owner"], "ruby");
     let mut metadata = serde_json::Map::new();
     metadata.insert("owner".into(), "ops".into());
     store
-        .upsert_definition(NewDefinition {
-            key: "rust-job".into(),
-            cron: "*/5 * * * *".into(),
-            enabled: true,
-            source: DefinitionSource::File,
-            metadata: metadata.clone(),
-        })
+        .upsert_definition(
+            "kaal",
+            NewDefinition {
+                key: "rust-job".into(),
+                cron: "*/5 * * * *".into(),
+                enabled: true,
+                source: DefinitionSource::File,
+                metadata: metadata.clone(),
+            },
+        )
         .unwrap();
     assert_eq!(
-        store.find_definition("rust-job").unwrap().unwrap().metadata,
+        store
+            .find_definition("kaal", "rust-job")
+            .unwrap()
+            .unwrap()
+            .metadata,
         metadata
     );
     let stored = db.text("SELECT metadata AS value FROM kaal_definitions WHERE `key` = 'rust-job'");

@@ -26,10 +26,31 @@ CREATE TABLE "kaal_definitions" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL
 CREATE UNIQUE INDEX "index_kaal_definitions_on_key" ON "kaal_definitions" ("key");
 "#;
 
+/// The SQL of the gem's tables and indexes other than `kaal_definitions`' (which the
+/// migration `namespaced_definitions` extends; see [`definition_columns`]).
 fn schema_sql(store: &SqliteStore) -> String {
     text(
         store,
-        "SELECT group_concat(sql, ';') AS value FROM (SELECT sql FROM sqlite_master WHERE name LIKE 'kaal%' AND name <> 'kaal_nodes' ORDER BY name)",
+        "SELECT group_concat(sql, ';') AS value FROM (SELECT sql FROM sqlite_master WHERE name LIKE 'kaal%' AND name <> 'kaal_nodes' AND tbl_name <> 'kaal_definitions' ORDER BY name)",
+    )
+}
+
+/// `kaal_definitions`' columns as `name type notnull default`, in table order.
+fn definition_columns(store: &SqliteStore) -> Vec<String> {
+    text(
+        store,
+        "SELECT group_concat(name || ' ' || type || ' ' || \"notnull\" || ' ' || coalesce(dflt_value, 'NULL'), '|') AS value FROM pragma_table_info('kaal_definitions')",
+    )
+    .split('|')
+    .map(str::to_string)
+    .collect()
+}
+
+/// `kaal_definitions`' unique indexes as `name(columns)`, by name.
+fn definition_unique_indexes(store: &SqliteStore) -> String {
+    text(
+        store,
+        "SELECT group_concat(idx.name || '(' || (SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_index_info(idx.name) ORDER BY seqno)) || ')', ' ') AS value FROM (SELECT name FROM pragma_index_list('kaal_definitions') WHERE \"unique\" = 1 ORDER BY name) AS idx",
     )
 }
 
@@ -137,9 +158,35 @@ fn tables_created_by_the_ruby_gem_are_accepted_as_they_are() {
     );
     let store = SqliteStore::open(db.locator()).unwrap();
     let before = schema_sql(&store);
+    let definitions_before = definition_columns(&store);
+    let rows_before = text(
+        &store,
+        "SELECT group_concat(id || ' ' || \"key\" || ' ' || cron || ' ' || enabled || ' ' || source || ' ' || metadata || ' ' || created_at, '|') AS value FROM kaal_definitions",
+    );
     let applied = store.run_migrations().unwrap();
-    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(applied.len(), 3, "{applied:?}");
     assert_eq!(schema_sql(&store), before, "the gem's tables were altered");
+    // kaal_definitions keeps every column and row of the gem's and gains `namespace`, with
+    // the unique index moved from (key) to (namespace, key).
+    let mut expected = definitions_before;
+    expected.push("namespace VARCHAR(255) 1 'kaal'".to_string());
+    assert_eq!(definition_columns(&store), expected);
+    assert_eq!(
+        definition_unique_indexes(&store),
+        "index_kaal_definitions_on_namespace_and_key(namespace,key)"
+    );
+    assert_eq!(
+        text(
+            &store,
+            "SELECT group_concat(id || ' ' || \"key\" || ' ' || cron || ' ' || enabled || ' ' || source || ' ' || metadata || ' ' || created_at, '|') AS value FROM kaal_definitions",
+        ),
+        rows_before,
+        "the gem's definition rows changed"
+    );
+    assert_eq!(
+        text(&store, "SELECT namespace AS value FROM kaal_definitions"),
+        "kaal"
+    );
     assert_eq!(store.verify_schema().unwrap(), TableShape::default());
 
     assert!(!store.acquire("ruby-held", TTL).unwrap());
@@ -161,11 +208,11 @@ fn tables_created_by_the_ruby_gem_are_accepted_as_they_are() {
         )
         .unwrap();
     assert_eq!(store.find_by_key("report").unwrap().len(), 2);
-    let definition = store.find_definition("report").unwrap().unwrap();
+    let definition = store.find_definition("kaal", "report").unwrap().unwrap();
     assert_eq!(definition.metadata["command"], "rake report");
     assert_eq!(definition.created_at.timestamp_subsec_millis(), 500);
     assert!(store
-        .disable_definition("report")
+        .disable_definition("kaal", "report")
         .unwrap()
         .unwrap()
         .disabled_at
@@ -258,8 +305,8 @@ fn migrations_run_once_and_tolerate_racing_processes() {
         .collect();
     let applied: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(
-        applied, 2,
-        "exactly one runner applies each of the two migrations"
+        applied, 3,
+        "exactly one runner applies each of the three migrations"
     );
     let store = db.open();
     assert!(store.run_migrations().unwrap().is_empty());
@@ -317,4 +364,104 @@ fn urls_and_wal_mode() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not SQLite"), "{err}");
+}
+
+#[test]
+fn the_gem_tables_report_the_pending_migration_until_it_runs() {
+    let db = TempDb::empty();
+    exec_file(&db.path, RUBY_GEM_TABLES);
+    let store = SqliteStore::open(db.locator()).unwrap();
+    let err = store.verify_schema().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::MigrationPending {
+                table: "kaal_definitions",
+                column: "namespace",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("run the migrations first"), "{message}");
+    assert!(message.contains(db.locator()), "{message}");
+    let err = store.acquire("k", TTL).unwrap_err().to_string();
+    assert!(err.contains("has no namespace column yet"), "{err}");
+    store.run_migrations().unwrap();
+    assert!(store.acquire("k", TTL).unwrap());
+}
+
+#[test]
+fn a_unique_index_on_the_definition_key_alone_is_refused() {
+    let db = TempDb::migrated();
+    exec_file(
+        &db.path,
+        r#"CREATE UNIQUE INDEX "index_kaal_definitions_on_key" ON "kaal_definitions" ("key");"#,
+    );
+    let err = db.open().verify_schema().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::SchemaMismatch {
+                table: "kaal_definitions",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("unique index on (key)"), "{err}");
+}
+
+#[test]
+fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace() {
+    use diesel::Connection;
+    use diesel_migrations::MigrationHarness;
+    let db = TempDb::empty();
+    {
+        let mut conn = diesel::SqliteConnection::establish(db.locator()).unwrap();
+        conn.run_next_migration(kaal_diesel_sqlite::MIGRATIONS)
+            .unwrap();
+        conn.run_next_migration(kaal_diesel_sqlite::MIGRATIONS)
+            .unwrap();
+    }
+    exec_file(
+        &db.path,
+        r#"INSERT INTO kaal_definitions ("key", cron, enabled, source, metadata, disabled_at, created_at, updated_at)
+             VALUES ('sync', '*/5 * * * *', 0, 'file', '{"kaal":{"command":["sync"]}}', '2026-01-02 03:04:05.000000', '2026-01-01 00:00:00.000000', '2026-01-02 03:04:05.000000'),
+                    ('report', '@daily', 1, 'code', '{}', NULL, '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000');"#,
+    );
+    let store = db.open();
+    assert!(matches!(
+        store.verify_schema().unwrap_err(),
+        OpenError::MigrationPending { .. }
+    ));
+    assert_eq!(store.run_migrations().unwrap(), ["20261130000001"]);
+    assert_eq!(
+        text(
+            &store,
+            "SELECT group_concat(namespace || ':' || \"key\", ' ') AS value FROM (SELECT * FROM kaal_definitions ORDER BY \"key\")"
+        ),
+        "kaal:report kaal:sync"
+    );
+    let sync = store.find_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(
+        (sync.cron.as_str(), sync.enabled, sync.source),
+        ("*/5 * * * *", false, kaal_core::DefinitionSource::File)
+    );
+    assert_eq!(sync.metadata["kaal"]["command"][0], "sync");
+    assert_eq!(
+        sync.disabled_at,
+        Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap())
+    );
+    assert_eq!(store.all_definitions("kaal").unwrap().len(), 2);
+    // Another namespace may now define the same key without touching the kept row.
+    store
+        .upsert_definition("app2", kaal_core::NewDefinition::new("sync", "0 * * * *"))
+        .unwrap();
+    assert_eq!(
+        store.find_definition("kaal", "sync").unwrap().unwrap(),
+        sync
+    );
+    assert!(store.run_migrations().unwrap().is_empty());
 }

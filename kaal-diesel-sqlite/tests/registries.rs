@@ -94,12 +94,15 @@ fn metadata_that_is_not_a_json_object_is_a_registry_error() {
     let db = TempDb::migrated();
     let store = db.open();
     store
-        .upsert_definition(NewDefinition::new("job", "* * * * *"))
+        .upsert_definition("kaal", NewDefinition::new("job", "* * * * *"))
         .unwrap();
     exec(&store, "UPDATE kaal_definitions SET metadata = '[1, 2]'");
-    let err = store.find_definition("job").unwrap_err().to_string();
+    let err = store
+        .find_definition("kaal", "job")
+        .unwrap_err()
+        .to_string();
     assert!(
-        err.starts_with("SQLite find_definition(job) failed: "),
+        err.starts_with("SQLite find_definition(kaal:job) failed: "),
         "{err}"
     );
     assert!(err.contains("not a JSON object"), "{err}");
@@ -115,7 +118,7 @@ fn definitions_are_stored_as_the_ruby_gem_reads_them() {
         .unwrap()
         .clone();
     new.enabled = false;
-    let stored = store.upsert_definition(new).unwrap();
+    let stored = store.upsert_definition("kaal", new).unwrap();
     assert_eq!(
         text(
             &store,
@@ -140,7 +143,7 @@ fn concurrent_upserts_of_one_key_keep_one_row_and_the_first_created_at() {
             std::thread::spawn(move || {
                 let store = common::open(&locator);
                 store
-                    .upsert_definition(NewDefinition::new("shared", format!("{i} * * * *")))
+                    .upsert_definition("kaal", NewDefinition::new("shared", format!("{i} * * * *")))
                     .expect("upsert failed")
             })
         })
@@ -154,7 +157,11 @@ fn concurrent_upserts_of_one_key_keep_one_row_and_the_first_created_at() {
     let first_created = results.iter().map(|d| d.created_at).min().unwrap();
     assert!(results.iter().all(|d| d.created_at == first_created));
     assert_eq!(
-        store.find_definition("shared").unwrap().unwrap().created_at,
+        store
+            .find_definition("kaal", "shared")
+            .unwrap()
+            .unwrap()
+            .created_at,
         first_created
     );
 }

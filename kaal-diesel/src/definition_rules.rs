@@ -16,9 +16,14 @@ use crate::rows::DefinitionRow;
 use crate::time::DbTime;
 
 impl DefinitionRow {
-    /// The row to store when `new` is upserted over `previous` (the stored row, if any) at
-    /// `now`.
-    pub fn upserted(previous: Option<&DefinitionRow>, new: NewDefinition, now: DbTime) -> Self {
+    /// The row to store when `new` is upserted in `namespace` over `previous` (the stored
+    /// row of the same namespace and key, if any) at `now`.
+    pub fn upserted(
+        namespace: &str,
+        previous: Option<&DefinitionRow>,
+        new: NewDefinition,
+        now: DbTime,
+    ) -> Self {
         let created_at = previous.map_or(now, |old| old.created_at);
         let disabled_at = match (new.enabled, previous) {
             (true, _) => None,
@@ -26,6 +31,7 @@ impl DefinitionRow {
             (false, _) => Some(now),
         };
         Self {
+            namespace: namespace.to_string(),
             key: new.key,
             cron: new.cron,
             enabled: new.enabled,
@@ -68,24 +74,24 @@ mod tests {
 
     #[test]
     fn first_upsert_sets_created_at_and_later_ones_keep_it() {
-        let first = DefinitionRow::upserted(None, new(true), at(0));
+        let first = DefinitionRow::upserted("kaal", None, new(true), at(0));
         assert_eq!(
             (first.created_at, first.updated_at, first.disabled_at),
             (at(0), at(0), None)
         );
         let mut change = new(true);
         change.source = DefinitionSource::File;
-        let second = DefinitionRow::upserted(Some(&first), change, at(5));
+        let second = DefinitionRow::upserted("kaal", Some(&first), change, at(5));
         assert_eq!((second.created_at, second.updated_at), (at(0), at(5)));
         assert_eq!(second.source, "file");
     }
 
     #[test]
     fn disabled_at_is_set_kept_and_cleared() {
-        let enabled = DefinitionRow::upserted(None, new(true), at(0));
-        let disabled = DefinitionRow::upserted(Some(&enabled), new(false), at(10));
+        let enabled = DefinitionRow::upserted("kaal", None, new(true), at(0));
+        let disabled = DefinitionRow::upserted("kaal", Some(&enabled), new(false), at(10));
         assert_eq!(disabled.disabled_at, Some(at(10)));
-        let still = DefinitionRow::upserted(Some(&disabled), new(false), at(20));
+        let still = DefinitionRow::upserted("kaal", Some(&disabled), new(false), at(20));
         assert_eq!(still.disabled_at, Some(at(10)));
         let again = still.clone().with_enabled(false, at(30));
         assert_eq!(
@@ -96,15 +102,15 @@ mod tests {
         assert_eq!((on.enabled, on.disabled_at), (true, None));
         let off = on.with_enabled(false, at(50));
         assert_eq!(off.disabled_at, Some(at(50)));
-        let inserted_disabled = DefinitionRow::upserted(None, new(false), at(60));
+        let inserted_disabled = DefinitionRow::upserted("kaal", None, new(false), at(60));
         assert_eq!(inserted_disabled.disabled_at, Some(at(60)));
     }
 
     #[test]
     fn a_disabled_row_without_disabled_at_gets_one() {
-        let mut odd = DefinitionRow::upserted(None, new(false), at(0));
+        let mut odd = DefinitionRow::upserted("kaal", None, new(false), at(0));
         odd.disabled_at = None; // e.g. written by another tool
-        let next = DefinitionRow::upserted(Some(&odd), new(false), at(7));
+        let next = DefinitionRow::upserted("kaal", Some(&odd), new(false), at(7));
         assert_eq!(next.disabled_at, Some(at(7)));
     }
 }

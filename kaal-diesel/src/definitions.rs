@@ -1,5 +1,9 @@
 //! The definition store: [`DefinitionRegistry`] for [`DieselStore`], on `kaal_definitions`.
 //!
+//! Every statement filters by the namespace as well as the key (the table is unique on
+//! `(namespace, key)`), so applications sharing a database never see each other's
+//! definitions.
+//!
 //! Each write reads the stored row, applies the rules of
 //! [`definition_rules`](crate::definition_rules) and writes the result inside one
 //! [`write_transaction`](crate::Dialect::write_transaction). Where two writers can both find
@@ -36,13 +40,18 @@ impl<D: Dialect> DieselStore<D> {
             .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))
     }
 
-    fn set_enabled(&self, key: &str, enabled: bool) -> Result<Option<Definition>, RegistryError> {
+    fn set_enabled(
+        &self,
+        namespace: &str,
+        key: &str,
+        enabled: bool,
+    ) -> Result<Option<Definition>, RegistryError> {
         let now = self.now();
         let verb = if enabled { "enable" } else { "disable" };
-        let operation = || format!("{verb}_definition({key})");
+        let operation = || format!("{verb}_definition({namespace}:{key})");
         let row = self.registry_call(operation, |conn| {
             D::write_transaction(conn, |conn| {
-                let Some(row) = conn.find_definition_row(key)? else {
+                let Some(row) = conn.find_definition_row(namespace, key)? else {
                     return Ok(None);
                 };
                 let row = row.with_enabled(enabled, now);
@@ -62,15 +71,20 @@ fn is_unique_violation(err: &Error) -> bool {
 }
 
 impl<D: Dialect> DefinitionRegistry for DieselStore<D> {
-    fn upsert_definition(&self, new: NewDefinition) -> Result<Definition, RegistryError> {
+    fn upsert_definition(
+        &self,
+        namespace: &str,
+        new: NewDefinition,
+    ) -> Result<Definition, RegistryError> {
         let now = self.now();
         let key = new.key.clone();
-        let operation = || format!("upsert_definition({key})");
+        let operation = || format!("upsert_definition({namespace}:{key})");
         let row = self.registry_call(operation, |conn| {
             let attempt = |conn: &mut D::Connection| {
                 D::write_transaction(conn, |conn| {
-                    let previous = conn.find_definition_row(&new.key)?;
-                    let row = DefinitionRow::upserted(previous.as_ref(), new.clone(), now);
+                    let previous = conn.find_definition_row(namespace, &new.key)?;
+                    let row =
+                        DefinitionRow::upserted(namespace, previous.as_ref(), new.clone(), now);
                     if previous.is_some() {
                         conn.update_definition_row(&row)?;
                     } else {
@@ -88,36 +102,48 @@ impl<D: Dialect> DefinitionRegistry for DieselStore<D> {
             .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))
     }
 
-    fn remove_definition(&self, key: &str) -> Result<bool, RegistryError> {
+    fn remove_definition(&self, namespace: &str, key: &str) -> Result<bool, RegistryError> {
         self.registry_call(
-            || format!("remove_definition({key})"),
-            |conn| conn.delete_definition_row(key),
+            || format!("remove_definition({namespace}:{key})"),
+            |conn| conn.delete_definition_row(namespace, key),
         )
     }
 
-    fn find_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
-        let operation = || format!("find_definition({key})");
-        let row = self.registry_call(operation, |conn| conn.find_definition_row(key))?;
+    fn find_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError> {
+        let operation = || format!("find_definition({namespace}:{key})");
+        let row = self.registry_call(operation, |conn| conn.find_definition_row(namespace, key))?;
         self.definition(operation, row)
     }
 
-    fn all_definitions(&self) -> Result<Vec<Definition>, RegistryError> {
-        let operation = || "all_definitions".to_string();
-        let rows = self.registry_call(operation, |conn| conn.definition_rows())?;
+    fn all_definitions(&self, namespace: &str) -> Result<Vec<Definition>, RegistryError> {
+        let operation = || format!("all_definitions({namespace})");
+        let rows = self.registry_call(operation, |conn| conn.definition_rows(namespace))?;
         self.definitions(operation, rows)
     }
 
-    fn enabled_definitions(&self) -> Result<Vec<Definition>, RegistryError> {
-        let operation = || "enabled_definitions".to_string();
-        let rows = self.registry_call(operation, |conn| conn.enabled_definition_rows())?;
+    fn enabled_definitions(&self, namespace: &str) -> Result<Vec<Definition>, RegistryError> {
+        let operation = || format!("enabled_definitions({namespace})");
+        let rows = self.registry_call(operation, |conn| conn.enabled_definition_rows(namespace))?;
         self.definitions(operation, rows)
     }
 
-    fn enable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
-        self.set_enabled(key, true)
+    fn enable_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError> {
+        self.set_enabled(namespace, key, true)
     }
 
-    fn disable_definition(&self, key: &str) -> Result<Option<Definition>, RegistryError> {
-        self.set_enabled(key, false)
+    fn disable_definition(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Definition>, RegistryError> {
+        self.set_enabled(namespace, key, false)
     }
 }

@@ -88,6 +88,24 @@ pub enum OpenError {
         /// The missing table.
         table: &'static str,
     },
+    /// A kaal table lacks a column a migration adds: the migrations have not run on this
+    /// database yet (e.g. `kaal_definitions` as the Ruby gem or kaal before namespaced
+    /// definitions created it, without `namespace`).
+    #[error(
+        "{backend} database {locator}: table {table} has no {column} column yet; run the \
+         migrations first (`run_migrations()` or `kaal migrate`), which add it and keep \
+         every row"
+    )]
+    MigrationPending {
+        /// The backend.
+        backend: &'static str,
+        /// The database.
+        locator: String,
+        /// The table.
+        table: &'static str,
+        /// The missing column.
+        column: &'static str,
+    },
     /// Running the embedded migrations failed (each migration runs in a transaction, so a
     /// failed one left nothing behind).
     #[error("{backend} database {locator}: migrations failed: {cause}")]

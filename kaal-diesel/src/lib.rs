@@ -72,7 +72,7 @@ mod store;
 mod time;
 
 pub use batch::chunks_within;
-pub use checks::{require_unique_indexes, REQUIRED_UNIQUE_INDEXES};
+pub use checks::{require_unique_indexes, FORBIDDEN_UNIQUE_INDEXES, REQUIRED_UNIQUE_INDEXES};
 pub use claim_queries::ClaimQueries;
 pub use dialect::{ConnectionPool, Dialect, DispatchWrite};
 pub use error::{error_chain, OpenError};

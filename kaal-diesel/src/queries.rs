@@ -9,6 +9,7 @@ use diesel::dsl::auto_type;
 use diesel::prelude::*;
 use diesel::query_dsl::methods::{ExecuteDsl, LoadQuery};
 
+use crate::metadata::Metadata;
 use crate::rows::{DefinitionRow, DispatchRow};
 use crate::schema::{kaal_definitions, kaal_dispatches, kaal_locks};
 use crate::time::DbTime;
@@ -19,9 +20,10 @@ pub mod columns {
     pub const LOCKS: &str = "key, acquired_at, expires_at";
     /// Columns of `kaal_dispatches` every statement needs.
     pub const DISPATCHES: &str = "key, fire_time, dispatched_at, node_id, status";
-    /// Columns of `kaal_definitions` every statement needs.
+    /// Columns of `kaal_definitions` every statement needs (`namespace` is kaal's, added by
+    /// migration; the others are the Ruby gem's).
     pub const DEFINITIONS: &str =
-        "key, cron, enabled, source, metadata, disabled_at, created_at, updated_at";
+        "namespace, key, cron, enabled, source, metadata, disabled_at, created_at, updated_at";
     /// Columns of `kaal_nodes` the node registry needs.
     pub const NODES: &str =
         "namespace, node_id, instance, host, pid, version, started_at, last_seen";
@@ -52,6 +54,18 @@ fn dispatch_timestamp_columns() -> _ {
         .limit(0_i64)
 }
 
+/// The Ruby gem's columns of `kaal_definitions`, as the schema probe reads them.
+type DefinitionColumns = (
+    String,
+    String,
+    bool,
+    String,
+    Metadata,
+    Option<DbTime>,
+    DbTime,
+    DbTime,
+);
+
 /// The columns of a [`DispatchRow`], in its field order.
 #[auto_type]
 fn dispatch_row() -> _ {
@@ -68,6 +82,7 @@ fn dispatch_row() -> _ {
 #[auto_type]
 fn definition_row() -> _ {
     (
+        kaal_definitions::namespace,
         kaal_definitions::key,
         kaal_definitions::cron,
         kaal_definitions::enabled,
@@ -84,10 +99,29 @@ fn dispatch_columns() -> _ {
     kaal_dispatches::table.select(dispatch_row()).limit(0_i64)
 }
 
+/// The Ruby gem's columns of `kaal_definitions`: what a database must have before (and
+/// after) the migrations run.
 #[auto_type]
 fn definition_columns() -> _ {
     kaal_definitions::table
-        .select(definition_row())
+        .select((
+            kaal_definitions::key,
+            kaal_definitions::cron,
+            kaal_definitions::enabled,
+            kaal_definitions::source,
+            kaal_definitions::metadata,
+            kaal_definitions::disabled_at,
+            kaal_definitions::created_at,
+            kaal_definitions::updated_at,
+        ))
+        .limit(0_i64)
+}
+
+/// Probes for the `namespace` column the migration `namespaced_definitions` adds.
+#[auto_type]
+fn definition_namespace_column() -> _ {
+    kaal_definitions::table
+        .select(kaal_definitions::namespace)
         .limit(0_i64)
 }
 
@@ -144,23 +178,26 @@ fn leases_expired_before(cutoff: DbTime) -> _ {
 }
 
 #[auto_type]
-fn definition_by_key(key: String) -> _ {
+fn definition_by_key(namespace: String, key: String) -> _ {
     kaal_definitions::table
+        .filter(kaal_definitions::namespace.eq(namespace))
         .filter(kaal_definitions::key.eq(key))
         .select(definition_row())
         .limit(1_i64)
 }
 
 #[auto_type]
-fn definitions_by_key() -> _ {
+fn definitions_by_key(namespace: String) -> _ {
     kaal_definitions::table
+        .filter(kaal_definitions::namespace.eq(namespace))
         .order(kaal_definitions::key.asc())
         .select(definition_row())
 }
 
 #[auto_type]
-fn enabled_definitions_by_key() -> _ {
+fn enabled_definitions_by_key(namespace: String) -> _ {
     kaal_definitions::table
+        .filter(kaal_definitions::namespace.eq(namespace))
         .filter(kaal_definitions::enabled.eq(true))
         .order(kaal_definitions::key.asc())
         .select(definition_row())
@@ -172,13 +209,22 @@ fn insert_definition(row: DefinitionRow) -> _ {
 }
 
 #[auto_type]
-fn update_definition(key: String, row: DefinitionRow) -> _ {
-    diesel::dsl::update(kaal_definitions::table.filter(kaal_definitions::key.eq(key))).set(row)
+fn update_definition(namespace: String, key: String, row: DefinitionRow) -> _ {
+    diesel::dsl::update(
+        kaal_definitions::table
+            .filter(kaal_definitions::namespace.eq(namespace))
+            .filter(kaal_definitions::key.eq(key)),
+    )
+    .set(row)
 }
 
 #[auto_type]
-fn delete_definition(key: String) -> _ {
-    diesel::dsl::delete(kaal_definitions::table.filter(kaal_definitions::key.eq(key)))
+fn delete_definition(namespace: String, key: String) -> _ {
+    diesel::dsl::delete(
+        kaal_definitions::table
+            .filter(kaal_definitions::namespace.eq(namespace))
+            .filter(kaal_definitions::key.eq(key)),
+    )
 }
 
 /// Statements that are the same SQL on every database: schema probes, dispatch-log reads
@@ -195,8 +241,10 @@ pub trait SharedQueries: Connection {
     fn probe_dispatch_columns(&mut self) -> QueryResult<()>;
     /// Whether `kaal_dispatches` has `created_at` and `updated_at`.
     fn has_dispatch_timestamps(&mut self) -> bool;
-    /// Fails unless `kaal_definitions` has the columns the definition store uses.
+    /// Fails unless `kaal_definitions` has the Ruby gem's columns (all but `namespace`).
     fn probe_definition_columns(&mut self) -> QueryResult<()>;
+    /// Whether `kaal_definitions` has the `namespace` column (the migrations have run).
+    fn has_definition_namespace(&mut self) -> bool;
 
     /// The dispatch of `key` at `fire_time`, if logged.
     fn find_dispatch_row(
@@ -215,18 +263,22 @@ pub trait SharedQueries: Connection {
     /// Deletes leases that expired before `cutoff`; returns how many.
     fn delete_leases_expired_before(&mut self, cutoff: DbTime) -> QueryResult<usize>;
 
-    /// The definition of `key`, if stored.
-    fn find_definition_row(&mut self, key: &str) -> QueryResult<Option<DefinitionRow>>;
-    /// Every definition, by key.
-    fn definition_rows(&mut self) -> QueryResult<Vec<DefinitionRow>>;
-    /// Every enabled definition, by key.
-    fn enabled_definition_rows(&mut self) -> QueryResult<Vec<DefinitionRow>>;
-    /// Inserts `row` (its key must not be stored yet).
+    /// The definition of `key` in `namespace`, if stored.
+    fn find_definition_row(
+        &mut self,
+        namespace: &str,
+        key: &str,
+    ) -> QueryResult<Option<DefinitionRow>>;
+    /// Every definition of `namespace`, by key.
+    fn definition_rows(&mut self, namespace: &str) -> QueryResult<Vec<DefinitionRow>>;
+    /// Every enabled definition of `namespace`, by key.
+    fn enabled_definition_rows(&mut self, namespace: &str) -> QueryResult<Vec<DefinitionRow>>;
+    /// Inserts `row` (its namespace and key must not be stored yet).
     fn insert_definition_row(&mut self, row: &DefinitionRow) -> QueryResult<()>;
-    /// Overwrites the stored row of `row.key`.
+    /// Overwrites the stored row of `(row.namespace, row.key)`.
     fn update_definition_row(&mut self, row: &DefinitionRow) -> QueryResult<()>;
-    /// Deletes the definition of `key`; returns whether one was stored.
-    fn delete_definition_row(&mut self, key: &str) -> QueryResult<bool>;
+    /// Deletes the definition of `key` in `namespace`; returns whether one was stored.
+    fn delete_definition_row(&mut self, namespace: &str, key: &str) -> QueryResult<bool>;
 }
 
 impl<C> SharedQueries for C
@@ -236,7 +288,8 @@ where
     lock_timestamp_columns: LoadQuery<'static, C, (DbTime, DbTime)>,
     dispatch_timestamp_columns: LoadQuery<'static, C, (DbTime, DbTime)>,
     dispatch_columns: LoadQuery<'static, C, DispatchRow>,
-    definition_columns: LoadQuery<'static, C, DefinitionRow>,
+    definition_columns: LoadQuery<'static, C, DefinitionColumns>,
+    definition_namespace_column: LoadQuery<'static, C, String>,
     dispatch_by_key_and_time: LoadQuery<'static, C, DispatchRow>,
     dispatches_by_key: LoadQuery<'static, C, DispatchRow>,
     dispatches_by_node: LoadQuery<'static, C, DispatchRow>,
@@ -273,7 +326,13 @@ where
     }
 
     fn probe_definition_columns(&mut self) -> QueryResult<()> {
-        definition_columns().load::<DefinitionRow>(self).map(drop)
+        definition_columns()
+            .load::<DefinitionColumns>(self)
+            .map(drop)
+    }
+
+    fn has_definition_namespace(&mut self) -> bool {
+        definition_namespace_column().load::<String>(self).is_ok()
     }
 
     fn find_dispatch_row(
@@ -306,18 +365,22 @@ where
         leases_expired_before(cutoff).execute(self)
     }
 
-    fn find_definition_row(&mut self, key: &str) -> QueryResult<Option<DefinitionRow>> {
-        definition_by_key(key.to_string())
+    fn find_definition_row(
+        &mut self,
+        namespace: &str,
+        key: &str,
+    ) -> QueryResult<Option<DefinitionRow>> {
+        definition_by_key(namespace.to_string(), key.to_string())
             .load::<DefinitionRow>(self)
             .map(|rows| rows.into_iter().next())
     }
 
-    fn definition_rows(&mut self) -> QueryResult<Vec<DefinitionRow>> {
-        definitions_by_key().load(self)
+    fn definition_rows(&mut self, namespace: &str) -> QueryResult<Vec<DefinitionRow>> {
+        definitions_by_key(namespace.to_string()).load(self)
     }
 
-    fn enabled_definition_rows(&mut self) -> QueryResult<Vec<DefinitionRow>> {
-        enabled_definitions_by_key().load(self)
+    fn enabled_definition_rows(&mut self, namespace: &str) -> QueryResult<Vec<DefinitionRow>> {
+        enabled_definitions_by_key(namespace.to_string()).load(self)
     }
 
     fn insert_definition_row(&mut self, row: &DefinitionRow) -> QueryResult<()> {
@@ -325,13 +388,13 @@ where
     }
 
     fn update_definition_row(&mut self, row: &DefinitionRow) -> QueryResult<()> {
-        update_definition(row.key.clone(), row.clone())
+        update_definition(row.namespace.clone(), row.key.clone(), row.clone())
             .execute(self)
             .map(drop)
     }
 
-    fn delete_definition_row(&mut self, key: &str) -> QueryResult<bool> {
-        delete_definition(key.to_string())
+    fn delete_definition_row(&mut self, namespace: &str, key: &str) -> QueryResult<bool> {
+        delete_definition(namespace.to_string(), key.to_string())
             .execute(self)
             .map(|deleted| deleted > 0)
     }

@@ -51,7 +51,9 @@ impl DispatchRow {
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = kaal_definitions, treat_none_as_null = true)]
 pub struct DefinitionRow {
-    /// The cron key.
+    /// The namespace it belongs to.
+    pub namespace: String,
+    /// The cron key (unique within the namespace).
     pub key: String,
     /// The cron expression.
     pub cron: String,
@@ -75,7 +77,7 @@ impl DefinitionRow {
         let source = self
             .source
             .parse()
-            .map_err(|err| format!("definition {}: {err}", self.key))?;
+            .map_err(|err| format!("definition {}:{}: {err}", self.namespace, self.key))?;
         Ok(Definition {
             key: self.key,
             cron: self.cron,

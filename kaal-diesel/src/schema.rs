@@ -1,4 +1,4 @@
-//! The three kaal tables, as Diesel sees them.
+//! The kaal tables, as Diesel sees them.
 //!
 //! Table and column names are the Ruby gem's, so Ruby and Rust nodes can share a database.
 //! The column types are Diesel's except for two kaal types whose encoding differs per
@@ -85,10 +85,13 @@ diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::{KaalJson, KaalTimestamp};
 
-    /// Stored job definitions, unique per key.
+    /// Stored job definitions, unique per `(namespace, key)`.
     kaal_definitions (id) {
         /// Surrogate key (never read).
         id -> BigInt,
+        /// The namespace the definition belongs to (kaal's column, added by migration;
+        /// `kaal` for rows the Ruby gem writes).
+        namespace -> Varchar,
         /// The cron key.
         key -> Varchar,
         /// The cron expression.

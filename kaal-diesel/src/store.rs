@@ -261,9 +261,26 @@ impl<D: Dialect> DieselStore<D> {
             lock_timestamps: conn.has_lock_timestamps(),
             dispatch_timestamps: conn.has_dispatch_timestamps(),
         };
-        D::check_statements(conn, shape).map_err(|(table, err)| self.mismatch(table, err))?;
-        // The shape of existing tables does not change under us (the migrations only create
-        // missing tables), so the first probe stands.
+        // The gem's columns are there; kaal's own `kaal_definitions.namespace` (and the
+        // unique index on `(namespace, key)`) come from a migration. Problems are reported
+        // in table order; one of `kaal_definitions` on a table without `namespace` is that
+        // migration not having run, and said so.
+        let namespaced = conn.has_definition_namespace();
+        if let Err((table, err)) = D::check_statements(conn, shape) {
+            if namespaced || table != "kaal_definitions" {
+                return Err(self.mismatch(table, err));
+            }
+        }
+        if !namespaced {
+            return Err(OpenError::MigrationPending {
+                backend: D::NAME,
+                locator: self.locator.clone(),
+                table: "kaal_definitions",
+                column: "namespace",
+            });
+        }
+        // The shape of existing tables does not change under us once the migrations have run
+        // (it is recorded only then), so the first probe stands.
         let _ = self.shape.set(shape);
         Ok(Some(shape))
     }

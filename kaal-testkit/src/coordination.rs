@@ -106,7 +106,7 @@ pub fn code_and_file_definitions_dispatch_in_the_same_tick(backend: &dyn Backend
     kaal.adapter()
         .definition_registry()
         .expect("no definition registry")
-        .upsert_definition(file_def)
+        .upsert_definition(&kaal.config().namespace, file_def)
         .unwrap();
     kaal.registry()
         .upsert(
@@ -213,7 +213,7 @@ pub fn two_coordinators_share_the_enabled_state(backend: &dyn Backend) {
         .adapter()
         .definition_registry()
         .unwrap()
-        .find_definition("job")
+        .find_definition(&b.config().namespace, "job")
         .unwrap()
         .unwrap();
     assert!(!seen_by_b.enabled);

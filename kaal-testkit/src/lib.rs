@@ -79,6 +79,7 @@ macro_rules! conformance_suite {
             registries::disabled_at_follows_the_enabled_state,
             registries::definition_metadata_round_trips,
             registries::definitions_are_listed_by_key_and_removed,
+            registries::definitions_are_scoped_by_namespace,
             coordination::code_and_file_definitions_dispatch_in_the_same_tick,
             coordination::disabled_definition_is_dispatched_only_after_enable,
             coordination::rebuilt_coordinator_dispatches_the_next_tick,

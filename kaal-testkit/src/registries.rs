@@ -6,6 +6,9 @@ use serde_json::json;
 
 use crate::{Backend, TestStore};
 
+/// The namespace the single-namespace definition behaviours use.
+const NS: &str = "kaal";
+
 fn at(seconds: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_767_225_600 + seconds, 0).unwrap()
 }
@@ -161,7 +164,7 @@ pub fn definition_upsert_keeps_created_at(backend: &dyn Backend) {
         .definition_registry()
         .expect("backend has no definition registry");
     let first = defs
-        .upsert_definition(NewDefinition::new("job", "* * * * *"))
+        .upsert_definition(NS, NewDefinition::new("job", "* * * * *"))
         .unwrap();
     assert_eq!(
         (
@@ -176,7 +179,7 @@ pub fn definition_upsert_keeps_created_at(backend: &dyn Backend) {
     std::thread::sleep(std::time::Duration::from_millis(20));
     let mut change = NewDefinition::new("job", "0 * * * *");
     change.source = DefinitionSource::File;
-    let second = defs.upsert_definition(change).unwrap();
+    let second = defs.upsert_definition(NS, change).unwrap();
     assert_eq!(
         second.created_at, first.created_at,
         "created_at changed on upsert"
@@ -186,14 +189,14 @@ pub fn definition_upsert_keeps_created_at(backend: &dyn Backend) {
         "updated_at did not move"
     );
     let found = defs
-        .find_definition("job")
+        .find_definition(NS, "job")
         .unwrap()
         .expect("definition not found");
     assert_eq!(
         (found.cron.as_str(), found.source, found.created_at),
         ("0 * * * *", DefinitionSource::File, first.created_at)
     );
-    assert!(defs.find_definition("nope").unwrap().is_none());
+    assert!(defs.find_definition(NS, "nope").unwrap().is_none());
 }
 
 /// `disabled_at` is set on disable, kept while disabled (also across upserts), cleared on enable.
@@ -203,13 +206,16 @@ pub fn disabled_at_follows_the_enabled_state(backend: &dyn Backend) {
     let defs = adapter
         .definition_registry()
         .expect("backend has no definition registry");
-    defs.upsert_definition(NewDefinition::new("job", "* * * * *"))
+    defs.upsert_definition(NS, NewDefinition::new("job", "* * * * *"))
         .unwrap();
-    let disabled = defs.disable_definition("job").unwrap().expect("not found");
+    let disabled = defs
+        .disable_definition(NS, "job")
+        .unwrap()
+        .expect("not found");
     assert!(!disabled.enabled);
     let since = disabled.disabled_at.expect("disabled_at not set");
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let again = defs.disable_definition("job").unwrap().unwrap();
+    let again = defs.disable_definition(NS, "job").unwrap().unwrap();
     assert_eq!(
         again.disabled_at,
         Some(since),
@@ -218,16 +224,16 @@ pub fn disabled_at_follows_the_enabled_state(backend: &dyn Backend) {
     let mut upsert = NewDefinition::new("job", "*/5 * * * *");
     upsert.enabled = false;
     assert_eq!(
-        defs.upsert_definition(upsert).unwrap().disabled_at,
+        defs.upsert_definition(NS, upsert).unwrap().disabled_at,
         Some(since)
     );
-    assert_eq!(defs.enabled_definitions().unwrap().len(), 0);
-    let enabled = defs.enable_definition("job").unwrap().unwrap();
+    assert_eq!(defs.enabled_definitions(NS).unwrap().len(), 0);
+    let enabled = defs.enable_definition(NS, "job").unwrap().unwrap();
     assert!(enabled.enabled);
     assert_eq!(enabled.disabled_at, None);
-    assert_eq!(defs.enabled_definitions().unwrap().len(), 1);
-    assert!(defs.enable_definition("missing").unwrap().is_none());
-    assert!(defs.disable_definition("missing").unwrap().is_none());
+    assert_eq!(defs.enabled_definitions(NS).unwrap().len(), 1);
+    assert!(defs.enable_definition(NS, "missing").unwrap().is_none());
+    assert!(defs.disable_definition(NS, "missing").unwrap().is_none());
 }
 
 /// Metadata JSON objects (nested, unicode, numbers) round-trip unchanged.
@@ -240,12 +246,12 @@ pub fn definition_metadata_round_trips(backend: &dyn Backend) {
     let metadata = json!({"command": ["sh", "-c", "echo \"hi\""], "timeout": 30, "nested": {"ok": true, "ratio": 0.5, "none": null}, "name": "rapport été"});
     let mut new = NewDefinition::new("job", "@daily");
     new.metadata = metadata.as_object().unwrap().clone();
-    defs.upsert_definition(new).unwrap();
+    defs.upsert_definition(NS, new).unwrap();
     let other = store.open();
     let found = other
         .definition_registry()
         .unwrap()
-        .find_definition("job")
+        .find_definition(NS, "job")
         .unwrap()
         .unwrap();
     assert_eq!(serde_json::Value::Object(found.metadata), metadata);
@@ -259,15 +265,122 @@ pub fn definitions_are_listed_by_key_and_removed(backend: &dyn Backend) {
         .definition_registry()
         .expect("backend has no definition registry");
     for key in ["c", "a", "b"] {
-        defs.upsert_definition(NewDefinition::new(key, "* * * * *"))
+        defs.upsert_definition(NS, NewDefinition::new(key, "* * * * *"))
             .unwrap();
     }
-    defs.disable_definition("b").unwrap();
+    defs.disable_definition(NS, "b").unwrap();
     let keys =
         |list: Vec<kaal_core::Definition>| list.into_iter().map(|d| d.key).collect::<Vec<_>>();
-    assert_eq!(keys(defs.all_definitions().unwrap()), ["a", "b", "c"]);
-    assert_eq!(keys(defs.enabled_definitions().unwrap()), ["a", "c"]);
-    assert!(defs.remove_definition("a").unwrap());
-    assert!(!defs.remove_definition("a").unwrap());
-    assert_eq!(keys(defs.all_definitions().unwrap()), ["b", "c"]);
+    assert_eq!(keys(defs.all_definitions(NS).unwrap()), ["a", "b", "c"]);
+    assert_eq!(keys(defs.enabled_definitions(NS).unwrap()), ["a", "c"]);
+    assert!(defs.remove_definition(NS, "a").unwrap());
+    assert!(!defs.remove_definition(NS, "a").unwrap());
+    assert_eq!(keys(defs.all_definitions(NS).unwrap()), ["b", "c"]);
+}
+
+/// Definitions are scoped by namespace: two applications sharing one database may both
+/// define `sync`; each reads, lists, enables, disables and removes only its own.
+pub fn definitions_are_scoped_by_namespace(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let app1 = store.open();
+    let app2 = store.open();
+    let defs1 = app1
+        .definition_registry()
+        .expect("backend has no definition registry");
+    let defs2 = app2
+        .definition_registry()
+        .expect("backend has no definition registry");
+    let mut first = NewDefinition::new("sync", "*/5 * * * *");
+    first.metadata = json!({"command": ["app1-sync"]})
+        .as_object()
+        .unwrap()
+        .clone();
+    let stored1 = defs1.upsert_definition("app1", first).unwrap();
+    defs1
+        .upsert_definition("app1", NewDefinition::new("only-app1", "@daily"))
+        .unwrap();
+    let mut second = NewDefinition::new("sync", "0 * * * *");
+    second.source = DefinitionSource::File;
+    second.metadata = json!({"command": ["app2-sync"]})
+        .as_object()
+        .unwrap()
+        .clone();
+    defs2.upsert_definition("app2", second).unwrap();
+
+    let found1 = defs2.find_definition("app1", "sync").unwrap().unwrap();
+    assert_eq!(
+        (
+            found1.cron.as_str(),
+            found1.source,
+            found1.metadata["command"][0].as_str(),
+            found1.created_at
+        ),
+        (
+            "*/5 * * * *",
+            DefinitionSource::Code,
+            Some("app1-sync"),
+            stored1.created_at
+        ),
+        "app2's upsert changed app1's definition"
+    );
+    let found2 = defs1.find_definition("app2", "sync").unwrap().unwrap();
+    assert_eq!(
+        (found2.cron.as_str(), found2.source),
+        ("0 * * * *", DefinitionSource::File)
+    );
+    let keys =
+        |list: Vec<kaal_core::Definition>| list.into_iter().map(|d| d.key).collect::<Vec<_>>();
+    assert_eq!(
+        keys(defs1.all_definitions("app1").unwrap()),
+        ["only-app1", "sync"]
+    );
+    assert_eq!(keys(defs1.all_definitions("app2").unwrap()), ["sync"]);
+    assert!(defs1.all_definitions("kaal").unwrap().is_empty());
+    assert!(defs1
+        .find_definition("app2", "only-app1")
+        .unwrap()
+        .is_none());
+    // Namespaces differing only in case are different namespaces.
+    assert!(defs1.find_definition("APP1", "sync").unwrap().is_none());
+
+    let disabled = defs2.disable_definition("app2", "sync").unwrap().unwrap();
+    assert!(!disabled.enabled);
+    assert!(
+        defs1
+            .find_definition("app1", "sync")
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    assert_eq!(
+        keys(defs1.enabled_definitions("app1").unwrap()),
+        ["only-app1", "sync"]
+    );
+    assert!(defs1.enabled_definitions("app2").unwrap().is_empty());
+    assert!(defs2
+        .enable_definition("app2", "only-app1")
+        .unwrap()
+        .is_none());
+    assert!(defs2
+        .disable_definition("app2", "only-app1")
+        .unwrap()
+        .is_none());
+    assert!(
+        defs1
+            .find_definition("app1", "only-app1")
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+
+    assert!(!defs2.remove_definition("app2", "only-app1").unwrap());
+    assert!(defs2.remove_definition("app2", "sync").unwrap());
+    assert!(!defs2.remove_definition("app2", "sync").unwrap());
+    assert!(defs1.find_definition("app2", "sync").unwrap().is_none());
+    let kept = defs1.find_definition("app1", "sync").unwrap().unwrap();
+    assert_eq!((kept.cron.as_str(), kept.enabled), ("*/5 * * * *", true));
+    assert_eq!(
+        keys(defs1.all_definitions("app1").unwrap()),
+        ["only-app1", "sync"]
+    );
 }

@@ -14,8 +14,10 @@
 //! 3. **Enabled state.** An operator's `kaal enable`/`kaal disable` survives re-applying the
 //!    same file; when the file's own `enabled:` changes, the file's value wins.
 //! 4. **Removed jobs.** Stored `file` definitions whose key is no longer in the file are
-//!    deleted (their dispatch log stays). One scheduler file per database, then: nodes with
-//!    different files would delete each other's jobs.
+//!    deleted (their dispatch log stays). One scheduler file per namespace, then: nodes of
+//!    one namespace with different files would delete each other's jobs. Every step reads
+//!    and writes only the definitions of the node's namespace, so applications with their
+//!    own namespaces can share a database and a key without touching each other's jobs.
 //! 5. **Bind.** Command jobs get a [`CommandJob`] callback; `handler:` jobs get the callback
 //!    registered under that name in [`Handlers`], and are left unbound (listed in
 //!    [`ApplyReport::unbound`], logged) when there is none — another process may bind them.
@@ -159,9 +161,10 @@ pub fn apply_scheduler_file(
 ) -> Result<ApplyReport, ApplyError> {
     let mut report = ApplyReport::default();
     let mut kept_code = BTreeSet::new();
+    let namespace = kaal.config().namespace.as_str();
     if let Some(store) = kaal.adapter().definition_registry() {
         let stored: BTreeMap<String, Definition> = store
-            .all_definitions()?
+            .all_definitions(namespace)?
             .into_iter()
             .map(|d| (d.key.clone(), d))
             .collect();
@@ -223,19 +226,22 @@ pub fn apply_scheduler_file(
                     );
                 }
             }
-            store.upsert_definition(NewDefinition {
-                key: job.key.clone(),
-                cron: job.cron.clone(),
-                enabled,
-                source: DefinitionSource::File,
-                metadata,
-            })?;
+            store.upsert_definition(
+                namespace,
+                NewDefinition {
+                    key: job.key.clone(),
+                    cron: job.cron.clone(),
+                    enabled,
+                    source: DefinitionSource::File,
+                    metadata,
+                },
+            )?;
             report.stored.push(job.key.clone());
         }
         let keys: BTreeSet<&str> = file.jobs.iter().map(|j| j.key.as_str()).collect();
         for def in stored.values() {
             if def.source == DefinitionSource::File && !keys.contains(def.key.as_str()) {
-                store.remove_definition(&def.key)?;
+                store.remove_definition(namespace, &def.key)?;
                 log::info!(
                     "removed {:?}: no longer in {}",
                     def.key,
@@ -263,7 +269,7 @@ pub fn bind_stored_file_jobs(kaal: &Kaal, handlers: &Handlers) -> Result<ApplyRe
     let Some(store) = kaal.adapter().definition_registry() else {
         return Ok(report);
     };
-    for def in store.all_definitions()? {
+    for def in store.all_definitions(&kaal.config().namespace)? {
         if def.source != DefinitionSource::File {
             continue;
         }

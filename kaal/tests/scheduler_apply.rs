@@ -55,11 +55,15 @@ fn conflict_policy_error_refuses_with_the_line_and_writes_nothing() {
     );
     let store = kaal.adapter().definition_registry().unwrap();
     assert!(
-        store.find_definition("other").unwrap().is_none(),
+        store.find_definition("kaal", "other").unwrap().is_none(),
         "nothing written"
     );
     assert_eq!(
-        store.find_definition("shared").unwrap().unwrap().cron,
+        store
+            .find_definition("kaal", "shared")
+            .unwrap()
+            .unwrap()
+            .cron,
         "0 * * * *"
     );
 }
@@ -74,7 +78,7 @@ fn conflict_policy_file_wins_overwrites_and_code_wins_keeps_the_code_definition(
         .adapter()
         .definition_registry()
         .unwrap()
-        .find_definition("shared")
+        .find_definition("kaal", "shared")
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -91,7 +95,7 @@ fn conflict_policy_file_wins_overwrites_and_code_wins_keeps_the_code_definition(
         .adapter()
         .definition_registry()
         .unwrap()
-        .find_definition("shared")
+        .find_definition("kaal", "shared")
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -107,19 +111,33 @@ fn an_operators_disable_survives_reapplying_but_a_changed_file_value_wins() {
     apply_scheduler_file(&kaal, &file(SHARED), &Handlers::new()).unwrap();
     kaal.disable("shared").unwrap();
     apply_scheduler_file(&kaal, &file(SHARED), &Handlers::new()).unwrap();
-    assert!(!store.find_definition("shared").unwrap().unwrap().enabled);
+    assert!(
+        !store
+            .find_definition("kaal", "shared")
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
 
     let disabled_in_file = format!("{SHARED}      enabled: false\n");
     apply_scheduler_file(&kaal, &file(&disabled_in_file), &Handlers::new()).unwrap();
     kaal.enable("shared").unwrap();
     apply_scheduler_file(&kaal, &file(&disabled_in_file), &Handlers::new()).unwrap();
     assert!(
-        store.find_definition("shared").unwrap().unwrap().enabled,
+        store
+            .find_definition("kaal", "shared")
+            .unwrap()
+            .unwrap()
+            .enabled,
         "operator's enable kept"
     );
     apply_scheduler_file(&kaal, &file(SHARED), &Handlers::new()).unwrap();
     assert!(
-        store.find_definition("shared").unwrap().unwrap().enabled,
+        store
+            .find_definition("kaal", "shared")
+            .unwrap()
+            .unwrap()
+            .enabled,
         "file says enabled again"
     );
 }
@@ -143,7 +161,7 @@ fn jobs_removed_from_the_file_are_deleted_but_code_definitions_stay() {
         .adapter()
         .definition_registry()
         .unwrap()
-        .all_definitions()
+        .all_definitions("kaal")
         .unwrap()
         .into_iter()
         .map(|d| d.key)
@@ -178,7 +196,7 @@ fn handler_jobs_run_the_named_callback_and_unknown_handlers_stay_unbound() {
         .adapter()
         .definition_registry()
         .unwrap()
-        .find_definition("summary")
+        .find_definition("kaal", "summary")
         .unwrap()
         .unwrap();
     assert_eq!(def.metadata["team"], "ops");

@@ -528,7 +528,7 @@ impl Inner {
         }
         let definitions = match self.adapter.definition_registry() {
             None => None,
-            Some(store) => match store.all_definitions() {
+            Some(store) => match store.all_definitions(&self.config.namespace) {
                 Ok(defs) => Some(defs),
                 Err(err) => {
                     log::error!("could not read definitions, keeping the previous job list: {err}");

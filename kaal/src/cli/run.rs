@@ -117,7 +117,7 @@ pub(crate) fn set_enabled(
                 .kaal
                 .adapter()
                 .definition_registry()
-                .and_then(|store| store.all_definitions().ok())
+                .and_then(|store| store.all_definitions(&context.kaal.config().namespace).ok())
                 .unwrap_or_default()
                 .into_iter()
                 .map(|d| d.key)

@@ -127,7 +127,7 @@ fn summary(
         .kaal
         .adapter()
         .definition_registry()
-        .and_then(|store| store.all_definitions().ok())
+        .and_then(|store| store.all_definitions(&context.kaal.config().namespace).ok())
         .unwrap_or_default();
     let rows: Vec<Vec<String>> = context
         .kaal

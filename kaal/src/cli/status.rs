@@ -59,7 +59,7 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
         return Ok(0);
     };
     let definitions = store
-        .all_definitions()
+        .all_definitions(&context.kaal.config().namespace)
         .map_err(|err| Failure::store(hint(&err.to_string())))?;
     line("")?;
     if definitions.is_empty() {
