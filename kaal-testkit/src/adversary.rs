@@ -186,8 +186,11 @@ pub fn a_duplicate_node_id_is_refused(backend: &dyn Backend) {
     let dir = fleet_dir();
     let mut twins: Vec<Worker> = (0..2)
         .map(|_| {
+            // Short leases and node_timeout (3 s): the refused twin waits that long for the
+            // holder's registration to expire before giving up.
             let spec = WorkerSpec {
                 start_only: true,
+                lease_ttl_secs: Some(2),
                 ..WorkerSpec::ticking("twin", start(), 0, 1)
             };
             Worker::spawn(&store.locator, spec, dir.path())

@@ -394,10 +394,15 @@ pub fn simultaneous_registrations_of_one_id_admit_one(backend: &dyn Backend) {
     assert_eq!(admitted, 1, "{admitted} processes hold one node_id");
 }
 
-/// A coordinator whose `node_id` a live node holds does not start, and says why.
+/// A coordinator whose `node_id` a live node holds does not start, and says why (after
+/// waiting out `node_timeout`, in case the holder was its own killed predecessor); once the
+/// holder stops, the id is free at once.
 pub fn a_second_coordinator_with_a_live_node_id_is_refused(backend: &dyn Backend) {
     let store = TestStore::new(backend);
-    let config = || scenario_config("twin");
+    let config = || Config {
+        node_timeout: StdDuration::from_secs(3),
+        ..scenario_config("twin")
+    };
     let first = Kaal::new(config(), store.open()).unwrap();
     let second = Kaal::new(config(), store.open()).unwrap();
     first
@@ -482,4 +487,35 @@ pub fn a_dead_nodes_queued_claims_run_once_elsewhere(backend: &dyn Backend) {
         started.node_id, "dead-node",
         "a started fire time was taken over"
     );
+}
+
+/// A node killed without deregistering (SIGKILL, a crash) and restarted at once with the same
+/// `node_id` starts as soon as its old registration has gone unseen for `node_timeout`.
+pub fn a_restarted_node_takes_its_id_back_after_node_timeout(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let nodes = nodes_of(&adapter);
+    // The killed predecessor: registered, never heard from again.
+    let ghost = node_info("phoenix", "killed");
+    assert!(matches!(
+        nodes
+            .register_node(&ghost, StdDuration::from_secs(3))
+            .unwrap(),
+        Registration::Registered { .. }
+    ));
+    let config = Config {
+        node_timeout: StdDuration::from_secs(3),
+        ..scenario_config("phoenix")
+    };
+    let kaal = Kaal::new(config, store.open()).unwrap();
+    let began = std::time::Instant::now();
+    kaal.coordinator()
+        .try_start()
+        .expect("the restarted node takes its id back");
+    let waited = began.elapsed();
+    assert!(
+        waited >= StdDuration::from_millis(2_000),
+        "started while the old registration was fresh ({waited:?})"
+    );
+    assert!(kaal.stop(StdDuration::from_secs(10)));
 }

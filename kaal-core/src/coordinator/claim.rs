@@ -93,18 +93,45 @@ impl Inner {
     }
 
     /// Registers this node; `Ok(false)` when the store keeps no node registry.
+    ///
+    /// A registration of the same `node_id` that is still fresh may be this node's own
+    /// previous process, killed a moment ago (a restart loop with a fixed `node_id`): the
+    /// registration is retried until that one has gone unseen for `node_timeout` (plus one
+    /// heartbeat interval). A holder that is really alive keeps heartbeating and is still
+    /// there then: refused.
     pub(super) fn register(&self) -> Result<bool, StartError> {
         let Some(nodes) = self.nodes() else {
             return Ok(false);
         };
-        match nodes.register_node(&self.node, self.config.node_timeout)? {
-            Registration::Registered { database_now } => {
-                let mut clock = lock(&self.db_clock);
-                clock.record(database_now);
-                clock.evicted = false;
-                Ok(true)
+        let patience = self.config.node_timeout + self.config.node_timeout / 3;
+        let began = Instant::now();
+        let mut said = false;
+        loop {
+            match nodes.register_node(&self.node, self.config.node_timeout)? {
+                Registration::Registered { database_now } => {
+                    let mut clock = lock(&self.db_clock);
+                    clock.record(database_now);
+                    clock.evicted = false;
+                    return Ok(true);
+                }
+                Registration::Duplicate(holder) if began.elapsed() >= patience => {
+                    return Err(holder.into());
+                }
+                Registration::Duplicate(holder) => {
+                    if !said {
+                        log::warn!(
+                            "node_id {:?} is registered by pid {} on {} (last seen {}); waiting up to {} s for that registration to expire",
+                            holder.node_id,
+                            holder.pid,
+                            holder.host,
+                            holder.last_seen,
+                            patience.as_secs()
+                        );
+                        said = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
             }
-            Registration::Duplicate(holder) => Err(holder.into()),
         }
     }
 
