@@ -35,8 +35,13 @@ CREATE UNIQUE INDEX `index_kaal_definitions_on_key` ON `kaal_definitions` (`key`
 
 /// The kaal tables' definitions, to compare before and after.
 fn schema(db: &TempDb) -> String {
+    schema_of(db, &["kaal_locks", "kaal_dispatches", "kaal_definitions"])
+}
+
+/// `tables`' definitions (`SHOW CREATE TABLE`), to compare before and after.
+fn schema_of(db: &TempDb, tables: &[&str]) -> String {
     let mut conn = db.connect();
-    ["kaal_locks", "kaal_dispatches", "kaal_definitions"]
+    tables
         .iter()
         .map(|table| {
             #[derive(diesel::QueryableByName)]
@@ -52,6 +57,23 @@ fn schema(db: &TempDb) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `kaal_definitions`' columns as `name type collation nullable default`, in table order.
+fn definition_columns(db: &TempDb) -> String {
+    db.text(
+        "SELECT GROUP_CONCAT(CONCAT_WS(' ', column_name, column_type, COALESCE(collation_name, '-'), \
+         is_nullable, COALESCE(column_default, 'NULL')) ORDER BY ordinal_position SEPARATOR '|') AS value \
+         FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'kaal_definitions'",
+    )
+}
+
+/// The gem's columns of every definition row, as text, by id.
+fn definition_rows(db: &TempDb) -> String {
+    db.text(
+        "SELECT COALESCE(GROUP_CONCAT(CONCAT_WS(' ', id, `key`, cron, enabled, source, metadata, \
+         disabled_at, created_at, updated_at) ORDER BY id SEPARATOR '|'), '') AS value FROM kaal_definitions",
+    )
 }
 
 /// `err` is one clear message naming `shown` (the URL without its password) and `needle`.
@@ -132,8 +154,8 @@ fn urls_that_are_not_mysql_are_refused_and_mariadb_is_accepted() {
 fn migrations_create_native_types_and_run_twice_as_a_no_op() {
     let db = TempDb::empty();
     let store = db.open();
-    // The tables, then the node registry.
-    assert_eq!(store.run_migrations().unwrap().len(), 2);
+    // The tables, the node registry, namespaced definitions.
+    assert_eq!(store.run_migrations().unwrap().len(), 3);
     let before = schema(&db);
     assert!(store.run_migrations().unwrap().is_empty());
     assert_eq!(schema(&db), before);
@@ -147,6 +169,10 @@ fn migrations_create_native_types_and_run_twice_as_a_no_op() {
     for table in ["kaal_locks", "kaal_dispatches", "kaal_definitions"] {
         assert_eq!(column(table, "key"), "varchar(255) utf8mb4_bin", "{table}");
     }
+    assert_eq!(
+        column("kaal_definitions", "namespace"),
+        "varchar(255) utf8mb4_bin"
+    );
     assert_eq!(column("kaal_locks", "expires_at"), "datetime(6) -");
     assert_eq!(column("kaal_dispatches", "fire_time"), "datetime(6) -");
     // MariaDB's JSON is LONGTEXT with a JSON_VALID check; MySQL's is json.
@@ -181,7 +207,7 @@ fn migrations_raced_by_several_processes_apply_once() {
         })
         .collect();
     let applied: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(applied.iter().sum::<usize>(), 2, "{applied:?}");
+    assert_eq!(applied.iter().sum::<usize>(), 3, "{applied:?}");
     assert!(stores[0].acquire("after-race", TTL).unwrap());
 }
 
@@ -190,12 +216,47 @@ fn tables_the_ruby_gem_created_are_accepted_and_used_as_they_are() {
     logs::capture();
     let db = TempDb::empty();
     db.exec(RUBY_GEM_TABLES);
-    let before = schema(&db);
+    db.exec(
+        "INSERT INTO kaal_definitions (`key`, cron, enabled, source, metadata, created_at, updated_at) \
+         VALUES ('ruby-before', '0 9 * * *', 0, 'file', '{\"command\":\"rake report\"}', '2026-01-01 00:00:00.5', '2026-01-01 00:00:00.5')",
+    );
+    let before = schema_of(&db, &["kaal_locks", "kaal_dispatches"]);
+    let definitions_before = definition_columns(&db);
+    let rows_before = definition_rows(&db);
     let store = db.open();
-    // The tables migration may apply (it creates nothing the gem made); the node registry
-    // adds kaal's own table beside the gem's.
-    assert!(store.run_migrations().unwrap().len() <= 2);
-    assert_eq!(schema(&db), before, "the gem's tables were changed");
+    // The tables migration creates nothing the gem made; the node registry adds kaal's own
+    // table beside the gem's; namespaced definitions adds `namespace` to kaal_definitions.
+    assert_eq!(store.run_migrations().unwrap().len(), 3);
+    assert_eq!(
+        schema_of(&db, &["kaal_locks", "kaal_dispatches"]),
+        before,
+        "the gem's tables were changed"
+    );
+    // kaal_definitions keeps every column of the gem's as it was and gains `namespace`, with
+    // the unique index moved from (key) to (namespace, key); its rows are kept.
+    assert_eq!(
+        definition_columns(&db),
+        format!("{definitions_before}|namespace varchar(255) utf8mb4_bin NO 'kaal'")
+    );
+    assert_eq!(
+        db.text(
+            "SELECT GROUP_CONCAT(DISTINCT index_name ORDER BY index_name) AS value \
+             FROM information_schema.statistics WHERE table_schema = DATABASE() \
+             AND table_name = 'kaal_definitions' AND non_unique = 0"
+        ),
+        "index_kaal_definitions_on_namespace_and_key,PRIMARY"
+    );
+    assert_eq!(definition_rows(&db), rows_before, "the gem's rows changed");
+    assert_eq!(
+        db.text("SELECT namespace AS value FROM kaal_definitions WHERE `key` = 'ruby-before'"),
+        "kaal"
+    );
+    let kept = store
+        .find_definition("kaal", "ruby-before")
+        .unwrap()
+        .unwrap();
+    assert_eq!((kept.cron.as_str(), kept.enabled), ("0 9 * * *", false));
+    assert_eq!(kept.metadata["command"], "rake report");
     assert_eq!(store.verify_schema().unwrap(), TableShape::default());
     let warned = logs::matching(log::Level::Warn, "utf8mb4_general_ci");
     assert!(
@@ -321,4 +382,63 @@ fn kaal_tables_of_the_wrong_shape_are_refused_and_left_untouched() {
     );
     let err = store.acquire("k", TTL).unwrap_err().to_string();
     assert!(err.contains("no unique index"), "{err}");
+}
+
+#[test]
+fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace() {
+    use diesel_migrations::MigrationHarness;
+    let db = TempDb::empty();
+    {
+        let mut conn = db.connect();
+        conn.run_next_migration(kaal_diesel_mysql::MIGRATIONS)
+            .unwrap();
+        conn.run_next_migration(kaal_diesel_mysql::MIGRATIONS)
+            .unwrap();
+    }
+    db.exec(
+        "INSERT INTO kaal_definitions (`key`, cron, enabled, source, metadata, disabled_at, created_at, updated_at) VALUES \
+         ('sync', '*/5 * * * *', 0, 'file', '{\"kaal\":{\"command\":[\"sync\"]}}', '2026-01-02 03:04:05', '2026-01-01 00:00:00', '2026-01-02 03:04:05'), \
+         ('report', '@daily', 1, 'code', '{}', NULL, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    );
+    let store = db.open();
+    let err = store.verify_schema().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::MigrationPending {
+                table: "kaal_definitions",
+                column: "namespace",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.run_migrations().unwrap(), ["20261130000001"]);
+    assert_eq!(
+        db.text(
+            "SELECT GROUP_CONCAT(CONCAT(namespace, ':', `key`) ORDER BY `key` SEPARATOR ' ') AS value FROM kaal_definitions"
+        ),
+        "kaal:report kaal:sync"
+    );
+    let sync = store.find_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(
+        (sync.cron.as_str(), sync.enabled, sync.source),
+        ("*/5 * * * *", false, DefinitionSource::File)
+    );
+    assert_eq!(sync.metadata["kaal"]["command"][0], "sync");
+    assert_eq!(
+        sync.disabled_at,
+        Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap())
+    );
+    store
+        .upsert_definition("app2", NewDefinition::new("sync", "0 * * * *"))
+        .unwrap();
+    assert_eq!(
+        store.find_definition("kaal", "sync").unwrap().unwrap(),
+        sync
+    );
+    // Namespaces compare by their bytes, like keys.
+    assert!(store.find_definition("KAAL", "sync").unwrap().is_none());
+    assert_eq!(store.all_definitions("kaal").unwrap().len(), 2);
+    assert!(store.run_migrations().unwrap().is_empty());
 }

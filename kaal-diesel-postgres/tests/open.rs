@@ -33,6 +33,13 @@ CREATE TABLE "kaal_definitions" ("id" bigserial primary key, "key" character var
 CREATE UNIQUE INDEX "index_kaal_definitions_on_key" ON "kaal_definitions" ("key");
 "#;
 
+/// The gem's columns of every definition row, as text, by id.
+fn definition_rows(db: &TempDb) -> String {
+    db.text(
+        "SELECT coalesce(string_agg(concat_ws(' ', id, key, cron, enabled, source, metadata, disabled_at, created_at, updated_at), '|' ORDER BY id), '') AS value FROM kaal_definitions",
+    )
+}
+
 fn schema(db: &TempDb) -> String {
     db.text(
         "SELECT string_agg(table_name || '.' || column_name || ':' || data_type, ',' ORDER BY table_name, ordinal_position) AS value \
@@ -135,8 +142,8 @@ fn postgresql_scheme_and_query_parameters_are_accepted() {
 fn migrations_create_native_types_and_run_twice_as_a_no_op() {
     let db = TempDb::empty();
     let store = db.open();
-    // The tables, then the node registry.
-    assert_eq!(store.run_migrations().unwrap().len(), 2);
+    // The tables, the node registry, namespaced definitions.
+    assert_eq!(store.run_migrations().unwrap().len(), 3);
     assert!(store.run_migrations().unwrap().is_empty());
     let columns = schema(&db);
     for expected in [
@@ -146,6 +153,7 @@ fn migrations_create_native_types_and_run_twice_as_a_no_op() {
         "kaal_dispatches.fire_time:timestamp without time zone",
         "kaal_definitions.metadata:jsonb",
         "kaal_definitions.enabled:boolean",
+        "kaal_definitions.namespace:character varying",
     ] {
         assert!(columns.contains(expected), "{expected} not in {columns}");
     }
@@ -179,19 +187,52 @@ fn migrations_raced_by_several_processes_apply_once() {
         .into_iter()
         .map(|h| h.join().unwrap())
         .sum();
-    assert_eq!(applied, 2, "each of the two migrations applied once");
+    assert_eq!(applied, 3, "each of the three migrations applied once");
 }
 
 #[test]
 fn tables_the_ruby_gem_created_are_accepted_and_used_as_they_are() {
     let db = TempDb::empty();
     db.exec(RUBY_GEM_TABLES);
+    db.exec(
+        "INSERT INTO kaal_definitions (key, cron, enabled, source, metadata, created_at, updated_at) \
+         VALUES ('ruby-before', '0 9 * * *', false, 'file', '{\"command\":\"rake report\"}', '2026-01-01 00:00:00.5', '2026-01-01 00:00:00.5')",
+    );
     let before = schema(&db);
+    let rows_before = definition_rows(&db);
     let store = db.open();
-    // The tables migration may apply (it creates nothing the gem made); the node registry
-    // adds kaal's own table beside the gem's.
-    assert!(store.run_migrations().unwrap().len() <= 2);
-    assert_eq!(schema(&db), before, "the gem's tables were changed");
+    // The tables migration creates nothing the gem made; the node registry adds kaal's own
+    // table beside the gem's; namespaced definitions adds `namespace` to kaal_definitions.
+    assert_eq!(store.run_migrations().unwrap().len(), 3);
+    // Every column of the gem's is kept as it was; kaal_definitions gains `namespace` (last).
+    let last_definition_column = "kaal_definitions.updated_at:timestamp without time zone";
+    assert!(before.contains(last_definition_column), "{before}");
+    assert_eq!(
+        schema(&db),
+        before.replace(
+            last_definition_column,
+            &format!("{last_definition_column},kaal_definitions.namespace:character varying")
+        ),
+        "the gem's tables were changed beyond the namespace column"
+    );
+    assert_eq!(
+        db.text(
+            "SELECT string_agg(indexname, ',' ORDER BY indexname) AS value FROM pg_indexes \
+             WHERE tablename = 'kaal_definitions' AND indexdef LIKE 'CREATE UNIQUE%'"
+        ),
+        "index_kaal_definitions_on_namespace_and_key,kaal_definitions_pkey"
+    );
+    assert_eq!(definition_rows(&db), rows_before, "the gem's rows changed");
+    assert_eq!(
+        db.text("SELECT namespace AS value FROM kaal_definitions WHERE key = 'ruby-before'"),
+        "kaal"
+    );
+    let kept = store
+        .find_definition("kaal", "ruby-before")
+        .unwrap()
+        .unwrap();
+    assert_eq!((kept.cron.as_str(), kept.enabled), ("0 9 * * *", false));
+    assert_eq!(kept.metadata["command"], "rake report");
     assert_eq!(store.verify_schema().unwrap(), TableShape::default());
 
     // Leases.
@@ -334,4 +375,66 @@ fn kaal_tables_of_the_wrong_shape_are_refused_and_left_untouched() {
             .contains("no unique index on (key,fire_time)"),
         "{err}"
     );
+}
+
+#[test]
+fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace() {
+    use diesel::{Connection, PgConnection};
+    use diesel_migrations::MigrationHarness;
+    let db = TempDb::empty();
+    {
+        let mut conn = PgConnection::establish(&db.url).unwrap();
+        conn.run_next_migration(kaal_diesel_postgres::MIGRATIONS)
+            .unwrap();
+        conn.run_next_migration(kaal_diesel_postgres::MIGRATIONS)
+            .unwrap();
+    }
+    db.exec(
+        "INSERT INTO kaal_definitions (key, cron, enabled, source, metadata, disabled_at, created_at, updated_at) VALUES \
+         ('sync', '*/5 * * * *', false, 'file', '{\"kaal\":{\"command\":[\"sync\"]}}', '2026-01-02 03:04:05', '2026-01-01 00:00:00', '2026-01-02 03:04:05'), \
+         ('report', '@daily', true, 'code', '{}', NULL, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    );
+    let store = db.open();
+    let err = store.verify_schema().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::MigrationPending {
+                table: "kaal_definitions",
+                column: "namespace",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("run the migrations first"),
+        "{err}"
+    );
+    assert_eq!(store.run_migrations().unwrap(), ["20261130000001"]);
+    assert_eq!(
+        db.text(
+            "SELECT string_agg(namespace || ':' || key, ' ' ORDER BY key) AS value FROM kaal_definitions"
+        ),
+        "kaal:report kaal:sync"
+    );
+    let sync = store.find_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(
+        (sync.cron.as_str(), sync.enabled, sync.source),
+        ("*/5 * * * *", false, DefinitionSource::File)
+    );
+    assert_eq!(sync.metadata["kaal"]["command"][0], "sync");
+    assert_eq!(
+        sync.disabled_at,
+        Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap())
+    );
+    store
+        .upsert_definition("app2", NewDefinition::new("sync", "0 * * * *"))
+        .unwrap();
+    assert_eq!(
+        store.find_definition("kaal", "sync").unwrap().unwrap(),
+        sync
+    );
+    assert_eq!(store.all_definitions("kaal").unwrap().len(), 2);
+    assert!(store.run_migrations().unwrap().is_empty());
 }
