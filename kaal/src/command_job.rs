@@ -83,7 +83,8 @@ pub enum CommandError {
     /// The process exited with a non-zero status.
     #[error("exited with status {0}")]
     Exit(i32),
-    /// The process was killed by a signal it did not get from kaal.
+    /// The process was killed by a signal (from outside, or kaal's own SIGTERM when a
+    /// stopping `kaal start` got a second signal).
     #[error("killed by signal {0}")]
     Signal(i32),
     /// The process ran past its timeout and was killed.

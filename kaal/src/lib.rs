@@ -77,9 +77,10 @@
 //! * `serde_json` — definition metadata is a JSON object.
 //! * `clap` (derive), `env_logger`, `signal-hook` — the binary only (feature `cli`): the
 //!   de-facto argument parser with generated `--help`; logging to stderr configured by
-//!   `RUST_LOG`; and SIGTERM/SIGINT delivered to a thread we control, so `kaal start` can
-//!   finish its current tick and exit 0 (`ctrlc` would also do, but signal-hook's iterator
-//!   lets the main thread block on the signals and notice a second one to force an exit).
+//!   `RUST_LOG`; and SIGTERM/SIGINT/SIGHUP delivered to a thread we control, so `kaal start`
+//!   can finish its current tick and exit 0 (`ctrlc` would also do, but signal-hook's
+//!   iterator lets the main thread block on the signals and notice a second one, which kills
+//!   the running job's process group before exiting).
 //! * `tempfile` (tests) — a fresh directory per test.
 #![deny(missing_docs)]
 

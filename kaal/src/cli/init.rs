@@ -117,6 +117,8 @@ const SCHEDULER_TEMPLATE: &str = r#"# kaal jobs. `defaults:` jobs run everywhere
 #   handler: name                  a callback registered in code (library users)
 # plus, for command/shell: env (mapping), working_dir, timeout (seconds); and metadata.
 # Placeholders: {{fire_time.iso8601}} {{fire_time.unix}} {{idempotency_key}} {{key}}
+# (in a shell string each value is quoted for you, wherever it stands).
+# Only the commands of this file run: kaal never runs a command read from the database.
 # Each fire time runs once across every node sharing the database; exit 0 = dispatched,
 # anything else (or a timeout) = failed.
 defaults:
