@@ -39,8 +39,10 @@
 //! * **Node ids are unique among live nodes.** [`Coordinator::try_start`] registers the node;
 //!   a second live process with the same `node_id` is refused ([`StartError::DuplicateNode`]).
 //!   That is what lets a node trust rows carrying its own id.
-//! * **Namespaces isolate.** Log rows, lock keys and node registrations carry the namespace,
-//!   so two applications sharing one database never see each other's fire times.
+//! * **Namespaces isolate.** Log rows, lock keys, node registrations and stored definitions
+//!   carry the namespace, so two applications sharing one database never see each other's
+//!   fire times, and may both define a job `sync` without touching each other's
+//!   ([`DefinitionRegistry`] takes the namespace in every call).
 //! * **What happens on restart.** The log outlives every lease: every pass checks it before
 //!   claiming, so missed-run recovery (up to `recovery_window`, default a day) dispatches
 //!   only what no node dispatched. With the log off only leases protect, and
