@@ -264,6 +264,13 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
                 // is "':' must be followed by a valid YAML whitespace").
                 message.push_str(" (this line has a tab: indent and separate with spaces)");
             }
+            // saphyr counts a lone carriage return as a line break, so its line can lie past
+            // the file's last `\n` line: point at the end of the text then.
+            let last_line = text.split('\n').count();
+            if line > last_line {
+                line = last_line;
+                col = text.split('\n').last().map_or(0, |l| l.chars().count()) + 1;
+            }
             SyntaxError { line, col, message }
         })?;
         let (line, col) = at(&span);
@@ -429,6 +436,19 @@ mod tests {
         let map = root.as_map().unwrap();
         assert_eq!(map[0].1.typed(), Some(Typed::Str("5")));
         assert_eq!(map[1].1.typed(), Some(Typed::Str("6")));
+    }
+
+    #[test]
+    fn an_error_never_points_past_the_last_line_of_the_file() {
+        // YAML also breaks lines at a lone carriage return; editors and kaal's messages count
+        // `\n` lines, so saphyr's line could lie past the file's end.
+        for text in ["a: 1\rb: 2\rc: [x", "defaults:\r  k: 1\r  j: {"] {
+            let err = parse(text).unwrap_err();
+            assert!(
+                err.line <= text.split('\n').count(),
+                "{text:?}: {err:?}"
+            );
+        }
     }
 
     #[test]
