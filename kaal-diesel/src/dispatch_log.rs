@@ -44,6 +44,36 @@ impl<D: Dialect> DieselStore<D> {
     }
 }
 
+impl<D: Dialect> DieselStore<D> {
+    /// The administrative upsert of `pairs` (`log_dispatch` / `log_dispatches`), stamped by
+    /// the store's clock.
+    fn upsert(
+        &self,
+        operation: impl Fn() -> String,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+        status: DispatchStatus,
+    ) -> Result<(), RegistryError> {
+        let now = self.now();
+        let mut conn = self
+            .checkout()
+            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
+        let shape = self
+            .shape_on(&mut conn)
+            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
+        D::upsert_dispatches(
+            &mut conn,
+            pairs,
+            node_id,
+            status,
+            now,
+            shape,
+            DispatchWrite::Upsert,
+        )
+        .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
+    }
+}
+
 fn describe(key: &str, fire_time: DateTime<Utc>) -> String {
     format!("{key}:{}", fire_time.timestamp())
 }
@@ -57,24 +87,12 @@ impl<D: Dialect> DispatchRegistry for DieselStore<D> {
         status: DispatchStatus,
     ) -> Result<(), RegistryError> {
         let pair = [(key.to_string(), fire_time)];
-        let now = self.now();
-        let operation = || format!("log_dispatch({})", describe(key, fire_time));
-        let mut conn = self
-            .checkout()
-            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
-        let shape = self
-            .shape_on(&mut conn)
-            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
-        D::upsert_dispatches(
-            &mut conn,
+        self.upsert(
+            || format!("log_dispatch({})", describe(key, fire_time)),
             &pair,
             node_id,
             status,
-            now,
-            shape,
-            DispatchWrite::Upsert,
         )
-        .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
     }
 
     fn find_dispatch(
@@ -149,24 +167,12 @@ impl<D: Dialect> DispatchRegistry for DieselStore<D> {
         if pairs.is_empty() {
             return Ok(());
         }
-        let now = self.now();
-        let operation = || format!("log_dispatches({} pairs)", pairs.len());
-        let mut conn = self
-            .checkout()
-            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
-        let shape = self
-            .shape_on(&mut conn)
-            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
-        D::upsert_dispatches(
-            &mut conn,
+        self.upsert(
+            || format!("log_dispatches({} pairs)", pairs.len()),
             pairs,
             node_id,
             status,
-            now,
-            shape,
-            DispatchWrite::Upsert,
         )
-        .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
     }
 
     /// One write transaction: read the database's clock, insert-only the pairs not later

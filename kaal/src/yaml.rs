@@ -444,10 +444,7 @@ mod tests {
         // `\n` lines, so saphyr's line could lie past the file's end.
         for text in ["a: 1\rb: 2\rc: [x", "defaults:\r  k: 1\r  j: {"] {
             let err = parse(text).unwrap_err();
-            assert!(
-                err.line <= text.split('\n').count(),
-                "{text:?}: {err:?}"
-            );
+            assert!(err.line <= text.split('\n').count(), "{text:?}: {err:?}");
         }
     }
 
