@@ -33,6 +33,14 @@ pub trait Backend: Send + Sync + 'static {
         true
     }
 
+    /// Whether the backend's locks live with the holder's database session (PostgreSQL
+    /// advisory, MySQL named locks): a holder whose traffic stalls keeps them, where a lease
+    /// row would expire by the database's clock. The stalled-commit case then checks that
+    /// exactly one of the two nodes ran each fire time, whichever it was.
+    fn session_locks(&self) -> bool {
+        false
+    }
+
     /// An outage of the store at `locator` for the fleet suite's database-outage case: the
     /// nodes open [`Outage::locator`], and the case cuts them off for at least 10 s. `None`
     /// (the default) fails that case with a message saying this is missing: a backend is

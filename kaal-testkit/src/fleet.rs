@@ -26,6 +26,7 @@ use crate::{Backend, TestStore};
 const READY: &str = "KAAL_FLEET_READY";
 const TICKED: &str = "KAAL_FLEET_TICKED";
 const STARTED: &str = "KAAL_FLEET_STARTED";
+const CLAIMED: &str = "KAAL_FLEET_CLAIMED";
 const WORKER_TEST: &str = "kaal_fleet_worker";
 
 /// `node_timeout` of workers with short leases: the shortest kaal accepts.
@@ -60,6 +61,10 @@ pub struct WorkerSpec {
     /// The node stalls this long right after winning its locks, before it commits them (a
     /// network stall or VM pause between two statements).
     pub stall_after_claim_ms: Option<u64>,
+    /// After winning its locks the node says so on stdout and waits until this file exists
+    /// before it commits: the runner stalls its connection (a TCP relay holding its bytes)
+    /// in between, so the commit itself is what stalls.
+    pub stall_gate: Option<PathBuf>,
     /// Instead of ticking: start the background loop (registering the node), report
     /// whether it started, and run until [`Worker::end`].
     pub start_only: bool,
@@ -85,6 +90,7 @@ impl WorkerSpec {
             die_in_callback: false,
             namespace: None,
             stall_after_claim_ms: None,
+            stall_gate: None,
             start_only: false,
         }
     }
@@ -159,6 +165,7 @@ fn appending_node(
 struct StallAfterClaim {
     inner: Arc<dyn kaal_core::Adapter>,
     stall: std::time::Duration,
+    gate: Option<PathBuf>,
 }
 
 impl kaal_core::Adapter for StallAfterClaim {
@@ -176,6 +183,14 @@ impl kaal_core::Adapter for StallAfterClaim {
         let won = self.inner.acquire_many(keys, ttl)?;
         if won.iter().any(|w| *w) {
             std::thread::sleep(self.stall);
+            if let Some(gate) = &self.gate {
+                println!("{CLAIMED}");
+                std::io::stdout().flush().expect("stdout closed");
+                let began = std::time::Instant::now();
+                while !gate.exists() && began.elapsed() < std::time::Duration::from_secs(60) {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            }
         }
         Ok(won)
     }
@@ -229,13 +244,17 @@ pub fn worker_main(backend: &dyn Backend) {
             .ok()
             .and_then(|v| v.parse().ok()),
         start_only: std::env::var("KAAL_FLEET_START_ONLY").is_ok(),
+        stall_gate: std::env::var("KAAL_FLEET_STALL_GATE")
+            .ok()
+            .map(PathBuf::from),
     };
     let out = PathBuf::from(env("KAAL_FLEET_OUT"));
     let mut adapter = backend.open(&locator);
-    if let Some(ms) = spec.stall_after_claim_ms {
+    if spec.stall_after_claim_ms.is_some() || spec.stall_gate.is_some() {
         adapter = Arc::new(StallAfterClaim {
             inner: adapter,
-            stall: std::time::Duration::from_millis(ms),
+            stall: std::time::Duration::from_millis(spec.stall_after_claim_ms.unwrap_or(0)),
+            gate: spec.stall_gate.clone(),
         });
     }
     let kaal = appending_node(adapter, &spec, &out);
@@ -341,6 +360,9 @@ impl Worker {
         if spec.start_only {
             command.env("KAAL_FLEET_START_ONLY", "1");
         }
+        if let Some(gate) = &spec.stall_gate {
+            command.env("KAAL_FLEET_STALL_GATE", gate);
+        }
         if let Some((at, window)) = spec.recover {
             command.env("KAAL_FLEET_RECOVER_AT", at.timestamp().to_string());
             command.env("KAAL_FLEET_RECOVERY_WINDOW", window.to_string());
@@ -394,6 +416,13 @@ impl Worker {
             Some(reason) => Err(reason.to_string()),
             None => Ok(()),
         }
+    }
+
+    /// Waits until a worker with a [`stall_gate`](WorkerSpec::stall_gate) has won its locks
+    /// and waits at the gate.
+    pub fn claimed(&mut self) {
+        let reader = self.stdout.as_mut().expect("worker stdout");
+        read_until(reader, CLAIMED, &self.spec.node_id, "died before claiming");
     }
 
     /// Waits for a stepped worker's answer to its tick: `(errors, dispatched)`.

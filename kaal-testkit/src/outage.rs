@@ -27,11 +27,23 @@ pub trait Outage: Send {
 
     /// What the outage does, for the printed figures (`"TCP connections cut"`, ...).
     fn describe(&self) -> String;
+
+    /// Stalls the nodes' traffic without cutting it: bytes sent are held, not delivered,
+    /// until [`unstall`](Outage::unstall) — a network stall between two statements. Returns
+    /// `false` when this outage cannot stall (the default).
+    fn stall(&mut self) -> bool {
+        false
+    }
+
+    /// Delivers what a [`stall`](Outage::stall) held, and lets traffic flow again.
+    fn unstall(&mut self) {}
 }
 
 #[derive(Default)]
 struct RelayState {
     down: AtomicBool,
+    /// Bytes read while set are held until it clears (a stall, not a cut).
+    stalled: AtomicBool,
     closed: AtomicBool,
     live: Mutex<Vec<TcpStream>>,
 }
@@ -131,18 +143,23 @@ fn accept_loop(listener: &TcpListener, upstream: SocketAddr, state: &Arc<RelaySt
             // Forget streams that have finished, so the list does not grow without bound.
             live.retain(|s| s.peer_addr().is_ok());
         }
-        thread::spawn(move || pump(client, server2));
-        thread::spawn(move || pump(server, client2));
+        let (up, down) = (state.clone(), state.clone());
+        thread::spawn(move || pump(client, server2, &up));
+        thread::spawn(move || pump(server, client2, &down));
     }
 }
 
-/// Copies one direction until either side closes, then closes both.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Copies one direction until either side closes, then closes both. While the relay is
+/// stalled, what was read is held back.
+fn pump(mut from: TcpStream, mut to: TcpStream, state: &RelayState) {
     let mut buffer = [0u8; 16 * 1024];
     loop {
         match from.read(&mut buffer) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                while state.stalled.load(Ordering::SeqCst) && !state.closed.load(Ordering::SeqCst) {
+                    thread::sleep(std::time::Duration::from_millis(2));
+                }
                 if to.write_all(&buffer[..n]).is_err() {
                     break;
                 }
@@ -169,6 +186,15 @@ impl Outage for TcpCut {
 
     fn describe(&self) -> String {
         "every TCP connection to the server cut, new ones refused".into()
+    }
+
+    fn stall(&mut self) -> bool {
+        self.state.stalled.store(true, Ordering::SeqCst);
+        true
+    }
+
+    fn unstall(&mut self) {
+        self.state.stalled.store(false, Ordering::SeqCst);
     }
 }
 

@@ -269,7 +269,11 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
             let last_line = text.split('\n').count();
             if line > last_line {
                 line = last_line;
-                col = text.split('\n').last().map_or(0, |l| l.chars().count()) + 1;
+                col = text
+                    .split('\n')
+                    .next_back()
+                    .map_or(0, |l| l.chars().count())
+                    + 1;
             }
             SyntaxError { line, col, message }
         })?;

@@ -126,6 +126,10 @@ impl kaal_testkit::Backend for MysqlLeases {
 pub struct MysqlNamedLocks;
 
 impl kaal_testkit::Backend for MysqlNamedLocks {
+    fn session_locks(&self) -> bool {
+        true
+    }
+
     fn create_store(&self) -> String {
         migrated_database()
     }

@@ -139,6 +139,10 @@ impl kaal_testkit::Backend for PgLeases {
 pub struct PgAdvisory;
 
 impl kaal_testkit::Backend for PgAdvisory {
+    fn session_locks(&self) -> bool {
+        true
+    }
+
     fn create_store(&self) -> String {
         migrated_database()
     }
