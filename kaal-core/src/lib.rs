@@ -112,6 +112,7 @@ pub use config::{
     default_node_id, Config, ConfigErrors, ConfigProblem, ConflictPolicy, MissingFilePolicy,
     MAX_DURATION,
 };
+pub use coordinator::preview::{Preview, PreviewOutcome, PreviewReport};
 pub use coordinator::{Coordinator, StartError, TickReport};
 pub use cron::{CronError, CronExpr};
 pub use definition::{Definition, DefinitionRegistry, DefinitionSource, NewDefinition};

@@ -20,6 +20,7 @@ use crate::registry::{Fire, Registry};
 use crate::schedule::Schedule;
 
 mod claim;
+pub(crate) mod preview;
 
 /// Fire times claimed per round trip; recovery logs its progress after each chunk.
 const CLAIM_CHUNK: usize = 5_000;
