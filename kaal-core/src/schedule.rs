@@ -52,12 +52,17 @@ fn first_at_or_after(cron: &CronExpr, at: DateTime<Utc>, tz: Tz) -> Option<DateT
 impl Schedule {
     /// Rebuilds the job list from the registered entries and, when the store has any
     /// definitions, the stored definitions (which decide cron and enabled state). Jobs whose
-    /// key and cron are unchanged keep their progress; new ones start at `start_from`.
+    /// key and cron are unchanged keep their progress; new ones start at `start_from` — but
+    /// never before their definition was created, when that is not after `now`: a fire time
+    /// from before a job existed was never owed (a job created at 09:00:30 does not run its
+    /// 09:00 fire time). A tick at an explicit instant before the definition existed (a
+    /// repair or a test replaying the past) keeps the plain `start_from`.
     pub fn rebuild(
         &mut self,
         entries: Vec<Entry>,
         definitions: Option<&[Definition]>,
         start_from: DateTime<Utc>,
+        now: DateTime<Utc>,
         tz: Tz,
     ) {
         let mut previous: HashMap<String, Job> = self
@@ -85,7 +90,13 @@ impl Schedule {
             };
             let next_due = match previous.remove(&entry.key) {
                 Some(old) if old.cron.as_str() == cron.as_str() => old.next_due,
-                _ => first_at_or_after(&cron, start_from, tz),
+                _ => {
+                    let from = match created_at {
+                        Some(created) if created <= now => start_from.max(created),
+                        _ => start_from,
+                    };
+                    first_at_or_after(&cron, from, tz)
+                }
             };
             jobs.push(Job {
                 key: entry.key,
@@ -129,32 +140,24 @@ impl Schedule {
     }
 
     /// Moves every enabled job back to its first fire time at or after `from` (missed-run
-    /// recovery) — but never earlier than `lookback` before the job was first known: a fire
-    /// time before that was never due on any node. `first_dispatch(key)` answers the earliest fire
-    /// time the dispatch log holds for a key; it is asked only for jobs defined after `from`.
-    /// A job known neither by definition nor by log is not rewound.
-    pub fn rewind_for_recovery(
-        &mut self,
-        from: DateTime<Utc>,
-        lookback: Duration,
-        tz: Tz,
-        first_dispatch: impl Fn(&str) -> Option<DateTime<Utc>>,
-    ) {
+    /// recovery) — but never before the job's definition was created: a fire time from
+    /// before that was never owed. A job without a stored definition (no definition store)
+    /// is not rewound. The dispatch log plays no part: what was owed does not depend on what
+    /// ran, so restarts cannot ratchet further back. A recovery at an explicit instant `now`
+    /// before the definition existed (a repair replaying the past) starts at `from`.
+    pub fn rewind_for_recovery(&mut self, from: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) {
         for job in self.jobs.iter_mut().filter(|job| job.enabled) {
-            let known_since = match job.created_at {
-                Some(created) if created <= from => Some(created),
-                created => match (created, first_dispatch(&job.key)) {
-                    (Some(c), Some(d)) => Some(c.min(d)),
-                    (c, d) => c.or(d),
-                },
+            let Some(created) = job.created_at else {
+                continue;
             };
-            if let Some(since) = known_since {
-                // A node dispatches up to `lookback` before a job was known (its first window).
-                let since = since - lookback;
-                if let Some(first) = first_at_or_after(&job.cron, since.max(from), tz) {
-                    if job.next_due.is_none_or(|next| first < next) {
-                        job.next_due = Some(first);
-                    }
+            let floor = if created <= now {
+                created.max(from)
+            } else {
+                from
+            };
+            if let Some(first) = first_at_or_after(&job.cron, floor, tz) {
+                if job.next_due.is_none_or(|next| first < next) {
+                    job.next_due = Some(first);
                 }
             }
         }

@@ -7,8 +7,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Duration as ChronoDuration;
-use kaal_core::{Config, Fire, Kaal, MemoryAdapter, OffsetClock};
+use chrono::{Duration as ChronoDuration, Utc};
+use kaal_core::{Config, Fire, Kaal, ManualClock, MemoryAdapter, OffsetClock};
 
 /// Starts a node on a fresh store with its clock `offset` from the store's, lets it do its
 /// recovery pass and one tick, and returns the fire times it ran.
@@ -18,13 +18,17 @@ fn runs_with_offset(offset: ChronoDuration) -> Vec<chrono::DateTime<chrono::Utc>
         recovery_startup_jitter: Duration::ZERO,
         ..Config::default()
     };
-    let adapter = Arc::new(MemoryAdapter::new());
+    // The store's clock stands in for the database's. The job was defined ten minutes ago,
+    // so fire times are owed from then; the store's clock then shows the real time.
+    let store_clock = Arc::new(ManualClock::new(Utc::now() - ChronoDuration::minutes(10)));
+    let adapter = Arc::new(MemoryAdapter::with_clock(store_clock.clone()));
     let kaal = Kaal::with_clock(config, adapter, Arc::new(OffsetClock { offset })).unwrap();
     let (tx, rx) = mpsc::channel();
     kaal.register("every-minute", "* * * * *", move |fire: &Fire| {
         tx.send(fire.fire_time)
     })
     .unwrap();
+    store_clock.set(Utc::now());
     assert!(kaal.start());
     assert!(kaal
         .coordinator()

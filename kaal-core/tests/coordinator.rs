@@ -122,8 +122,9 @@ fn disabled_definition_never_dispatches_and_dispatches_again_after_enable() {
 #[test]
 fn nothing_due_means_no_store_access_and_a_constant_cost_per_fire_time() {
     // A store that counts batch claims: each fire time must be claimed once per node,
-    // however many ticks it stays inside the lookback window.
-    let clock = Arc::new(ManualClock::new(t(8, 0, 0)));
+    // however many ticks it stays inside the lookback window. The jobs are defined before
+    // the first window, so all of it is owed.
+    let clock = Arc::new(ManualClock::new(t(7, 57, 0)));
     let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
     let (kaal, rx) = node(
         config(),
@@ -314,7 +315,8 @@ impl kaal_core::Adapter for FlakyStore {
 
 #[test]
 fn backend_errors_are_reported_and_the_fire_times_are_retried_after_the_outage() {
-    let clock = Arc::new(ManualClock::new(t(3, 0, 0)));
+    // Defined before the first window, so every fire time in it is owed.
+    let clock = Arc::new(ManualClock::new(t(2, 58, 0)));
     let store = Arc::new(FlakyStore {
         inner: MemoryAdapter::with_clock(clock.clone()),
         down: true.into(),
@@ -356,7 +358,7 @@ fn backend_errors_are_reported_and_the_fire_times_are_retried_after_the_outage()
 
 #[test]
 fn an_unparsable_stored_definition_is_skipped_and_the_others_still_run() {
-    let clock = Arc::new(ManualClock::new(t(4, 0, 0)));
+    let clock = Arc::new(ManualClock::new(t(3, 58, 0)));
     let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
     let (kaal, rx) = node(
         config(),
@@ -371,6 +373,7 @@ fn an_unparsable_stored_definition_is_skipped_and_the_others_still_run() {
         kaal_core::NewDefinition::new("bad", "every tuesday"),
     )
     .unwrap();
+    clock.set(t(4, 0, 0));
     let report = kaal.tick_at(t(4, 0, 1));
     assert!(report.errors.is_empty());
     let fires: Vec<_> = rx.try_iter().map(|f| (f.key, f.fire_time)).collect();
@@ -421,12 +424,11 @@ fn recovery_starts_no_earlier_than_when_the_job_was_defined() {
             .collect::<Vec<_>>(),
         "a defined job's missed fire times are recovered"
     );
-    // Only the regular lookback window (2 minutes) applies to a new job, not the 4-hour
-    // recovery window.
-    assert_eq!(
-        new,
-        [t(3, 59, 0), t(4, 0, 0)],
-        "a new job must not replay the recovery window"
+    // A new job owes nothing from before it was defined (04:00:10): not the 4-hour recovery
+    // window, and not the 2-minute lookback either.
+    assert!(
+        new.is_empty(),
+        "a new job ran fire times from before it existed: {new:?}"
     );
 }
 
@@ -465,7 +467,9 @@ impl kaal_core::Adapter for StallingStore {
 
 #[test]
 fn a_node_stalled_past_the_lease_between_log_read_and_claim_does_not_dispatch_twice() {
-    let clock = Arc::new(ManualClock::new(t(5, 0, 1)));
+    // The job is defined before its 05:00 fire time (a fire time from before a job existed
+    // is not owed).
+    let clock = Arc::new(ManualClock::new(t(4, 59, 0)));
     let shared = Arc::new(MemoryAdapter::with_clock(clock.clone()));
     let (rival, rival_rx) = node(config(), &shared, &clock, &[("job", "0 * * * *")]);
     let rival = Arc::new(rival);
@@ -484,6 +488,7 @@ fn a_node_stalled_past_the_lease_between_log_read_and_claim_does_not_dispatch_tw
     let (tx, rx) = mpsc::channel();
     kaal.register("job", "0 * * * *", move |f: &Fire| tx.send(f.fire_time))
         .unwrap();
+    clock.set(t(5, 0, 1));
     let report = kaal.tick_at(t(5, 0, 2));
     assert!(
         report.dispatched.is_empty(),

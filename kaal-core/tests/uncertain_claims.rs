@@ -203,7 +203,8 @@ struct Fleet {
 
 /// Nodes `a` (through the faulty store) and `b`, one hourly job each, default leases (125 s).
 fn fleet() -> Fleet {
-    let clock = Arc::new(ManualClock::new(t(5, 0, 1)));
+    // The job is defined at 04:59, before the 05:00 fire time the tests are about.
+    let clock = Arc::new(ManualClock::new(t(4, 59, 0)));
     let shared = Arc::new(MemoryAdapter::with_clock(clock.clone()));
     let faulty = Arc::new(FaultyStore {
         inner: shared.clone(),
@@ -226,6 +227,7 @@ fn fleet() -> Fleet {
     };
     let a = node("a", faulty.clone());
     let b = node("b", shared.clone());
+    clock.set(t(5, 0, 1));
     Fleet {
         clock,
         shared,

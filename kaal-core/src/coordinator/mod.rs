@@ -13,7 +13,7 @@ use rand::Rng;
 use crate::adapter::Adapter;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigErrors};
-use crate::dispatch::{dispatch_log_key, DispatchLogging};
+use crate::dispatch::DispatchLogging;
 use crate::error::RegistryError;
 use crate::nodes::{NodeInfo, NodeRecord};
 use crate::registry::{Fire, Registry};
@@ -470,19 +470,7 @@ impl Inner {
             let mut schedule = lock(&self.schedule);
             self.refresh(&mut schedule, now);
             if let Some(from) = recover_from {
-                let log = self
-                    .adapter
-                    .dispatch_registry()
-                    .filter(|_| self.logging.enabled);
-                let lookback = chrono_duration(self.config.window_lookback);
-                let ns = &self.config.namespace;
-                schedule.rewind_for_recovery(from, lookback, self.tz, |key| {
-                    let log = log?;
-                    [dispatch_log_key(ns, key), key.to_string()]
-                        .iter()
-                        .filter_map(|k| log.find_by_key(k).ok()?.last().map(|r| r.fire_time))
-                        .min()
-                });
+                schedule.rewind_for_recovery(from, now, self.tz);
             }
             let catch_up = if self.config.enable_dispatch_recovery
                 && self.config.enable_log_dispatch_registry
@@ -545,6 +533,7 @@ impl Inner {
             self.registry.entries(),
             definitions.as_deref(),
             start_from,
+            now,
             self.tz,
         );
         schedule.registry_generation = Some(generation);
