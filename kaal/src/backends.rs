@@ -136,7 +136,7 @@ pub(crate) fn sqlite(url: &str, shown: String) -> Result<Store, ConnectError> {
 
     use kaal_diesel_sqlite::SqliteStore;
 
-    let path = sqlite_path(url);
+    let path = crate::store::sqlite_file(url).unwrap_or(url);
     if let Some(dir) = std::path::Path::new(path).parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {
             std::fs::create_dir_all(dir).map_err(|err| ConnectError::Open {
@@ -163,14 +163,4 @@ pub(crate) fn sqlite(url: &str, shown: String) -> Result<Store, ConnectError> {
                 .map_err(|err| err.to_string())
         })),
     ))
-}
-
-/// The file path of an SQLite locator: `sqlite:///abs` → `/abs`, `sqlite://rel` → `rel`,
-/// a plain path as it is.
-#[cfg(feature = "sqlite")]
-fn sqlite_path(url: &str) -> &str {
-    match url.split_once("://") {
-        Some((scheme, path)) if scheme.eq_ignore_ascii_case("sqlite") => path,
-        _ => url,
-    }
 }

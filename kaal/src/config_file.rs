@@ -11,7 +11,11 @@
 //! ```
 //!
 //! * `defaults:` applies everywhere; the section named by `KAAL_ENV` (default
-//!   `development`) is merged over it key by key. A missing environment section is fine.
+//!   `development`) is merged over it key by key. The library accepts a missing environment
+//!   section (the file's defaults apply, as for `development` with no section); the `kaal`
+//!   tool refuses an explicitly set `KAAL_ENV` that names no section of the file, listing
+//!   the sections it has ([`ConfigFile::sections`]), so a misspelt environment never runs
+//!   with another environment's settings.
 //! * Keys: `database_url` (required), `lock_strategy` (`lease` default, `advisory`), and every
 //!   field of [`Config`] in snake_case: `tick_interval`, `window_lookback`,
 //!   `window_lookahead`, `lease_ttl`, `recovery_window`, `recovery_startup_jitter`,
@@ -25,7 +29,10 @@
 //!   ${TICK:-5}` is a number.
 //! * `scheduler_config_path` is resolved against **the directory of the configuration
 //!   file**; left unset it is `kaal-scheduler.yml` beside it (so `config/kaal.yml` reads
-//!   `config/kaal-scheduler.yml`, the design's default).
+//!   `config/kaal-scheduler.yml`, the design's default). A relative SQLite `database_url`
+//!   (`sqlite://db/kaal.db`, `db/kaal.db`) is resolved the same way by
+//!   [`ConfigFile::resolved_database_url`], which is what the `kaal` tool opens: two nodes
+//!   started from different working directories open the same file.
 //! * A section or a key written twice is an error (YAML would silently keep the last).
 //! * Unknown keys (in every section, selected or not), values of the wrong type and every
 //!   problem of [`Config::validate`] are reported together, each with the file and line.
@@ -38,7 +45,7 @@ use kaal_core::Config;
 
 use crate::expand::expand;
 use crate::problems::{
-    did_you_mean, misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors,
+    did_you_mean, misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors, FileProblem,
 };
 use crate::store::{Backend, LockStrategy};
 use crate::yaml::{type_plain, Node, Typed, Value};
@@ -110,6 +117,24 @@ pub struct ConfigFile {
     /// The scheduling configuration, validated; `scheduler_config_path` is already resolved
     /// against the file's directory.
     pub config: Config,
+    /// The names of the file's top-level sections, in file order (`defaults` included).
+    pub sections: Vec<String>,
+}
+
+/// What [`ConfigFile::check`] found: every problem of the file, and what a check of the
+/// scheduler file needs from it even when the configuration has problems.
+#[derive(Debug, Clone)]
+pub struct ConfigCheck {
+    /// The file as far as it could be read: `None` when it could not be read at all (missing,
+    /// not UTF-8, malformed YAML, not a mapping).
+    pub file: Option<ConfigFile>,
+    /// Every problem, sorted by line (empty when the file is good).
+    pub problems: Vec<FileProblem>,
+    /// The scheduler file the configuration names (resolved against its directory), or the
+    /// default beside it when the file could not be read.
+    pub scheduler_config_path: PathBuf,
+    /// The namespace the configuration sets (or the default).
+    pub namespace: String,
 }
 
 impl ConfigFile {
@@ -169,6 +194,98 @@ impl ConfigFile {
         environment: &str,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, FileErrors> {
+        let (file, problems) = Self::read(text, path, environment, lookup)?;
+        problems.finish(file)
+    }
+
+    /// Checks the file at `path` for `environment` without opening any database: every
+    /// problem at once, and the scheduler file's path and namespace for checking it too
+    /// (what `kaal check` runs).
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("kaal-check-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("kaal.yml");
+    /// std::fs::write(&path, "defaults:\n  database_url: postgres://db.invalid/app\n  tick_intervall: 5\n")?;
+    /// let check = kaal::ConfigFile::check(&path, "development");
+    /// assert_eq!(check.problems.len(), 1);
+    /// assert_eq!(check.problems[0].line, Some(3));
+    /// assert_eq!(check.scheduler_config_path, dir.join("kaal-scheduler.yml"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn check(path: &Path, environment: &str) -> ConfigCheck {
+        let base = path.parent().unwrap_or(Path::new(""));
+        let unread = |errors: FileErrors| ConfigCheck {
+            file: None,
+            problems: errors.problems,
+            scheduler_config_path: base.join("kaal-scheduler.yml"),
+            namespace: Config::default().namespace,
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                return unread(FileErrors::whole_file(
+                    path,
+                    format!("cannot read the configuration file: {err}"),
+                ))
+            }
+        };
+        let text = match utf8_text(&bytes, path) {
+            Ok(text) => text,
+            Err(errors) => return unread(errors),
+        };
+        match Self::read(text, path, environment, &|name| std::env::var(name).ok()) {
+            Err(errors) => unread(errors),
+            Ok((file, collector)) => {
+                let mut problems = collector.problems;
+                problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+                ConfigCheck {
+                    scheduler_config_path: file.config.scheduler_config_path.clone(),
+                    namespace: file.config.namespace.clone(),
+                    file: Some(file),
+                    problems,
+                }
+            }
+        }
+    }
+
+    /// The database URL to open: [`database_url`](ConfigFile::database_url), with a relative
+    /// SQLite file path (`sqlite://db/kaal.db`, `sqlite:db/kaal.db`, `db/kaal.db`) resolved
+    /// against the directory of the configuration file, as `scheduler_config_path` is. Any
+    /// other URL is returned as it is.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// let file = kaal::ConfigFile::parse(
+    ///     "defaults:\n  database_url: sqlite://db/kaal.db\n",
+    ///     Path::new("/srv/app/config/kaal.yml"),
+    ///     "development",
+    ///     &|_| None,
+    /// )?;
+    /// assert_eq!(file.resolved_database_url(), "sqlite:///srv/app/config/db/kaal.db");
+    /// # Ok::<(), kaal::FileErrors>(())
+    /// ```
+    pub fn resolved_database_url(&self) -> String {
+        let url = self.database_url.trim();
+        let base = self.path.parent().unwrap_or(Path::new(""));
+        match crate::store::sqlite_file(url) {
+            Some(file) if !base.as_os_str().is_empty() && Path::new(file).is_relative() => {
+                let prefix = &url[..url.len() - file.len()];
+                format!("{prefix}{}", base.join(file).display())
+            }
+            _ => url.to_string(),
+        }
+    }
+
+    /// Reads the file: `Err` when it cannot be read as a mapping of sections at all, else the
+    /// file as far as it could be read and the problems found.
+    fn read(
+        text: &str,
+        path: &Path,
+        environment: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Self, Collector), FileErrors> {
         let root = parse_yaml(text, path)?
             .filter(|root| !root.is_null())
             .ok_or_else(|| {
@@ -280,13 +397,21 @@ impl ConfigFile {
                 }
             }
         }
-        problems.finish(ConfigFile {
-            path: path.to_path_buf(),
-            environment: environment.to_string(),
-            database_url,
-            lock_strategy,
-            config,
-        })
+        let sections = sections
+            .iter()
+            .filter_map(|(name, _)| name.scalar_text().map(str::to_string))
+            .collect();
+        Ok((
+            ConfigFile {
+                path: path.to_path_buf(),
+                environment: environment.to_string(),
+                database_url,
+                lock_strategy,
+                config,
+                sections,
+            },
+            problems,
+        ))
     }
 }
 

@@ -1,4 +1,6 @@
-//! `${VAR}` and `${VAR:-default}` expansion of configuration values.
+//! `${VAR}` and `${VAR:-default}` expansion of the values of both files.
+
+use crate::yaml::{Node, Value};
 
 /// Expands `${VAR}` (an error when `VAR` is unset) and `${VAR:-default}` (the default when
 /// `VAR` is unset or empty, as in the shell). `$${` writes a literal `${`; any other `$` is
@@ -57,6 +59,74 @@ pub(crate) fn expand(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// `node` (a job of the scheduler file) with `${VAR}` expanded in every scalar value;
+/// mapping keys stay as written. Each value that cannot be expanded is left as it is and
+/// reported in `failures` as `(line, "FIELD: reason")`, `FIELD` being the job field it is in.
+pub(crate) fn expand_values(
+    node: &Node,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    failures: &mut Vec<(usize, String)>,
+) -> Node {
+    match &node.value {
+        Value::Map(entries) => Node {
+            value: Value::Map(
+                entries
+                    .iter()
+                    .map(|(key, value)| {
+                        let field = key.scalar_text().unwrap_or("value").to_string();
+                        let mut inner = Vec::new();
+                        let value = expand_tree(value, lookup, &mut inner);
+                        failures.extend(
+                            inner
+                                .into_iter()
+                                .map(|(line, message)| (line, format!("{field}: {message}"))),
+                        );
+                        (key.clone(), value)
+                    })
+                    .collect(),
+            ),
+            ..node.clone()
+        },
+        _ => expand_tree(node, lookup, failures),
+    }
+}
+
+fn expand_tree(
+    node: &Node,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    failures: &mut Vec<(usize, String)>,
+) -> Node {
+    let value = match &node.value {
+        Value::Scalar { text, plain } => match expand(text, lookup) {
+            Ok(expanded) => Value::Scalar {
+                text: expanded,
+                plain: *plain,
+            },
+            Err(message) => {
+                failures.push((node.line, message));
+                node.value.clone()
+            }
+        },
+        Value::Seq(items) => Value::Seq(
+            items
+                .iter()
+                .map(|item| expand_tree(item, lookup, failures))
+                .collect(),
+        ),
+        Value::Map(entries) => Value::Map(
+            entries
+                .iter()
+                .map(|(key, value)| (key.clone(), expand_tree(value, lookup, failures)))
+                .collect(),
+        ),
+    };
+    Node {
+        value,
+        line: node.line,
+        col: node.col,
+    }
 }
 
 fn valid_name(name: &str) -> bool {

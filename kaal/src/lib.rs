@@ -28,7 +28,7 @@
 //!     "development",
 //!     &|_| None,
 //! )?;
-//! let store = kaal::connect(&config.database_url)?;
+//! let store = kaal::connect(&config.resolved_database_url())?;
 //! let node = kaal::Kaal::new(config.config, store.adapter())?;
 //!
 //! // A job registered in code ...
@@ -103,8 +103,10 @@ pub use apply::{
     stored_metadata, ApplyError, ApplyReport, Handlers,
 };
 pub use command_job::{CommandError, CommandJob, Program};
-pub use config_file::{ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT};
+pub use config_file::{ConfigCheck, ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT};
 pub use placeholder::{Template, PLACEHOLDERS};
 pub use problems::{FileErrors, FileProblem};
 pub use scheduler_file::{FileJob, JobAction, SchedulerFile};
-pub use store::{connect, connect_with, redact, Backend, ConnectError, LockStrategy, Store};
+pub use store::{
+    connect, connect_with, redact, sqlite_file, Backend, ConnectError, LockStrategy, Store,
+};

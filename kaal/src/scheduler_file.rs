@@ -34,7 +34,13 @@
 //!   `kaal` is reserved).
 //! * Placeholders `{{fire_time.iso8601}}`, `{{fire_time.unix}}`, `{{idempotency_key}}` and
 //!   `{{key}}` are filled in in `command` arguments, the `shell` string and `env` values.
-//!   `${VAR}` is **not** expanded here: the shell does that for `shell` jobs.
+//! * `${VAR}` and `${VAR:-default}` in every value are replaced from the environment when
+//!   the file is loaded, as in the configuration file (`$${` is a literal `${`; an unquoted
+//!   value is typed after expansion). An unset variable without a default is an error naming
+//!   it and its line. This applies to `shell:` strings too: write `$VAR` or `$${VAR}` to leave
+//!   a variable to the job's shell (for instance one the job's `env:` sets). A job of a
+//!   section that is not selected is checked when its variables are set; one whose
+//!   variables are not set here is checked when its environment is selected.
 //! * Loading checks everything first and reports every problem with the file and line;
 //!   nothing is stored unless the whole file is good.
 
@@ -44,6 +50,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json};
 
 use crate::command_job::CommandJob;
+use crate::expand::expand_values;
 use crate::problems::{
     did_you_mean, misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors,
 };
@@ -124,7 +131,8 @@ impl SchedulerFile {
         Self::parse(utf8_text(bytes, path)?, path, environment, namespace)
     }
 
-    /// Parses scheduler `text` as if read from `path`.
+    /// Parses scheduler `text` as if read from `path`, expanding `${VAR}` from the process
+    /// environment; see [`SchedulerFile::parse_with`].
     ///
     /// ```
     /// use std::path::Path;
@@ -144,6 +152,34 @@ impl SchedulerFile {
         path: &Path,
         environment: &str,
         namespace: &str,
+    ) -> Result<Self, FileErrors> {
+        Self::parse_with(text, path, environment, namespace, &|name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    /// Parses scheduler `text` as if read from `path`, looking `${VAR}` up with `lookup`.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use kaal::SchedulerFile;
+    ///
+    /// let text = "defaults:\n  jobs:\n    - key: sync\n      cron: ${SYNC_CRON:-@hourly}\n      command: [bin/sync, '${TARGET}']\n";
+    /// let env = |name: &str| (name == "TARGET").then(|| "eu".to_string());
+    /// let file = SchedulerFile::parse_with(text, Path::new("s.yml"), "development", "kaal", &env)?;
+    /// assert_eq!(file.jobs[0].cron, "@hourly");
+    ///
+    /// let err = SchedulerFile::parse_with(text, Path::new("s.yml"), "development", "kaal", &|_| None)
+    ///     .unwrap_err();
+    /// assert!(err.to_string().starts_with("s.yml:5: job \"sync\": command: environment variable TARGET is not set"));
+    /// # Ok::<(), kaal::FileErrors>(())
+    /// ```
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        environment: &str,
+        namespace: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, FileErrors> {
         let mut problems = Collector::new(path);
         // An empty file, or one holding only `~` or `---`, declares no jobs.
@@ -191,7 +227,8 @@ impl SchedulerFile {
             if let Some(message) = misspelt_defaults(section) {
                 problems.at(name.line, message);
             }
-            let jobs = read_section(section, body, namespace, &mut problems);
+            let selected = section == "defaults" || section == environment;
+            let jobs = read_section(section, body, namespace, selected, lookup, &mut problems);
             by_section.push((section.to_string(), jobs));
         }
         let mut merged: BTreeMap<String, FileJob> = BTreeMap::new();
@@ -215,6 +252,8 @@ fn read_section(
     section: &str,
     body: &Node,
     namespace: &str,
+    selected: bool,
+    lookup: &dyn Fn(&str) -> Option<String>,
     problems: &mut Collector,
 ) -> Vec<FileJob> {
     let mut jobs = Vec::new();
@@ -295,7 +334,19 @@ fn read_section(
                     continue;
                 }
             }
-            jobs.extend(read_job(item, namespace, problems));
+            let mut unset = Vec::new();
+            let item = expand_values(item, lookup, &mut unset);
+            if !unset.is_empty() {
+                if selected {
+                    let name = key.map_or_else(String::new, |k| format!("job {k:?}: "));
+                    for (line, message) in unset {
+                        problems.at(line, format!("{name}{message}"));
+                    }
+                }
+                // A job of another environment is checked where its variables are set.
+                continue;
+            }
+            jobs.extend(read_job(&item, namespace, problems));
         }
     }
     jobs

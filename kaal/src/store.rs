@@ -200,6 +200,23 @@ impl Store {
     }
 }
 
+/// The file path of an SQLite URL as written (`sqlite:///abs` → `/abs`, `sqlite://rel` and
+/// `sqlite:rel` → `rel`, a plain path as it is); `None` for other backends and for a URL with
+/// no path. Always a suffix of `url`.
+pub fn sqlite_file(url: &str) -> Option<&str> {
+    if Backend::from_url(url).ok()? != Backend::Sqlite {
+        return None;
+    }
+    let path = match kaal_diesel::scheme(url) {
+        None => url,
+        Some(_) => {
+            let (_, rest) = url.split_once(':')?;
+            rest.strip_prefix("//").unwrap_or(rest)
+        }
+    };
+    (!path.is_empty()).then_some(path)
+}
+
 /// Opens the store `url` names with the lease strategy; see [`connect_with`].
 ///
 /// ```
@@ -408,6 +425,17 @@ mod tests {
         );
         assert_eq!(Backend::from_url("mysql://u@h/d").unwrap(), Backend::Mysql);
         assert!(Backend::from_url("redis://h").is_err());
+    }
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(sqlite_file("sqlite:///var/k.db"), Some("/var/k.db"));
+        assert_eq!(sqlite_file("sqlite://db/k.db"), Some("db/k.db"));
+        assert_eq!(sqlite_file("SQLite:db/k.db"), Some("db/k.db"));
+        assert_eq!(sqlite_file("k.db"), Some("k.db"));
+        assert_eq!(sqlite_file("sqlite://"), None);
+        assert_eq!(sqlite_file("postgres://h/d"), None);
+        assert_eq!(sqlite_file("memory:"), None);
     }
 
     #[test]

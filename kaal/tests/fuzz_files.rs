@@ -842,6 +842,7 @@ fn config_shown(key: &str, logical: Option<&str>) -> String {
                 database_url: String::new(),
                 lock_strategy: LockStrategy::Lease,
                 config: defaults,
+                sections: Vec::new(),
             };
             config_actual(&file, key)
         }
@@ -1587,7 +1588,7 @@ const PROGRAM_ARGS: &[&str] = &[
     "{{key}}",
     "two words",
     "--unix={{fire_time.unix}}",
-    "${HOME}/x",
+    "$HOME/x",
     "ü",
     "a,b",
     "#hash",
@@ -1600,7 +1601,7 @@ const SHELLS: &[&str] = &[
     "echo hi",
     "find tmp -mtime +1 -delete && echo cleaned {{key}}",
     "bin/run --at {{fire_time.iso8601}} --id {{idempotency_key}}",
-    "echo ${UNSET_VAR} ${VAR:-default} $$",
+    "echo $UNSET_VAR $$",
     "printf '%s\\n' \"{{fire_time.unix}}\"",
     "a: b # not a comment",
 ];
@@ -1912,6 +1913,7 @@ fn check_scheduler(file: &SchedulerFile, doc: &SchedulerDoc) -> Result<(), Strin
             created_at: Utc::now(),
             updated_at: Utc::now(),
             disabled_at: None,
+            schedule_since: Utc::now(),
         };
         let sorted = |mut job: FileJob| {
             if let JobAction::Command(c) = &mut job.action {
@@ -2214,7 +2216,8 @@ fn mutate_scheduler(rng: &mut Rng, doc: &mut SchedulerDoc) -> Expect {
                 problem(field_line(doc, f), &["cron"])
             }
         }
-        // Placeholders: unknown and unclosed ones are named; `${...}` is left to the shell.
+        // Placeholders: unknown and unclosed ones are named; `$VAR` is left to the shell
+        // (`${VAR}` is expanded when the file is loaded, tested in tests/cli_paths_envs.rs).
         13 | 14 => {
             let JobAction::Command(command) = &mut doc.sections[s].jobs[j].expected.action else {
                 let f = field_index(doc, "handler").unwrap();
@@ -2228,8 +2231,8 @@ fn mutate_scheduler(rng: &mut Rng, doc: &mut SchedulerDoc) -> Expect {
             let good = rng.percent(30);
             let text = if good {
                 rng.pick(&[
-                    "${UNSET_VAR}",
-                    "x ${VAR:-default} y",
+                    "$UNSET_VAR",
+                    "x $VAR y",
                     "{ {key} }",
                     "{{key}}}",
                     "}}{{key}}",

@@ -5,11 +5,13 @@
 //! definitions nor the dispatch log. It is what `kaal tick --dry-run` prints.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::Coordinator;
 use crate::cron::CronExpr;
+use crate::definition::Definition;
 use crate::dispatch::{dispatch_log_key, CLAIM_TOLERANCE};
 use crate::error::RegistryError;
 
@@ -65,9 +67,9 @@ impl Coordinator {
     /// times in `[now - window_lookback, now]` — the window a fresh node's first tick takes —
     /// and says of each whether the tick would claim it, whether the dispatch log already
     /// has it, or whether the database's clock says it is not due yet. A stored definition
-    /// decides the job's cron and enabled state (as on every tick); a registered job with no
-    /// stored definition yet is previewed with its registered cron, as the tick that stores
-    /// it would run it.
+    /// decides the job's cron and enabled state (as on every tick), and nothing from before
+    /// it was created is owed; a registered job with no stored definition yet is previewed
+    /// with its registered cron, as the tick that stores it would run it.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -87,34 +89,47 @@ impl Coordinator {
         let inner = &self.inner;
         let config = &inner.config;
         let namespace = config.namespace.as_str();
-        let stored: HashMap<String, (String, bool)> = match inner.adapter.definition_registry()
-        {
+        let stored: HashMap<String, Definition> = match inner.adapter.definition_registry() {
             Some(store) => store
                 .all_definitions(namespace)?
                 .into_iter()
-                .map(|d| (d.key, (d.cron, d.enabled)))
+                .map(|d| (d.key.clone(), d))
                 .collect(),
             None => HashMap::new(),
         };
-        let lookback = chrono::Duration::from_std(config.window_lookback)
-            .unwrap_or(chrono::Duration::MAX);
-        let from = now.checked_sub_signed(lookback).unwrap_or(now);
+        let lookback =
+            chrono::Duration::from_std(config.window_lookback).unwrap_or(chrono::Duration::MAX);
+        let window_start = now.checked_sub_signed(lookback).unwrap_or(now);
         let mut due: Vec<(String, DateTime<Utc>)> = Vec::new();
         for entry in inner.registry.entries() {
-            let times = match stored.get(&entry.key) {
-                Some((_, false)) => continue,
-                Some((cron, true)) if cron != entry.cron.as_str() => {
-                    match CronExpr::parse(cron) {
-                        Ok(cron) => cron.fire_times(from, now, inner.tz),
-                        Err(err) => {
-                            log::warn!("preview skips a stored definition: {err}");
-                            continue;
+            let (cron, from) = match stored.get(&entry.key) {
+                None => (entry.cron.clone(), window_start),
+                Some(def) if !def.enabled => continue,
+                Some(def) => {
+                    // What is owed starts when the job was defined (as on a first tick).
+                    let from = if def.created_at <= now {
+                        window_start.max(def.created_at)
+                    } else {
+                        window_start
+                    };
+                    if def.cron == entry.cron.as_str() {
+                        (entry.cron.clone(), from)
+                    } else {
+                        match CronExpr::parse(&def.cron) {
+                            Ok(cron) => (Arc::new(cron), from),
+                            Err(err) => {
+                                log::warn!("preview skips a stored definition: {err}");
+                                continue;
+                            }
                         }
                     }
                 }
-                _ => entry.cron.fire_times(from, now, inner.tz),
             };
-            due.extend(times.into_iter().map(|t| (entry.key.clone(), t)));
+            due.extend(
+                cron.fire_times(from, now, inner.tz)
+                    .into_iter()
+                    .map(|t| (entry.key.clone(), t)),
+            );
         }
         due.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
 

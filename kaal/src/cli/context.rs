@@ -24,23 +24,50 @@ pub(crate) fn config_path(config: Option<PathBuf>) -> PathBuf {
     config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
 }
 
-/// `KAAL_ENV`, else `development`.
-pub(crate) fn environment() -> String {
+/// `KAAL_ENV` when it is set (and not blank).
+pub(crate) fn explicit_environment() -> Option<String> {
     std::env::var("KAAL_ENV")
         .ok()
         .filter(|e| !e.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_string())
+}
+
+/// `KAAL_ENV`, else `development`.
+pub(crate) fn environment() -> String {
+    explicit_environment().unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_string())
+}
+
+/// The problem with an explicitly set `KAAL_ENV` that names no section of `file`: the file's
+/// defaults would silently stand in for the environment's settings (`KAAL_ENV=prodution`).
+/// Left unset, `development` may be absent.
+pub(crate) fn missing_environment(file: &ConfigFile) -> Option<String> {
+    let env = explicit_environment()?;
+    if file.sections.iter().any(|s| *s == env) {
+        return None;
+    }
+    Some(format!(
+        "KAAL_ENV={env} names no section of the file; its sections: {} (add a `{env}:` section, or fix KAAL_ENV)",
+        if file.sections.is_empty() {
+            "none".to_string()
+        } else {
+            file.sections.join(", ")
+        }
+    ))
 }
 
 /// Loads the configuration file.
 pub(crate) fn load_config(config: Option<PathBuf>) -> Result<ConfigFile, Failure> {
     let path = config_path(config);
-    ConfigFile::load(&path, &environment()).map_err(Failure::usage)
+    let file = ConfigFile::load(&path, &environment()).map_err(Failure::usage)?;
+    if let Some(problem) = missing_environment(&file) {
+        return Err(Failure::usage(format!("{}: {problem}", path.display())));
+    }
+    Ok(file)
 }
 
-/// Opens the configured store.
+/// Opens the configured store (a relative SQLite path is resolved against the configuration
+/// file's directory).
 pub(crate) fn open_store(file: &ConfigFile) -> Result<Store, Failure> {
-    connect_with(&file.database_url, file.lock_strategy).map_err(|err| match err {
+    connect_with(&file.resolved_database_url(), file.lock_strategy).map_err(|err| match err {
         kaal::ConnectError::Open { .. } | kaal::ConnectError::Migration { .. } => {
             Failure::store(err)
         }
@@ -48,10 +75,40 @@ pub(crate) fn open_store(file: &ConfigFile) -> Result<Store, Failure> {
     })
 }
 
+/// Refuses a missing SQLite database file for a command that only reads (or changes rows
+/// of an existing database): opening it would create an empty database.
+fn require_existing_database(file: &ConfigFile) -> Result<(), Failure> {
+    let url = file.resolved_database_url();
+    if let Some(path) = kaal::sqlite_file(&url) {
+        if !Path::new(path).exists() {
+            return Err(Failure::store(format!(
+                "the SQLite database {path} does not exist (database_url in {}); run `kaal migrate` (or `kaal start`) to create it",
+                file.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Context {
-    /// Configuration, store and node.
+    /// Configuration, store and node; an SQLite file is created when missing (`start`,
+    /// `tick`, `migrate`).
     pub fn open(config: Option<PathBuf>) -> Result<Self, Failure> {
+        Self::open_with(config, false)
+    }
+
+    /// [`open`](Context::open) for commands that only read (`status`, `dispatches`, a dry
+    /// run) or change rows of an existing database (`enable`, `disable`): a missing SQLite
+    /// file is an error naming it, never created.
+    pub fn open_existing(config: Option<PathBuf>) -> Result<Self, Failure> {
+        Self::open_with(config, true)
+    }
+
+    fn open_with(config: Option<PathBuf>, existing: bool) -> Result<Self, Failure> {
         let file = load_config(config)?;
+        if existing {
+            require_existing_database(&file)?;
+        }
         let store = open_store(&file)?;
         let kaal = Kaal::new(file.config.clone(), store.adapter())
             .map_err(|err| Failure::usage(format!("{}: {err}", file.path.display())))?;

@@ -32,7 +32,7 @@ pub(crate) fn run(config: Option<PathBuf>, filter: Filter) -> Result<u8, Failure
         .as_deref()
         .map(|s| parse_instant(s, "--since"))
         .transpose()?;
-    let context = Context::open(config)?;
+    let context = Context::open_existing(config)?;
     let Some(log) = context.kaal.adapter().dispatch_registry() else {
         line("this store keeps no dispatch log")?;
         return Ok(0);

@@ -1,5 +1,6 @@
 //! Command-line surface: arguments (clap derive), exit codes, one-line errors.
 
+mod check;
 mod context;
 mod cron_cmds;
 mod dispatches;
@@ -72,9 +73,19 @@ enum Command {
     /// Applies the scheduler file like `start`, then dispatches the fire times due at the
     /// instant (those within window_lookback before it) that no node has dispatched yet.
     /// Exits 1 when a job failed. Several ticks at once on one database run each fire time
-    /// once.
+    /// once. A tick at an explicit instant is a testing and repair tool: --at later than the
+    /// database's now is refused (exit 2) unless --force, and even then the store refuses
+    /// to commit any fire time later than its own clock. --dry-run prints what the tick
+    /// would claim and run, claiming, running and writing nothing.
     #[command(after_help = EXIT_CODES)]
     Tick(TickArgs),
+    /// Check the configuration file and the scheduler file without a database
+    ///
+    /// Reports every problem of both files, each with its file and line, and exits 2; or
+    /// prints a one-line summary and exits 0. Opens no database connection, so it runs in a
+    /// CI pipeline that cannot reach the production database.
+    #[command(after_help = EXIT_CODES)]
+    Check,
     /// Show the configuration and the stored job definitions
     #[command(after_help = EXIT_CODES)]
     Status,
@@ -87,9 +98,9 @@ enum Command {
     /// List recorded dispatches, newest fire time first
     #[command(after_help = EXIT_CODES)]
     Dispatches(DispatchesArgs),
-    /// Describe a cron expression in words
+    /// Describe a cron expression in words, with its next fire time
     #[command(after_help = EXIT_CODES)]
-    Explain(CronArg),
+    Explain(ExplainArgs),
     /// Print the next fire times of a cron expression
     #[command(after_help = EXIT_CODES)]
     Next(NextArgs),
@@ -113,6 +124,14 @@ struct TickArgs {
     /// The instant to tick at, RFC 3339 (e.g. 2026-01-01T09:00:30Z) [default: now]
     #[arg(long, value_name = "RFC3339")]
     at: Option<String>,
+    /// Tick at an --at later than the database's now (the store still refuses to commit
+    /// fire times later than its own clock)
+    #[arg(long)]
+    force: bool,
+    /// Print each fire time the tick would consider (would claim / already dispatched / not
+    /// yet due) and claim, run and write nothing (no definitions stored either)
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -148,15 +167,27 @@ struct CronArg {
 }
 
 #[derive(Debug, Args)]
+struct ExplainArgs {
+    /// Five fields (minute hour day-of-month month day-of-week) or a macro such as @daily;
+    /// quote it
+    cron: String,
+    /// IANA time zone the next fire time is computed in [default: the configuration's
+    /// time_zone when a configuration file is present, else UTC]
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+}
+
+#[derive(Debug, Args)]
 struct NextArgs {
     /// The cron expression (quote it)
     cron: String,
     /// How many fire times
     #[arg(long, default_value_t = 5)]
     count: usize,
-    /// IANA time zone the expression is evaluated in and times are shown in
-    #[arg(long, value_name = "ZONE", default_value = "UTC")]
-    tz: String,
+    /// IANA time zone the expression is evaluated in and times are shown in [default: the
+    /// configuration's time_zone when a configuration file is present, else UTC]
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
     /// Start after this instant, RFC 3339 [default: now]
     #[arg(long, value_name = "RFC3339")]
     from: Option<String>,
@@ -257,7 +288,15 @@ fn run_command(cli: Cli) -> Result<u8, Failure> {
         Command::Init(args) => init::run(config, args.backend, args.force),
         Command::Migrate => run::migrate(config),
         Command::Start => start::run(config),
-        Command::Tick(args) => run::tick(config, args.at.as_deref()),
+        Command::Tick(args) => run::tick(
+            config,
+            run::TickOptions {
+                at: args.at.as_deref(),
+                dry_run: args.dry_run,
+                force: args.force,
+            },
+        ),
+        Command::Check => check::run(config),
         Command::Status => status::run(config),
         Command::Enable(arg) => run::set_enabled(config, &arg.key, true),
         Command::Disable(arg) => run::set_enabled(config, &arg.key, false),
@@ -271,10 +310,14 @@ fn run_command(cli: Cli) -> Result<u8, Failure> {
                 limit: args.limit,
             },
         ),
-        Command::Explain(arg) => cron_cmds::explain(&arg.cron),
-        Command::Next(args) => {
-            cron_cmds::next(&args.cron, args.count, &args.tz, args.from.as_deref())
-        }
+        Command::Explain(args) => cron_cmds::explain(&args.cron, args.tz.as_deref(), config),
+        Command::Next(args) => cron_cmds::next(
+            &args.cron,
+            args.count,
+            args.tz.as_deref(),
+            args.from.as_deref(),
+            config,
+        ),
         Command::Lint(arg) => cron_cmds::lint(&arg.cron),
     }
 }

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use kaal::chrono::Utc;
+use kaal::chrono::{DateTime, Utc};
+use kaal::{load_scheduler_file, PreviewOutcome, CLAIM_TOLERANCE};
 
 use super::context::{hint, load_config, open_store, parse_instant, Context};
 use super::output::{line, utc};
@@ -21,13 +22,30 @@ pub(crate) fn migrate(config: Option<PathBuf>) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// `kaal tick [--at T]`: applies the scheduler file and runs one tick at `T`.
-pub(crate) fn tick(config: Option<PathBuf>, at: Option<&str>) -> Result<u8, Failure> {
-    let now = match at {
+/// How `kaal tick` was asked to run.
+pub(crate) struct TickOptions<'a> {
+    /// `--at`: the instant, RFC 3339.
+    pub at: Option<&'a str>,
+    /// `--dry-run`: print what would be claimed; claim, run and write nothing.
+    pub dry_run: bool,
+    /// `--force`: tick at an `--at` later than the database's now.
+    pub force: bool,
+}
+
+/// `kaal tick [--at T] [--force] [--dry-run]`: applies the scheduler file and runs one tick
+/// at `T` — or, with `--dry-run`, prints what that tick would do.
+pub(crate) fn tick(config: Option<PathBuf>, options: TickOptions<'_>) -> Result<u8, Failure> {
+    let now = match options.at {
         Some(text) => parse_instant(text, "--at")?,
         None => Utc::now(),
     };
+    if options.dry_run {
+        return dry_run(config, now);
+    }
     let context = Context::open(config)?;
+    if options.at.is_some() && !options.force {
+        refuse_the_future(&context, now)?;
+    }
     context.migrate_sqlite()?;
     context.apply_scheduler()?;
     // A one-shot tick is a node too: a live node with the same node_id would share its
@@ -89,13 +107,114 @@ pub(crate) fn tick(config: Option<PathBuf>, at: Option<&str>) -> Result<u8, Fail
     })
 }
 
+/// The database's clock, when the store keeps one to ask.
+fn database_now(context: &Context) -> Result<Option<DateTime<Utc>>, Failure> {
+    context
+        .kaal
+        .adapter()
+        .node_registry()
+        .map(|nodes| nodes.database_now())
+        .transpose()
+        .map_err(|err| Failure::store(hint(&err.to_string())))
+}
+
+/// `--at` later than the database's now (plus the claim tolerance) is a rehearsal of the
+/// future, not a tick: refused (exit 2) before anything is written, unless `--force`.
+fn refuse_the_future(context: &Context, at: DateTime<Utc>) -> Result<(), Failure> {
+    let Some(database_now) = database_now(context)? else {
+        return Ok(());
+    };
+    let tolerance =
+        kaal::chrono::Duration::from_std(CLAIM_TOLERANCE).unwrap_or(kaal::chrono::Duration::zero());
+    if at > database_now + tolerance {
+        return Err(Failure::usage(format!(
+            "--at {} is later than the database's now ({}): a tick at a future instant is refused, nothing was applied or claimed; \
+             use `kaal tick --dry-run --at {}` to see what it would do, or --force to tick anyway \
+             (the store still refuses to commit any fire time later than its own clock)",
+            utc(at),
+            utc(database_now),
+            utc(at)
+        )));
+    }
+    Ok(())
+}
+
+/// `kaal tick --dry-run [--at T]`: the scheduler file's jobs (bound in this process only,
+/// not stored) and the stored definitions, previewed at `T`; nothing is claimed, run or
+/// written.
+fn dry_run(config: Option<PathBuf>, now: DateTime<Utc>) -> Result<u8, Failure> {
+    let context = Context::open_existing(config)?;
+    let environment = &context.file.environment;
+    let jobs = load_scheduler_file(&context.kaal, environment).map_err(Failure::usage)?;
+    if let Some(jobs) = &jobs {
+        for job in jobs.jobs.iter().filter(|job| job.enabled) {
+            context
+                .kaal
+                .registry()
+                .upsert(
+                    &job.key,
+                    &job.cron,
+                    kaal::callback(|_: &kaal::Fire| Ok::<(), std::io::Error>(())),
+                )
+                .map_err(Failure::usage)?;
+        }
+    }
+    // Jobs stored by other nodes' files or code, not in this file, are previewed too: the
+    // stored definition says what they run on.
+    if let Some(store) = context.kaal.adapter().definition_registry() {
+        let stored = store
+            .all_definitions(&context.file.config.namespace)
+            .map_err(|err| Failure::store(hint(&err.to_string())))?;
+        for def in stored {
+            if !context.kaal.registry().is_registered(&def.key) {
+                let noop = kaal::callback(|_: &kaal::Fire| Ok::<(), std::io::Error>(()));
+                if let Err(err) = context.kaal.registry().upsert(&def.key, &def.cron, noop) {
+                    log::warn!("dry run skips stored job {:?}: {err}", def.key);
+                }
+            }
+        }
+    }
+    let preview = context
+        .kaal
+        .coordinator()
+        .preview_at(now)
+        .map_err(|err| Failure::store(hint(&err.to_string())))?;
+    let count = |outcome| {
+        preview
+            .fire_times
+            .iter()
+            .filter(|p| p.outcome == outcome)
+            .count()
+    };
+    for fire in &preview.fire_times {
+        line(format!(
+            "{} {} {}",
+            fire.outcome.as_str(),
+            fire.key,
+            utc(fire.fire_time)
+        ))?;
+    }
+    line(format!(
+        "dry run at {}{}: {} would be claimed and run, {} already dispatched, {} not yet due; nothing was claimed, run or written",
+        utc(now),
+        preview
+            .database_now
+            .map(|db| format!(" (database now {})", utc(db)))
+            .unwrap_or_default(),
+        count(PreviewOutcome::WouldClaim),
+        count(PreviewOutcome::AlreadyDispatched),
+        count(PreviewOutcome::NotYetDue),
+    ))?;
+    Ok(0)
+}
+
 /// `kaal enable KEY` / `kaal disable KEY`.
 pub(crate) fn set_enabled(
     config: Option<PathBuf>,
     key: &str,
     enabled: bool,
 ) -> Result<u8, Failure> {
-    let context = Context::open(config)?;
+    let context = Context::open_existing(config)?;
     let result = if enabled {
         context.kaal.enable(key)
     } else {

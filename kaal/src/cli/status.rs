@@ -11,7 +11,7 @@ use super::Failure;
 
 /// Prints the configuration summary and a table of the stored definitions.
 pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
-    let context = Context::open(config)?;
+    let context = Context::open_existing(config)?;
     let file = &context.file;
     let c = &file.config;
     let tz = context.tz();
