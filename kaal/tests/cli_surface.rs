@@ -11,6 +11,7 @@ const SUBCOMMANDS: &[&str] = &[
     "migrate",
     "start",
     "tick",
+    "check",
     "status",
     "enable",
     "disable",

@@ -80,8 +80,10 @@ pub(crate) fn run(
 const CONFIG_TEMPLATE: &str = r#"# kaal configuration.
 #
 # `defaults:` applies everywhere; the section named by KAAL_ENV (default: development) is
-# merged over it key by key. ${VAR} and ${VAR:-default} are read from the environment.
-# Durations are whole seconds. Unknown keys are errors.
+# merged over it key by key; a KAAL_ENV that names no section here is an error. ${VAR} and
+# ${VAR:-default} are read from the environment. Durations are whole seconds. Unknown keys
+# are errors. A relative SQLite path is relative to this file's directory. `kaal check`
+# validates this file and the scheduler file without a database.
 defaults:
   database_url: {database_url}
 {lock_strategy}#   tick_interval: 5                  # seconds between ticks
@@ -118,6 +120,8 @@ const SCHEDULER_TEMPLATE: &str = r#"# kaal jobs. `defaults:` jobs run everywhere
 # plus, for command/shell: env (mapping), working_dir, timeout (seconds); and metadata.
 # Placeholders: {{fire_time.iso8601}} {{fire_time.unix}} {{idempotency_key}} {{key}}
 # (in a shell string each value is quoted for you, wherever it stands).
+# ${VAR} and ${VAR:-default} are read from the environment when the file is loaded, in
+# shell strings too (an unset one is an error); write $VAR or $${VAR} for the job's shell.
 # Only the commands of this file run: kaal never runs a command read from the database.
 # Each fire time runs once across every node sharing the database; exit 0 = dispatched,
 # anything else (or a timeout) = failed.
