@@ -41,7 +41,7 @@ pub(crate) fn environment() -> String {
 /// Left unset, `development` may be absent.
 pub(crate) fn missing_environment(file: &ConfigFile) -> Option<String> {
     let env = explicit_environment()?;
-    if file.sections.iter().any(|s| *s == env) {
+    if file.sections.contains(&env) {
         return None;
     }
     Some(format!(
