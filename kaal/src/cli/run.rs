@@ -145,33 +145,27 @@ fn refuse_the_future(context: &Context, at: DateTime<Utc>) -> Result<(), Failure
 fn dry_run(config: Option<PathBuf>, now: DateTime<Utc>) -> Result<u8, Failure> {
     let context = Context::open_existing(config)?;
     let environment = &context.file.environment;
+    let stored: Vec<String> = match context.kaal.adapter().definition_registry() {
+        Some(store) => store
+            .all_definitions(&context.file.config.namespace)
+            .map_err(|err| Failure::store(hint(&err.to_string())))?
+            .into_iter()
+            .map(|def| def.key)
+            .collect(),
+        None => Vec::new(),
+    };
+    // The jobs this node's tick would run: its file's, bound here only (nothing is
+    // stored). A stored definition decides cron and enabled state; a job not stored yet
+    // runs as the file says.
     let jobs = load_scheduler_file(&context.kaal, environment).map_err(Failure::usage)?;
-    if let Some(jobs) = &jobs {
-        for job in jobs.jobs.iter().filter(|job| job.enabled) {
+    for job in jobs.iter().flat_map(|file| &file.jobs) {
+        if job.enabled || stored.contains(&job.key) {
+            let noop = kaal::callback(|_: &kaal::Fire| Ok::<(), std::io::Error>(()));
             context
                 .kaal
                 .registry()
-                .upsert(
-                    &job.key,
-                    &job.cron,
-                    kaal::callback(|_: &kaal::Fire| Ok::<(), std::io::Error>(())),
-                )
+                .upsert(&job.key, &job.cron, noop)
                 .map_err(Failure::usage)?;
-        }
-    }
-    // Jobs stored by other nodes' files or code, not in this file, are previewed too: the
-    // stored definition says what they run on.
-    if let Some(store) = context.kaal.adapter().definition_registry() {
-        let stored = store
-            .all_definitions(&context.file.config.namespace)
-            .map_err(|err| Failure::store(hint(&err.to_string())))?;
-        for def in stored {
-            if !context.kaal.registry().is_registered(&def.key) {
-                let noop = kaal::callback(|_: &kaal::Fire| Ok::<(), std::io::Error>(()));
-                if let Err(err) = context.kaal.registry().upsert(&def.key, &def.cron, noop) {
-                    log::warn!("dry run skips stored job {:?}: {err}", def.key);
-                }
-            }
         }
     }
     let preview = context
