@@ -95,6 +95,12 @@ pub struct Definition {
     pub updated_at: DateTime<Utc>,
     /// When it became disabled; kept while it stays disabled, `None` while enabled.
     pub disabled_at: Option<DateTime<Utc>>,
+    /// When its current schedule came into force: the first insert, the last write that
+    /// changed its cron, or the last one that enabled it after it was disabled — whichever is
+    /// latest. A fire time from before this instant is never owed (not to the first tick,
+    /// not to recovery): the job did not run on this schedule then. Re-applying an
+    /// unchanged definition and disabling it keep it.
+    pub schedule_since: DateTime<Utc>,
 }
 
 /// Storage of [`Definition`]s, unique per `(namespace, key)`.
@@ -109,10 +115,19 @@ pub struct Definition {
 /// Rules every implementation keeps (the conformance suite checks them):
 /// * nothing is read, changed or removed outside the namespace given;
 /// * `created_at` is set on first insert and kept by later upserts;
+/// * `schedule_since` is set on first insert and moved to the write's instant by an upsert
+///   that changes the cron or enables a disabled definition, and by an
+///   [`enable_definition`](DefinitionRegistry::enable_definition) of a disabled one; every
+///   other write keeps it (an upsert of the same cron and enabled state, a disable, a
+///   change of source or metadata);
 /// * `disabled_at` is set when a definition becomes disabled (by upsert or
 ///   [`disable_definition`](DefinitionRegistry::disable_definition)), kept while it stays
 ///   disabled, and cleared when it is enabled;
 /// * lists are ordered by key.
+///
+/// The instants (`created_at`, `updated_at`, `disabled_at`, `schedule_since`) all come from
+/// the store's clock (the [`Clock`](crate::Clock) it was built with), never from the caller:
+/// `schedule_since` is stamped exactly like `created_at`.
 ///
 /// ```
 /// use kaal_core::{DefinitionRegistry, MemoryDefinitionRegistry, NewDefinition};

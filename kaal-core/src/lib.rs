@@ -47,6 +47,15 @@
 //!   claiming, so missed-run recovery (up to `recovery_window`, default a day) dispatches
 //!   only what no node dispatched. With the log off only leases protect, and
 //!   [`Config::validate`] refuses a recovery window they cannot cover.
+//! * **What is owed.** A fire time is owed only if the job's current schedule — its cron and
+//!   its being enabled — was in force at that instant. Each stored definition records when
+//!   that began, [`Definition::schedule_since`]: its creation, its last cron change or its
+//!   last re-enable, stamped by the store's clock; a code registration stores the
+//!   registration instant. No pass — first tick, catch-up, recovery — dispatches a fire time
+//!   before it, and the dispatch log never moves it, so restarts cannot ratchet back, a
+//!   disabled hour is not replayed after the job is enabled again, and a new cron is not
+//!   walked over the past. A brand-new job created at 09:00:30 does not run its 09:00 fire
+//!   time. Re-applying an unchanged definition or disabling one does not move it.
 //! * **When the database fails mid-claim.** A commit or a start whose answer was lost is
 //!   never guessed at: the node runs nothing then, and its next pass reads the log — a row
 //!   it created is started, a row it started is run (no other node can start a row of its

@@ -464,6 +464,9 @@ impl MemoryDefinitionRegistry {
         if definition.enabled != enabled {
             definition.enabled = enabled;
             definition.disabled_at = if enabled { None } else { Some(now) };
+            if enabled {
+                definition.schedule_since = now;
+            }
         }
         definition.updated_at = now;
         Some(definition.clone())
@@ -486,6 +489,12 @@ impl DefinitionRegistry for MemoryDefinitionRegistry {
             (false, Some(old)) if !old.enabled => old.disabled_at.or(Some(now)),
             (false, _) => Some(now),
         };
+        let schedule_since = match previous {
+            Some(old) if old.cron == new.cron && (old.enabled || !new.enabled) => {
+                old.schedule_since
+            }
+            _ => now,
+        };
         let stored = Definition {
             key: new.key,
             cron: new.cron,
@@ -495,6 +504,7 @@ impl DefinitionRegistry for MemoryDefinitionRegistry {
             created_at,
             updated_at: now,
             disabled_at,
+            schedule_since,
         };
         definitions.insert(id, stored.clone());
         Ok(stored)

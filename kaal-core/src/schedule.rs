@@ -21,8 +21,10 @@ pub(crate) struct Job {
     pub cron: Arc<CronExpr>,
     pub callback: Callback,
     pub enabled: bool,
-    /// When the stored definition was first written (`None` without a definition store).
-    pub created_at: Option<DateTime<Utc>>,
+    /// When the stored definition's current schedule came into force
+    /// ([`Definition::schedule_since`]; `None` without a definition store): no fire time
+    /// before it is owed.
+    pub schedule_since: Option<DateTime<Utc>>,
     /// Earliest fire time not yet settled by this node; `None` when the cron never fires again.
     pub next_due: Option<DateTime<Utc>>,
 }
@@ -51,12 +53,19 @@ fn first_at_or_after(cron: &CronExpr, at: DateTime<Utc>, tz: Tz) -> Option<DateT
 
 impl Schedule {
     /// Rebuilds the job list from the registered entries and, when the store has any
-    /// definitions, the stored definitions (which decide cron and enabled state). Jobs whose
-    /// key and cron are unchanged keep their progress; new ones start at `start_from` — but
-    /// never before their definition was created, when that is not after `now`: a fire time
-    /// from before a job existed was never owed (a job created at 09:00:30 does not run its
-    /// 09:00 fire time). A tick at an explicit instant before the definition existed (a
-    /// repair or a test replaying the past) keeps the plain `start_from`.
+    /// definitions, the stored definitions (which decide cron and enabled state).
+    ///
+    /// A job whose key and cron are unchanged, and that was not disabled at the last rebuild
+    /// and enabled now, keeps its progress. A new job, one whose cron changed and one that
+    /// was re-enabled start again at `start_from` — but never before their schedule came
+    /// into force ([`Definition::schedule_since`]), when that is not after `now`: a fire
+    /// time from before then was never owed (a job created at 09:00:30 does not run its
+    /// 09:00 fire time; one re-enabled at 09:03:30 does not run 09:01–09:03; one moved from
+    /// hourly to every minute at 09:03:30 does not run 09:01–09:03 either). Kept progress is
+    /// held to the same floor, so a node that never saw the job disabled (it was not
+    /// ticking then) does not run the disabled minutes. A tick at an explicit instant before
+    /// the schedule came into force (a repair or a test replaying the past) keeps the plain
+    /// `start_from`.
     pub fn rebuild(
         &mut self,
         entries: Vec<Entry>,
@@ -75,26 +84,32 @@ impl Schedule {
             .map(|defs| defs.iter().map(|d| (d.key.as_str(), d)).collect());
         let mut jobs = Vec::with_capacity(entries.len());
         for entry in entries {
-            let (cron, enabled, created_at) = match &stored {
+            let (cron, enabled, schedule_since) = match &stored {
                 None => (entry.cron.clone(), true, None),
                 Some(stored) => match stored.get(entry.key.as_str()) {
                     None => continue,
                     Some(def) if def.cron == entry.cron.as_str() => {
-                        (entry.cron.clone(), def.enabled, Some(def.created_at))
+                        (entry.cron.clone(), def.enabled, Some(def.schedule_since))
                     }
                     Some(def) => match self.parse_stored(&def.cron) {
-                        Some(cron) => (cron, def.enabled, Some(def.created_at)),
+                        Some(cron) => (cron, def.enabled, Some(def.schedule_since)),
                         None => continue,
                     },
                 },
             };
+            // The floor of what is owed, when the schedule came into force by `now`.
+            let since = schedule_since.filter(|since| *since <= now);
             let next_due = match previous.remove(&entry.key) {
-                Some(old) if old.cron.as_str() == cron.as_str() => old.next_due,
+                Some(old) if old.cron.as_str() == cron.as_str() && (old.enabled || !enabled) => {
+                    match (old.next_due, since) {
+                        (Some(next), Some(since)) if next < since => {
+                            first_at_or_after(&cron, start_from.max(since), tz)
+                        }
+                        (next, _) => next,
+                    }
+                }
                 _ => {
-                    let from = match created_at {
-                        Some(created) if created <= now => start_from.max(created),
-                        _ => start_from,
-                    };
+                    let from = since.map_or(start_from, |since| start_from.max(since));
                     first_at_or_after(&cron, from, tz)
                 }
             };
@@ -103,7 +118,7 @@ impl Schedule {
                 cron,
                 callback: entry.callback,
                 enabled,
-                created_at,
+                schedule_since,
                 next_due,
             });
         }
@@ -140,21 +155,20 @@ impl Schedule {
     }
 
     /// Moves every enabled job back to its first fire time at or after `from` (missed-run
-    /// recovery) — but never before the job's definition was created: a fire time from
-    /// before that was never owed. A job without a stored definition (no definition store)
-    /// is not rewound. The dispatch log plays no part: what was owed does not depend on what
-    /// ran, so restarts cannot ratchet further back. A recovery at an explicit instant `now`
-    /// before the definition existed (a repair replaying the past) starts at `from`.
+    /// recovery) — but never before its current schedule came into force
+    /// ([`Definition::schedule_since`]: its creation, last cron change or last re-enable): a
+    /// fire time from before that was never owed, so a restart after a disabled hour or a
+    /// cron change does not replay the hour or walk the new cron over the past. A job
+    /// without a stored definition (no definition store) is not rewound. The dispatch log
+    /// plays no part: what was owed does not depend on what ran, so restarts cannot ratchet
+    /// further back. A recovery at an explicit instant `now` before the schedule came into
+    /// force (a repair replaying the past) starts at `from`.
     pub fn rewind_for_recovery(&mut self, from: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) {
         for job in self.jobs.iter_mut().filter(|job| job.enabled) {
-            let Some(created) = job.created_at else {
+            let Some(since) = job.schedule_since else {
                 continue;
             };
-            let floor = if created <= now {
-                created.max(from)
-            } else {
-                from
-            };
+            let floor = if since <= now { since.max(from) } else { from };
             if let Some(first) = first_at_or_after(&job.cron, floor, tz) {
                 if job.next_due.is_none_or(|next| first < next) {
                     job.next_due = Some(first);

@@ -1,5 +1,6 @@
-//! What is owed: a fire time from before a job was defined is never owed — not to the first
-//! tick, not to recovery — and restarts cannot reach further back by reading the dispatch log.
+//! What is owed: a fire time from before a job's current schedule came into force (its
+//! creation, last cron change or last re-enable) is never owed — not to the first tick, not
+//! to recovery — and restarts cannot reach further back by reading the dispatch log.
 #![allow(clippy::unwrap_used)] // tests state their expectations with unwrap
 
 use std::sync::mpsc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use kaal_core::{Config, Fire, Kaal, ManualClock, MemoryAdapter};
+use kaal_core::{Adapter as _, Config, Fire, Kaal, ManualClock, MemoryAdapter, NewDefinition};
 
 fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 8, 3, h, m, s).unwrap()
@@ -62,7 +63,7 @@ fn a_restart_storm_runs_each_owed_fire_time_once_and_nothing_before_the_job_exis
 fn recovery_does_not_reach_back_to_the_earliest_logged_fire_time() {
     let clock = Arc::new(ManualClock::new(t(6, 0, 30)));
     let store = Arc::new(MemoryAdapter::with_clock(clock.clone()));
-    use kaal_core::{Adapter as _, DispatchStatus};
+    use kaal_core::DispatchStatus;
     store
         .dispatch_registry()
         .unwrap()
@@ -78,6 +79,210 @@ fn recovery_does_not_reach_back_to_the_earliest_logged_fire_time() {
     kaal.register("job", "*/10 * * * *", move |f: &Fire| tx.send(f.fire_time))
         .unwrap();
     clock.set(t(6, 25, 0));
+    kaal.recover_at(t(6, 25, 0));
+    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
+    assert_eq!(ran, [t(6, 10, 0), t(6, 20, 0)]);
+}
+
+/// A node of namespace `kaal` over `store`, sending the fire times `job` runs to `tx`; the
+/// job is registered with `cron` (re-registering keeps the stored enabled state).
+fn node_with(
+    store: &Arc<MemoryAdapter>,
+    clock: &Arc<ManualClock>,
+    cron: &str,
+    tx: &mpsc::Sender<DateTime<Utc>>,
+) -> Kaal {
+    let config = Config {
+        node_id: "owed".into(),
+        recovery_startup_jitter: StdDuration::ZERO,
+        ..Config::default()
+    };
+    let kaal = Kaal::with_clock(config, store.clone(), clock.clone()).unwrap();
+    let tx = tx.clone();
+    kaal.register("job", cron, move |f: &Fire| tx.send(f.fire_time))
+        .unwrap();
+    kaal
+}
+
+/// Ticks `kaal` every 5 s from `from` to `to`, moving `clock` along.
+fn tick_through(kaal: &Kaal, clock: &ManualClock, from: DateTime<Utc>, to: DateTime<Utc>) {
+    let mut now = from;
+    while now <= to {
+        clock.set(now);
+        kaal.tick_at(now);
+        now += Duration::seconds(5);
+    }
+}
+
+/// Disabled 01:33:10–01:36:20 while no node ran, enabled again, then a node starts with a
+/// day's recovery window: 01:34, 01:35 and 01:36 fell while the job was disabled and are
+/// not owed — recovery starts at the re-enable, not at the job's creation.
+#[test]
+fn a_restart_after_a_disable_and_re_enable_does_not_replay_the_disabled_minutes() {
+    let clock = Arc::new(ManualClock::new(t(1, 30, 10)));
+    let store = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let (tx, rx) = mpsc::channel();
+    let first = node_with(&store, &clock, "* * * * *", &tx);
+    tick_through(&first, &clock, t(1, 30, 10), t(1, 33, 5));
+    clock.set(t(1, 33, 10));
+    first.disable("job").unwrap().unwrap();
+    drop(first);
+    clock.set(t(1, 36, 20));
+    let enabled = store
+        .definition_registry()
+        .unwrap()
+        .enable_definition("kaal", "job")
+        .unwrap()
+        .unwrap();
+    assert_eq!(enabled.schedule_since, t(1, 36, 20));
+    assert_eq!(enabled.created_at, t(1, 30, 10));
+
+    clock.set(t(1, 36, 30));
+    let second = node_with(&store, &clock, "* * * * *", &tx);
+    second.recover_at(t(1, 36, 30));
+    tick_through(&second, &clock, t(1, 36, 30), t(1, 38, 5));
+    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
+    assert_eq!(
+        ran,
+        [
+            t(1, 31, 0),
+            t(1, 32, 0),
+            t(1, 33, 0),
+            t(1, 37, 0),
+            t(1, 38, 0)
+        ],
+        "nothing from the disabled minutes"
+    );
+}
+
+/// A running node that did not tick while the job was disabled (paused, say) does not run
+/// the disabled minutes when it ticks again: its kept progress is held to the re-enable.
+#[test]
+fn a_node_that_slept_through_a_disable_and_re_enable_does_not_run_the_disabled_minutes() {
+    let clock = Arc::new(ManualClock::new(t(1, 30, 10)));
+    let store = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let (tx, rx) = mpsc::channel();
+    let kaal = node_with(&store, &clock, "* * * * *", &tx);
+    tick_through(&kaal, &clock, t(1, 30, 10), t(1, 33, 5));
+    clock.set(t(1, 33, 10));
+    kaal.disable("job").unwrap().unwrap();
+    clock.set(t(1, 35, 50));
+    kaal.enable("job").unwrap().unwrap();
+    tick_through(&kaal, &clock, t(1, 36, 5), t(1, 37, 5));
+    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
+    assert_eq!(
+        ran,
+        [
+            t(1, 31, 0),
+            t(1, 32, 0),
+            t(1, 33, 0),
+            t(1, 36, 0),
+            t(1, 37, 0)
+        ]
+    );
+}
+
+/// A job hourly since 00:10, changed to every minute at 05:30:20 (a scheduler file applied
+/// by another node), then a node restarts with the new cron and a day's recovery window: it
+/// recovers 05:31 and 05:32 — not every minute of the past five hours under the new cron.
+#[test]
+fn a_restart_after_a_cron_change_does_not_walk_the_new_cron_over_the_past() {
+    let clock = Arc::new(ManualClock::new(t(0, 10, 0)));
+    let store = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let (tx, rx) = mpsc::channel();
+    let first = node_with(&store, &clock, "0 * * * *", &tx);
+    for hour in 1..=5 {
+        let now = t(hour, 0, 5);
+        clock.set(now);
+        first.tick_at(now);
+    }
+    drop(first);
+    clock.set(t(5, 30, 20));
+    let changed = store
+        .definition_registry()
+        .unwrap()
+        .upsert_definition("kaal", NewDefinition::new("job", "* * * * *"))
+        .unwrap();
+    assert_eq!(
+        (changed.created_at, changed.schedule_since),
+        (t(0, 10, 0), t(5, 30, 20))
+    );
+
+    clock.set(t(5, 32, 10));
+    let second = node_with(&store, &clock, "* * * * *", &tx);
+    second.recover_at(t(5, 32, 10));
+    second.tick_at(t(5, 32, 10));
+    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
+    assert_eq!(
+        ran,
+        [
+            t(1, 0, 0),
+            t(2, 0, 0),
+            t(3, 0, 0),
+            t(4, 0, 0),
+            t(5, 0, 0),
+            t(5, 31, 0),
+            t(5, 32, 0)
+        ],
+        "no every-minute fire time before the change"
+    );
+}
+
+/// A running node that sees the cron change from hourly to every minute starts the new cron
+/// at the change (05:30:20), not `window_lookback` before its tick: 05:30 was never owed.
+#[test]
+fn a_running_node_starts_a_changed_cron_at_the_change() {
+    let clock = Arc::new(ManualClock::new(t(4, 50, 0)));
+    let store = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let (tx, rx) = mpsc::channel();
+    let kaal = node_with(&store, &clock, "0 * * * *", &tx);
+    clock.set(t(5, 0, 5));
+    kaal.tick_at(t(5, 0, 5));
+    clock.set(t(5, 30, 20));
+    store
+        .definition_registry()
+        .unwrap()
+        .upsert_definition("kaal", NewDefinition::new("job", "* * * * *"))
+        .unwrap();
+    clock.set(t(5, 31, 5));
+    kaal.tick_at(t(5, 31, 5));
+    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
+    assert_eq!(ran, [t(5, 0, 0), t(5, 31, 0)]);
+}
+
+/// Re-applying an unchanged definition (as `kaal start` does with its file, or a code
+/// registration on every restart) keeps `schedule_since`, so a later restart still recovers
+/// every fire time owed since the job was created.
+#[test]
+fn re_applying_an_unchanged_definition_keeps_schedule_since() {
+    let clock = Arc::new(ManualClock::new(t(6, 0, 30)));
+    let store = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let defs = store.definition_registry().unwrap();
+    let first = defs
+        .upsert_definition("kaal", NewDefinition::new("job", "*/10 * * * *"))
+        .unwrap();
+    assert_eq!(first.schedule_since, t(6, 0, 30));
+    for minute in [5, 15, 24] {
+        clock.set(t(6, minute, 0));
+        let again = defs
+            .upsert_definition("kaal", NewDefinition::new("job", "*/10 * * * *"))
+            .unwrap();
+        assert_eq!(
+            (again.schedule_since, again.updated_at),
+            (t(6, 0, 30), t(6, minute, 0))
+        );
+    }
+    let (tx, rx) = mpsc::channel();
+    clock.set(t(6, 25, 0));
+    let kaal = node_with(&store, &clock, "*/10 * * * *", &tx);
+    assert_eq!(
+        defs.find_definition("kaal", "job")
+            .unwrap()
+            .unwrap()
+            .schedule_since,
+        t(6, 0, 30),
+        "registering the same cron moved it"
+    );
     kaal.recover_at(t(6, 25, 0));
     let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
     assert_eq!(ran, [t(6, 10, 0), t(6, 20, 0)]);

@@ -154,8 +154,8 @@ fn urls_that_are_not_mysql_are_refused_and_mariadb_is_accepted() {
 fn migrations_create_native_types_and_run_twice_as_a_no_op() {
     let db = TempDb::empty();
     let store = db.open();
-    // The tables, the node registry, namespaced definitions.
-    assert_eq!(store.run_migrations().unwrap().len(), 3);
+    // The tables, the node registry, namespaced definitions, schedule_since.
+    assert_eq!(store.run_migrations().unwrap().len(), 4);
     let before = schema(&db);
     assert!(store.run_migrations().unwrap().is_empty());
     assert_eq!(schema(&db), before);
@@ -207,7 +207,7 @@ fn migrations_raced_by_several_processes_apply_once() {
         })
         .collect();
     let applied: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(applied.iter().sum::<usize>(), 3, "{applied:?}");
+    assert_eq!(applied.iter().sum::<usize>(), 4, "{applied:?}");
     assert!(stores[0].acquire("after-race", TTL).unwrap());
 }
 
@@ -225,18 +225,23 @@ fn tables_the_ruby_gem_created_are_accepted_and_used_as_they_are() {
     let rows_before = definition_rows(&db);
     let store = db.open();
     // The tables migration creates nothing the gem made; the node registry adds kaal's own
-    // table beside the gem's; namespaced definitions adds `namespace` to kaal_definitions.
-    assert_eq!(store.run_migrations().unwrap().len(), 3);
+    // table beside the gem's; namespaced definitions adds `namespace` to kaal_definitions,
+    // and schedule_since a nullable `schedule_since`.
+    assert_eq!(store.run_migrations().unwrap().len(), 4);
     assert_eq!(
         schema_of(&db, &["kaal_locks", "kaal_dispatches"]),
         before,
         "the gem's tables were changed"
     );
     // kaal_definitions keeps every column of the gem's as it was and gains `namespace`, with
-    // the unique index moved from (key) to (namespace, key); its rows are kept.
+    // the unique index moved from (key) to (namespace, key), and a nullable
+    // `schedule_since`; its rows are kept.
     assert_eq!(
         definition_columns(&db),
-        format!("{definitions_before}|namespace varchar(255) utf8mb4_bin NO 'kaal'")
+        format!(
+            "{definitions_before}|namespace varchar(255) utf8mb4_bin NO 'kaal'\
+             |schedule_since datetime(6) - YES NULL"
+        )
     );
     assert_eq!(
         db.text(
@@ -413,7 +418,10 @@ fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace()
         ),
         "{err:?}"
     );
-    assert_eq!(store.run_migrations().unwrap(), ["20261130000001"]);
+    assert_eq!(
+        store.run_migrations().unwrap(),
+        ["20261130000001", "20261130000002"]
+    );
     assert_eq!(
         db.text(
             "SELECT GROUP_CONCAT(CONCAT(namespace, ':', `key`) ORDER BY `key` SEPARATOR ' ') AS value FROM kaal_definitions"
@@ -440,5 +448,59 @@ fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace()
     // Namespaces compare by their bytes, like keys.
     assert!(store.find_definition("KAAL", "sync").unwrap().is_none());
     assert_eq!(store.all_definitions("kaal").unwrap().len(), 2);
+    assert!(store.run_migrations().unwrap().is_empty());
+}
+
+#[test]
+fn the_schedule_since_migration_keeps_every_definition_and_reads_null_as_created_at() {
+    use diesel_migrations::MigrationHarness;
+    let db = TempDb::empty();
+    {
+        let mut conn = db.connect();
+        for _ in 0..3 {
+            conn.run_next_migration(kaal_diesel_mysql::MIGRATIONS)
+                .unwrap();
+        }
+    }
+    db.exec(
+        "INSERT INTO kaal_definitions (namespace, `key`, cron, enabled, source, metadata, disabled_at, created_at, updated_at) VALUES \
+         ('kaal', 'sync', '*/5 * * * *', 0, 'file', '{\"kaal\":{\"command\":[\"sync\"]}}', '2026-01-02 03:04:05', '2026-01-01 00:00:00', '2026-01-02 03:04:05'), \
+         ('app2', 'report', '@daily', 1, 'code', '{}', NULL, '2026-01-01 00:00:00.25', '2026-01-01 00:00:00.25')",
+    );
+    let rows_before = definition_rows(&db);
+    let store = db.open();
+    let err = store.verify_schema().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::MigrationPending {
+                table: "kaal_definitions",
+                column: "schedule_since",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.run_migrations().unwrap(), ["20261130000002"]);
+    assert_eq!(
+        definition_rows(&db),
+        rows_before,
+        "the definition rows changed"
+    );
+    assert_eq!(
+        db.text("SELECT CAST(COUNT(*) AS CHAR) AS value FROM kaal_definitions WHERE schedule_since IS NULL"),
+        "2"
+    );
+    let report = store.find_definition("app2", "report").unwrap().unwrap();
+    assert_eq!(report.schedule_since, report.created_at);
+    let sync = store.find_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(
+        sync.schedule_since,
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    );
+    let disabled = store.disable_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(disabled.schedule_since, sync.created_at);
+    let enabled = store.enable_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(enabled.schedule_since, enabled.updated_at);
     assert!(store.run_migrations().unwrap().is_empty());
 }

@@ -142,8 +142,8 @@ fn postgresql_scheme_and_query_parameters_are_accepted() {
 fn migrations_create_native_types_and_run_twice_as_a_no_op() {
     let db = TempDb::empty();
     let store = db.open();
-    // The tables, the node registry, namespaced definitions.
-    assert_eq!(store.run_migrations().unwrap().len(), 3);
+    // The tables, the node registry, namespaced definitions, schedule_since.
+    assert_eq!(store.run_migrations().unwrap().len(), 4);
     assert!(store.run_migrations().unwrap().is_empty());
     let columns = schema(&db);
     for expected in [
@@ -154,6 +154,7 @@ fn migrations_create_native_types_and_run_twice_as_a_no_op() {
         "kaal_definitions.metadata:jsonb",
         "kaal_definitions.enabled:boolean",
         "kaal_definitions.namespace:character varying",
+        "kaal_definitions.schedule_since:timestamp without time zone",
     ] {
         assert!(columns.contains(expected), "{expected} not in {columns}");
     }
@@ -187,7 +188,7 @@ fn migrations_raced_by_several_processes_apply_once() {
         .into_iter()
         .map(|h| h.join().unwrap())
         .sum();
-    assert_eq!(applied, 3, "each of the three migrations applied once");
+    assert_eq!(applied, 4, "each of the four migrations applied once");
 }
 
 #[test]
@@ -202,18 +203,23 @@ fn tables_the_ruby_gem_created_are_accepted_and_used_as_they_are() {
     let rows_before = definition_rows(&db);
     let store = db.open();
     // The tables migration creates nothing the gem made; the node registry adds kaal's own
-    // table beside the gem's; namespaced definitions adds `namespace` to kaal_definitions.
-    assert_eq!(store.run_migrations().unwrap().len(), 3);
-    // Every column of the gem's is kept as it was; kaal_definitions gains `namespace` (last).
+    // table beside the gem's; namespaced definitions adds `namespace` to kaal_definitions,
+    // and schedule_since a nullable `schedule_since`.
+    assert_eq!(store.run_migrations().unwrap().len(), 4);
+    // Every column of the gem's is kept as it was; kaal_definitions gains `namespace` and
+    // `schedule_since` (last).
     let last_definition_column = "kaal_definitions.updated_at:timestamp without time zone";
     assert!(before.contains(last_definition_column), "{before}");
     assert_eq!(
         schema(&db),
         before.replace(
             last_definition_column,
-            &format!("{last_definition_column},kaal_definitions.namespace:character varying")
+            &format!(
+                "{last_definition_column},kaal_definitions.namespace:character varying,\
+                 kaal_definitions.schedule_since:timestamp without time zone"
+            )
         ),
-        "the gem's tables were changed beyond the namespace column"
+        "the gem's tables were changed beyond the namespace and schedule_since columns"
     );
     assert_eq!(
         db.text(
@@ -411,7 +417,10 @@ fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace()
         err.to_string().contains("run the migrations first"),
         "{err}"
     );
-    assert_eq!(store.run_migrations().unwrap(), ["20261130000001"]);
+    assert_eq!(
+        store.run_migrations().unwrap(),
+        ["20261130000001", "20261130000002"]
+    );
     assert_eq!(
         db.text(
             "SELECT string_agg(namespace || ':' || key, ' ' ORDER BY key) AS value FROM kaal_definitions"
@@ -436,5 +445,62 @@ fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace()
         sync
     );
     assert_eq!(store.all_definitions("kaal").unwrap().len(), 2);
+    assert!(store.run_migrations().unwrap().is_empty());
+}
+
+#[test]
+fn the_schedule_since_migration_keeps_every_definition_and_reads_null_as_created_at() {
+    use diesel::{Connection, PgConnection};
+    use diesel_migrations::MigrationHarness;
+    let db = TempDb::empty();
+    {
+        let mut conn = PgConnection::establish(&db.url).unwrap();
+        for _ in 0..3 {
+            conn.run_next_migration(kaal_diesel_postgres::MIGRATIONS)
+                .unwrap();
+        }
+    }
+    db.exec(
+        "INSERT INTO kaal_definitions (namespace, key, cron, enabled, source, metadata, disabled_at, created_at, updated_at) VALUES \
+         ('kaal', 'sync', '*/5 * * * *', false, 'file', '{\"kaal\":{\"command\":[\"sync\"]}}', '2026-01-02 03:04:05', '2026-01-01 00:00:00', '2026-01-02 03:04:05'), \
+         ('app2', 'report', '@daily', true, 'code', '{}', NULL, '2026-01-01 00:00:00.25', '2026-01-01 00:00:00.25')",
+    );
+    let rows_before = definition_rows(&db);
+    let store = db.open();
+    let err = store.verify_schema().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::MigrationPending {
+                table: "kaal_definitions",
+                column: "schedule_since",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.run_migrations().unwrap(), ["20261130000002"]);
+    assert_eq!(
+        definition_rows(&db),
+        rows_before,
+        "the definition rows changed"
+    );
+    assert_eq!(
+        db.text(
+            "SELECT count(*)::text AS value FROM kaal_definitions WHERE schedule_since IS NULL"
+        ),
+        "2"
+    );
+    let report = store.find_definition("app2", "report").unwrap().unwrap();
+    assert_eq!(report.schedule_since, report.created_at);
+    let sync = store.find_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(
+        sync.schedule_since,
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    );
+    let disabled = store.disable_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(disabled.schedule_since, sync.created_at);
+    let enabled = store.enable_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(enabled.schedule_since, enabled.updated_at);
     assert!(store.run_migrations().unwrap().is_empty());
 }

@@ -164,12 +164,13 @@ fn tables_created_by_the_ruby_gem_are_accepted_as_they_are() {
         "SELECT group_concat(id || ' ' || \"key\" || ' ' || cron || ' ' || enabled || ' ' || source || ' ' || metadata || ' ' || created_at, '|') AS value FROM kaal_definitions",
     );
     let applied = store.run_migrations().unwrap();
-    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert_eq!(applied.len(), 4, "{applied:?}");
     assert_eq!(schema_sql(&store), before, "the gem's tables were altered");
     // kaal_definitions keeps every column and row of the gem's and gains `namespace`, with
-    // the unique index moved from (key) to (namespace, key).
+    // the unique index moved from (key) to (namespace, key), and a nullable `schedule_since`.
     let mut expected = definitions_before;
     expected.push("namespace VARCHAR(255) 1 'kaal'".to_string());
+    expected.push("schedule_since DATETIME(6) 0 NULL".to_string());
     assert_eq!(definition_columns(&store), expected);
     assert_eq!(
         definition_unique_indexes(&store),
@@ -305,8 +306,8 @@ fn migrations_run_once_and_tolerate_racing_processes() {
         .collect();
     let applied: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(
-        applied, 3,
-        "exactly one runner applies each of the three migrations"
+        applied, 4,
+        "exactly one runner applies each of the four migrations"
     );
     let store = db.open();
     assert!(store.run_migrations().unwrap().is_empty());
@@ -436,7 +437,10 @@ fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace()
         store.verify_schema().unwrap_err(),
         OpenError::MigrationPending { .. }
     ));
-    assert_eq!(store.run_migrations().unwrap(), ["20261130000001"]);
+    assert_eq!(
+        store.run_migrations().unwrap(),
+        ["20261130000001", "20261130000002"]
+    );
     assert_eq!(
         text(
             &store,
@@ -463,5 +467,71 @@ fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace()
         store.find_definition("kaal", "sync").unwrap().unwrap(),
         sync
     );
+    assert!(store.run_migrations().unwrap().is_empty());
+}
+
+#[test]
+fn the_schedule_since_migration_keeps_every_definition_and_reads_null_as_created_at() {
+    use diesel::Connection;
+    use diesel_migrations::MigrationHarness;
+    let db = TempDb::empty();
+    {
+        let mut conn = diesel::SqliteConnection::establish(db.locator()).unwrap();
+        for _ in 0..3 {
+            conn.run_next_migration(kaal_diesel_sqlite::MIGRATIONS)
+                .unwrap();
+        }
+    }
+    exec_file(
+        &db.path,
+        r#"INSERT INTO kaal_definitions (namespace, "key", cron, enabled, source, metadata, disabled_at, created_at, updated_at)
+             VALUES ('kaal', 'sync', '*/5 * * * *', 0, 'file', '{"kaal":{"command":["sync"]}}', '2026-01-02 03:04:05.000000', '2026-01-01 00:00:00.000000', '2026-01-02 03:04:05.000000'),
+                    ('app2', 'report', '@daily', 1, 'code', '{}', NULL, '2026-01-01 00:00:00.250000', '2026-01-01 00:00:00.250000');"#,
+    );
+    let rows = "SELECT group_concat(namespace || ' ' || \"key\" || ' ' || cron || ' ' || enabled || ' ' || source || ' ' || metadata || ' ' || coalesce(disabled_at, '-') || ' ' || created_at || ' ' || updated_at, '|') AS value FROM (SELECT * FROM kaal_definitions ORDER BY \"key\")";
+    let store = db.open();
+    let rows_before = text(&store, rows);
+    let err = store.verify_schema().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::MigrationPending {
+                table: "kaal_definitions",
+                column: "schedule_since",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("has no schedule_since column yet"),
+        "{err}"
+    );
+    assert_eq!(store.run_migrations().unwrap(), ["20261130000002"]);
+    assert_eq!(
+        text(&store, rows),
+        rows_before,
+        "the definition rows changed"
+    );
+    assert_eq!(
+        text(
+            &store,
+            "SELECT count(*) AS value FROM kaal_definitions WHERE schedule_since IS NULL"
+        ),
+        "2"
+    );
+    let report = store.find_definition("app2", "report").unwrap().unwrap();
+    assert_eq!(report.schedule_since, report.created_at);
+    assert_eq!(report.created_at.timestamp_subsec_millis(), 250);
+    let sync = store.find_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(
+        sync.schedule_since,
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    );
+    // A write stores it: kept by a disable, moved by the enable.
+    let disabled = store.disable_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(disabled.schedule_since, sync.created_at);
+    let enabled = store.enable_definition("kaal", "sync").unwrap().unwrap();
+    assert_eq!(enabled.schedule_since, enabled.updated_at);
     assert!(store.run_migrations().unwrap().is_empty());
 }

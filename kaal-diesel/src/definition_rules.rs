@@ -2,6 +2,11 @@
 //! backend: what row to write for an upsert, an enable and a disable.
 //!
 //! * `created_at` is set on first insert and kept by later upserts;
+//! * `schedule_since` is set on first insert, moved to `now` when the cron changes or the
+//!   definition goes from disabled to enabled (by upsert or enable), and kept by every other
+//!   write — re-applying the same definition every tick, a disable, a change of source or
+//!   metadata (a row without one, written before the migration or by the Ruby gem, counts
+//!   as `created_at`);
 //! * `disabled_at` is set when a definition becomes disabled, kept while it stays disabled
 //!   (also across upserts), cleared when it is enabled;
 //! * `updated_at` is `now` after every write.
@@ -25,6 +30,12 @@ impl DefinitionRow {
         now: DbTime,
     ) -> Self {
         let created_at = previous.map_or(now, |old| old.created_at);
+        let schedule_since = match previous {
+            Some(old) if old.cron == new.cron && (old.enabled || !new.enabled) => {
+                old.schedule_since.unwrap_or(old.created_at)
+            }
+            _ => now,
+        };
         let disabled_at = match (new.enabled, previous) {
             (true, _) => None,
             (false, Some(old)) if !old.enabled => old.disabled_at.or(Some(now)),
@@ -40,15 +51,23 @@ impl DefinitionRow {
             disabled_at,
             created_at,
             updated_at: now,
+            schedule_since: Some(schedule_since),
         }
     }
 
     /// This row after an enable (`true`) or disable (`false`) at `now`: `disabled_at` changes
-    /// only when the state does.
+    /// only when the state does, and `schedule_since` moves to `now` only when a disabled
+    /// row is enabled.
     pub fn with_enabled(mut self, enabled: bool, now: DbTime) -> Self {
         if self.enabled != enabled {
             self.enabled = enabled;
             self.disabled_at = if enabled { None } else { Some(now) };
+            if enabled {
+                self.schedule_since = Some(now);
+            }
+        }
+        if self.schedule_since.is_none() {
+            self.schedule_since = Some(self.created_at);
         }
         self.updated_at = now;
         self
@@ -112,5 +131,84 @@ mod tests {
         odd.disabled_at = None; // e.g. written by another tool
         let next = DefinitionRow::upserted("kaal", Some(&odd), new(false), at(7));
         assert_eq!(next.disabled_at, Some(at(7)));
+    }
+
+    fn with_cron(cron: &str, enabled: bool) -> NewDefinition {
+        let mut new = NewDefinition::new("job", cron);
+        new.enabled = enabled;
+        new
+    }
+
+    #[test]
+    fn schedule_since_is_set_on_insert_and_kept_by_an_unchanged_upsert() {
+        let first = DefinitionRow::upserted("kaal", None, new(true), at(0));
+        assert_eq!(first.schedule_since, Some(at(0)));
+        let again = DefinitionRow::upserted("kaal", Some(&first), new(true), at(60));
+        assert_eq!(
+            (again.schedule_since, again.updated_at),
+            (Some(at(0)), at(60))
+        );
+        let mut other_source = new(true);
+        other_source.source = DefinitionSource::File;
+        other_source
+            .metadata
+            .insert("command".into(), "sync".into());
+        let moved = DefinitionRow::upserted("kaal", Some(&again), other_source, at(120));
+        assert_eq!(
+            moved.schedule_since,
+            Some(at(0)),
+            "source and metadata are not the schedule"
+        );
+    }
+
+    #[test]
+    fn schedule_since_moves_when_the_cron_changes() {
+        let hourly = DefinitionRow::upserted("kaal", None, with_cron("0 * * * *", true), at(0));
+        let minutely =
+            DefinitionRow::upserted("kaal", Some(&hourly), with_cron("* * * * *", true), at(90));
+        assert_eq!(
+            (minutely.schedule_since, minutely.created_at),
+            (Some(at(90)), at(0))
+        );
+        let disabled_change = DefinitionRow::upserted(
+            "kaal",
+            Some(&minutely),
+            with_cron("*/5 * * * *", false),
+            at(95),
+        );
+        assert_eq!(disabled_change.schedule_since, Some(at(95)));
+    }
+
+    #[test]
+    fn schedule_since_moves_when_a_disabled_definition_is_enabled_and_not_on_disable() {
+        let on = DefinitionRow::upserted("kaal", None, new(true), at(0));
+        let off = on.with_enabled(false, at(10));
+        assert_eq!(off.schedule_since, Some(at(0)), "a disable keeps it");
+        let still_off = DefinitionRow::upserted("kaal", Some(&off), new(false), at(20));
+        assert_eq!(still_off.schedule_since, Some(at(0)));
+        let on_again = still_off.clone().with_enabled(true, at(30));
+        assert_eq!(on_again.schedule_since, Some(at(30)));
+        let enabled_again = on_again.clone().with_enabled(true, at(40));
+        assert_eq!(
+            enabled_again.schedule_since,
+            Some(at(30)),
+            "already enabled"
+        );
+        let upsert_on = DefinitionRow::upserted("kaal", Some(&still_off), new(true), at(50));
+        assert_eq!(upsert_on.schedule_since, Some(at(50)));
+    }
+
+    #[test]
+    fn a_row_without_schedule_since_counts_from_created_at() {
+        let mut old = DefinitionRow::upserted("kaal", None, new(true), at(0));
+        old.schedule_since = None; // written before the migration, or by the Ruby gem
+        let same = DefinitionRow::upserted("kaal", Some(&old), new(true), at(30));
+        assert_eq!(same.schedule_since, Some(at(0)));
+        let disabled = old.clone().with_enabled(false, at(40));
+        assert_eq!(disabled.schedule_since, Some(at(0)));
+        assert_eq!(
+            old.into_definition().unwrap().schedule_since,
+            at(0).instant()
+        );
     }
 }

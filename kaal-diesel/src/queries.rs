@@ -20,10 +20,10 @@ pub mod columns {
     pub const LOCKS: &str = "key, acquired_at, expires_at";
     /// Columns of `kaal_dispatches` every statement needs.
     pub const DISPATCHES: &str = "key, fire_time, dispatched_at, node_id, status";
-    /// Columns of `kaal_definitions` every statement needs (`namespace` is kaal's, added by
-    /// migration; the others are the Ruby gem's).
-    pub const DEFINITIONS: &str =
-        "namespace, key, cron, enabled, source, metadata, disabled_at, created_at, updated_at";
+    /// Columns of `kaal_definitions` every statement needs (`namespace` and
+    /// `schedule_since` are kaal's, added by migrations; the others are the Ruby gem's).
+    pub const DEFINITIONS: &str = "namespace, key, cron, enabled, source, metadata, \
+         disabled_at, created_at, updated_at, schedule_since";
     /// Columns of `kaal_nodes` the node registry needs.
     pub const NODES: &str =
         "namespace, node_id, instance, host, pid, version, started_at, last_seen";
@@ -91,6 +91,7 @@ fn definition_row() -> _ {
         kaal_definitions::disabled_at,
         kaal_definitions::created_at,
         kaal_definitions::updated_at,
+        kaal_definitions::schedule_since,
     )
 }
 
@@ -122,6 +123,14 @@ fn definition_columns() -> _ {
 fn definition_namespace_column() -> _ {
     kaal_definitions::table
         .select(kaal_definitions::namespace)
+        .limit(0_i64)
+}
+
+/// Probes for the `schedule_since` column the migration `schedule_since` adds.
+#[auto_type]
+fn definition_schedule_since_column() -> _ {
+    kaal_definitions::table
+        .select(kaal_definitions::schedule_since)
         .limit(0_i64)
 }
 
@@ -245,6 +254,8 @@ pub trait SharedQueries: Connection {
     fn probe_definition_columns(&mut self) -> QueryResult<()>;
     /// Whether `kaal_definitions` has the `namespace` column (the migrations have run).
     fn has_definition_namespace(&mut self) -> bool;
+    /// Whether `kaal_definitions` has the `schedule_since` column (the migrations have run).
+    fn has_definition_schedule_since(&mut self) -> bool;
 
     /// The dispatch of `key` at `fire_time`, if logged.
     fn find_dispatch_row(
@@ -290,6 +301,7 @@ where
     dispatch_columns: LoadQuery<'static, C, DispatchRow>,
     definition_columns: LoadQuery<'static, C, DefinitionColumns>,
     definition_namespace_column: LoadQuery<'static, C, String>,
+    definition_schedule_since_column: LoadQuery<'static, C, Option<DbTime>>,
     dispatch_by_key_and_time: LoadQuery<'static, C, DispatchRow>,
     dispatches_by_key: LoadQuery<'static, C, DispatchRow>,
     dispatches_by_node: LoadQuery<'static, C, DispatchRow>,
@@ -333,6 +345,12 @@ where
 
     fn has_definition_namespace(&mut self) -> bool {
         definition_namespace_column().load::<String>(self).is_ok()
+    }
+
+    fn has_definition_schedule_since(&mut self) -> bool {
+        definition_schedule_since_column()
+            .load::<Option<DbTime>>(self)
+            .is_ok()
     }
 
     fn find_dispatch_row(

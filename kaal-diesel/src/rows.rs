@@ -69,6 +69,10 @@ pub struct DefinitionRow {
     pub created_at: DbTime,
     /// Last change.
     pub updated_at: DbTime,
+    /// When the current cron and enabled state came into force; `None` (rows written before
+    /// the migration `schedule_since`, or by the Ruby gem) reads as `created_at`. kaal always
+    /// writes it.
+    pub schedule_since: Option<DbTime>,
 }
 
 impl DefinitionRow {
@@ -87,6 +91,7 @@ impl DefinitionRow {
             created_at: self.created_at.instant(),
             updated_at: self.updated_at.instant(),
             disabled_at: self.disabled_at.map(DbTime::instant),
+            schedule_since: self.schedule_since.unwrap_or(self.created_at).instant(),
         })
     }
 }

@@ -108,6 +108,10 @@ diesel::table! {
         created_at -> KaalTimestamp,
         /// Last change.
         updated_at -> KaalTimestamp,
+        /// When the current cron and enabled state came into force (kaal's column, added by
+        /// migration `schedule_since`); NULL for rows written before it or by the Ruby gem,
+        /// read as `created_at`.
+        schedule_since -> Nullable<KaalTimestamp>,
     }
 }
 

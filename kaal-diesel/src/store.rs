@@ -42,7 +42,7 @@ pub struct TableShape {
 /// `kaal_diesel_sqlite::SqliteStore = DieselStore<SqliteDialect>`.
 ///
 /// Timestamps written by the registries (`dispatched_at`, `created_at`, `updated_at`,
-/// `disabled_at`) come from the store's [`Clock`] (the system clock unless
+/// `disabled_at`, `schedule_since`) come from the store's [`Clock`] (the system clock unless
 /// [`with_clock`](DieselStore::with_clock) says otherwise); lease expiry is decided by the
 /// database's clock.
 pub struct DieselStore<D: Dialect> {
@@ -277,6 +277,16 @@ impl<D: Dialect> DieselStore<D> {
                 locator: self.locator.clone(),
                 table: "kaal_definitions",
                 column: "namespace",
+            });
+        }
+        // `kaal_definitions.schedule_since` (when each definition's schedule came into
+        // force) comes from the next migration; the statements read and write it.
+        if !conn.has_definition_schedule_since() {
+            return Err(OpenError::MigrationPending {
+                backend: D::NAME,
+                locator: self.locator.clone(),
+                table: "kaal_definitions",
+                column: "schedule_since",
             });
         }
         // The shape of existing tables does not change under us once the migrations have run

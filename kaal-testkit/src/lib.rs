@@ -77,6 +77,7 @@ macro_rules! conformance_suite {
             registries::batch_log_and_lookup_agree_with_single_ones,
             registries::definition_upsert_keeps_created_at,
             registries::disabled_at_follows_the_enabled_state,
+            registries::schedule_since_moves_only_when_the_schedule_changes,
             registries::definition_metadata_round_trips,
             registries::definitions_are_listed_by_key_and_removed,
             registries::definitions_are_scoped_by_namespace,

@@ -236,6 +236,94 @@ pub fn disabled_at_follows_the_enabled_state(backend: &dyn Backend) {
     assert!(defs.disable_definition(NS, "missing").unwrap().is_none());
 }
 
+/// `schedule_since` — when a definition's current schedule came into force — is set on
+/// insert and moves only when the schedule does: a cron change or an enable of a disabled
+/// definition (by upsert or `enable_definition`). Re-applying the same definition, changing
+/// its source or metadata, and disabling it keep it.
+pub fn schedule_since_moves_only_when_the_schedule_changes(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let defs = adapter
+        .definition_registry()
+        .expect("backend has no definition registry");
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(20));
+    let upsert = |cron: &str, enabled: bool| {
+        let mut new = NewDefinition::new("job", cron);
+        new.enabled = enabled;
+        defs.upsert_definition(NS, new).unwrap()
+    };
+    let first = upsert("0 * * * *", true);
+    assert_eq!(
+        first.schedule_since, first.created_at,
+        "an insert starts the schedule"
+    );
+    pause();
+    let again = upsert("0 * * * *", true);
+    assert!(
+        again.updated_at > first.updated_at,
+        "updated_at did not move"
+    );
+    assert_eq!(
+        again.schedule_since, first.schedule_since,
+        "re-applying the same definition moved it"
+    );
+    pause();
+    let mut other = NewDefinition::new("job", "0 * * * *");
+    other.source = DefinitionSource::File;
+    other.metadata.insert("command".into(), json!(["sync"]));
+    let other = defs.upsert_definition(NS, other).unwrap();
+    assert_eq!(
+        other.schedule_since, first.schedule_since,
+        "source and metadata are not the schedule"
+    );
+    pause();
+    let disabled = defs.disable_definition(NS, "job").unwrap().unwrap();
+    assert_eq!(
+        disabled.schedule_since, first.schedule_since,
+        "a disable moved it"
+    );
+    pause();
+    let still = upsert("0 * * * *", false);
+    assert_eq!(still.schedule_since, first.schedule_since);
+    pause();
+    let enabled = defs.enable_definition(NS, "job").unwrap().unwrap();
+    assert!(
+        enabled.schedule_since > disabled.updated_at,
+        "an enable after a disable did not move it"
+    );
+    assert_eq!(enabled.schedule_since, enabled.updated_at);
+    pause();
+    let enabled_twice = defs.enable_definition(NS, "job").unwrap().unwrap();
+    assert_eq!(
+        enabled_twice.schedule_since, enabled.schedule_since,
+        "enabling an enabled definition moved it"
+    );
+    pause();
+    let changed = upsert("* * * * *", true);
+    assert!(
+        changed.schedule_since > enabled.schedule_since,
+        "a cron change did not move it"
+    );
+    assert_eq!(changed.schedule_since, changed.updated_at);
+    pause();
+    upsert("* * * * *", false);
+    pause();
+    let back_on = upsert("* * * * *", true);
+    assert!(
+        back_on.schedule_since > changed.schedule_since,
+        "an upsert enabling a disabled definition did not move it"
+    );
+    assert_eq!(back_on.schedule_since, back_on.updated_at);
+    assert_eq!(
+        defs.find_definition(NS, "job")
+            .unwrap()
+            .unwrap()
+            .schedule_since,
+        back_on.schedule_since,
+        "what is read back differs from what the write returned"
+    );
+}
+
 /// Metadata JSON objects (nested, unicode, numbers) round-trip unchanged.
 pub fn definition_metadata_round_trips(backend: &dyn Backend) {
     let store = TestStore::new(backend);

@@ -221,6 +221,7 @@ fn stored_metadata_round_trips_to_the_same_job() {
         created_at: Utc::now(),
         updated_at: Utc::now(),
         disabled_at: None,
+        schedule_since: Utc::now(),
     };
     let rebuilt = job_from_definition(&def).unwrap();
     assert_eq!(rebuilt.action, job.action);

@@ -256,9 +256,12 @@ impl Coordinator {
     /// not yet dispatched is claimed and dispatched once. Does nothing when
     /// `enable_dispatch_recovery` is off.
     ///
-    /// A job is recovered only from when it was first known — its stored definition's
-    /// `created_at`, or its earliest fire time in the dispatch log if that is older — so a
-    /// job added today does not run for every fire time of the last day on its first start.
+    /// A job is recovered only from when its current schedule came into force — its stored
+    /// definition's [`schedule_since`](crate::Definition::schedule_since): creation, last
+    /// cron change or last re-enable — so a job added today does not run for every fire time
+    /// of the last day on its first start, a job disabled for an hour does not replay the
+    /// hour, and a changed cron is not walked over the past. The dispatch log only says what
+    /// already ran, never where to start.
     pub fn recover_at(&self, now: DateTime<Utc>) -> TickReport {
         if !self.inner.config.enable_dispatch_recovery {
             return TickReport::default();
