@@ -159,16 +159,35 @@ impl Schedule {
     /// ([`Definition::schedule_since`]: its creation, last cron change or last re-enable): a
     /// fire time from before that was never owed, so a restart after a disabled hour or a
     /// cron change does not replay the hour or walk the new cron over the past. A job
-    /// without a stored definition (no definition store) is not rewound. The dispatch log
-    /// plays no part: what was owed does not depend on what ran, so restarts cannot ratchet
-    /// further back. A recovery at an explicit instant `now` before the schedule came into
-    /// force (a repair replaying the past) starts at `from`.
-    pub fn rewind_for_recovery(&mut self, from: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) {
+    /// without a stored definition (no definition store) is not rewound. In real time the
+    /// dispatch log plays no part: what was owed does not depend on what ran, so restarts
+    /// cannot ratchet further back.
+    ///
+    /// A pass at an explicit instant *before* the schedule came into force (a test or a
+    /// repair replaying the past) cannot judge what was owed by it; it falls back to the
+    /// earliest fire time the dispatch log holds for the job (`first_logged`), less
+    /// `lookback` — the job's first window — and rewinds nothing when the log holds none.
+    /// Real-time passes never take this path.
+    pub fn rewind_for_recovery(
+        &mut self,
+        from: DateTime<Utc>,
+        now: DateTime<Utc>,
+        lookback: Duration,
+        tz: Tz,
+        first_logged: impl Fn(&str) -> Option<DateTime<Utc>>,
+    ) {
         for job in self.jobs.iter_mut().filter(|job| job.enabled) {
             let Some(since) = job.schedule_since else {
                 continue;
             };
-            let floor = if since <= now { since.max(from) } else { from };
+            let floor = if since <= now {
+                since.max(from)
+            } else {
+                match first_logged(&job.key) {
+                    Some(first) => (first - lookback).max(from),
+                    None => continue,
+                }
+            };
             if let Some(first) = first_at_or_after(&job.cron, floor, tz) {
                 if job.next_due.is_none_or(|next| first < next) {
                     job.next_due = Some(first);

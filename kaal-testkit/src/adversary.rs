@@ -167,8 +167,10 @@ pub fn fast_clocks_run_nothing_early(backend: &dyn Backend) {
     );
     assert_eq!(duplicates, 0, "a fire time ran twice");
     assert_eq!(early, 0, "fire times ran before their instant: {runs:?}");
+    // Not vacuous: the fast nodes' windows hold fire times after the jobs were defined, which
+    // only the database's clock keeps them from running. (The node on time owes nothing yet:
+    // the jobs were defined seconds ago, and no fire time before that is owed.)
     assert_eq!(fast_runs, 0, "a fast node claimed");
-    assert!(!runs.is_empty(), "the node on time ran nothing");
 }
 
 /// Two applications (namespaces `app1`, `app2`), two nodes each, the same job keys, one

@@ -473,7 +473,16 @@ impl Inner {
             let mut schedule = lock(&self.schedule);
             self.refresh(&mut schedule, now);
             if let Some(from) = recover_from {
-                schedule.rewind_for_recovery(from, now, self.tz);
+                let log = self.log();
+                let ns = &self.config.namespace;
+                let lookback = chrono_duration(self.config.window_lookback);
+                schedule.rewind_for_recovery(from, now, lookback, self.tz, |key| {
+                    let log = log?;
+                    [crate::dispatch::dispatch_log_key(ns, key), key.to_string()]
+                        .iter()
+                        .filter_map(|k| log.find_by_key(k).ok()?.last().map(|r| r.fire_time))
+                        .min()
+                });
             }
             let catch_up = if self.config.enable_dispatch_recovery
                 && self.config.enable_log_dispatch_registry
