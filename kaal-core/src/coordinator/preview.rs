@@ -106,9 +106,9 @@ impl Coordinator {
                 None => (entry.cron.clone(), window_start),
                 Some(def) if !def.enabled => continue,
                 Some(def) => {
-                    // What is owed starts when the job was defined (as on a first tick).
-                    let from = if def.created_at <= now {
-                        window_start.max(def.created_at)
+                    // What is owed starts when the schedule came into force (as on a tick).
+                    let from = if def.schedule_since <= now {
+                        window_start.max(def.schedule_since)
                     } else {
                         window_start
                     };
