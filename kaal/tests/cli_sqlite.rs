@@ -250,3 +250,22 @@ fn a_file_that_is_not_a_database_is_a_store_error_and_left_untouched() {
     project.run(&["tick"]).fails(3, &["kaal.db"]);
     assert_eq!(project.read("kaal.db"), "not a database, just text\n");
 }
+
+#[test]
+fn a_plain_tick_runs_nothing_from_before_the_job_its_file_just_defined() {
+    let project = Project::sqlite(
+        "",
+        "defaults:\n  jobs:\n    - key: minute\n      cron: \"* * * * *\"\n      shell: \"echo {{fire_time.unix}} >> minute.log\"\n",
+    );
+    let defined_no_earlier_than = kaal::chrono::Utc::now().timestamp();
+    project.run(&["tick"]).ok();
+    // A fire time from before the job existed is not owed — the tick's instant is read after
+    // the file is applied (it was read before: the job looked defined after the tick, and the
+    // tick ran the previous two minutes).
+    let ran = sorted_lines(&project.path("minute.log"));
+    assert!(
+        ran.iter()
+            .all(|unix| unix.parse::<i64>().unwrap() >= defined_no_earlier_than),
+        "ran fire times from before the job existed: {ran:?}"
+    );
+}

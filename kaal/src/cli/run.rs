@@ -35,10 +35,11 @@ pub(crate) struct TickOptions<'a> {
 /// `kaal tick [--at T] [--force] [--dry-run]`: applies the scheduler file and runs one tick
 /// at `T` — or, with `--dry-run`, prints what that tick would do.
 pub(crate) fn tick(config: Option<PathBuf>, options: TickOptions<'_>) -> Result<u8, Failure> {
-    let now = match options.at {
-        Some(text) => parse_instant(text, "--at")?,
-        None => Utc::now(),
-    };
+    let at = options
+        .at
+        .map(|text| parse_instant(text, "--at"))
+        .transpose()?;
+    let now = at.unwrap_or_else(Utc::now);
     if options.dry_run {
         return dry_run(config, now);
     }
@@ -55,6 +56,10 @@ pub(crate) fn tick(config: Option<PathBuf>, options: TickOptions<'_>) -> Result<
         .coordinator()
         .register()
         .map_err(|err| Failure::store(hint(&err.to_string())))?;
+    // Without --at the tick is at the time it runs: read after the file is applied, so a job
+    // the file has just defined is judged by the owed rule (nothing from before its
+    // definition), not taken for a tick at an instant before it existed.
+    let now = at.unwrap_or_else(Utc::now);
     let report = context.kaal.tick_at(now);
     if registered {
         context.kaal.coordinator().deregister();
