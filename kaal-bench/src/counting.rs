@@ -222,4 +222,12 @@ impl DefinitionRegistry for CountingStore {
         self.count();
         self.defs().disable_definition(namespace, key)
     }
+    fn apply_definitions(
+        &self,
+        namespace: &str,
+        writes: &[kaal_core::DefinitionWrite],
+    ) -> Result<kaal_core::BatchOutcome, RegistryError> {
+        self.count();
+        self.defs().apply_definitions(namespace, writes)
+    }
 }

@@ -103,6 +103,75 @@ pub struct Definition {
     pub schedule_since: DateTime<Utc>,
 }
 
+/// One write of an atomic [`DefinitionRegistry::apply_definitions`] batch: made only if the
+/// key is still stored exactly as the caller read it.
+///
+/// The expectation makes a read-compute-write cycle safe against other writers: an operator's
+/// `disable`, another node's registration or a second apply that lands between the caller's
+/// read and its batch turns the whole batch into [`BatchOutcome::Stale`], and the caller
+/// reads again instead of overwriting what it never saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefinitionWrite {
+    /// The cron key.
+    pub key: String,
+    /// The definition the caller read for `key` (`None`: it was not stored).
+    pub expected: Option<Definition>,
+    /// `Some`: upsert this definition (its key must be `key`; the rules of
+    /// [`upsert_definition`](DefinitionRegistry::upsert_definition) apply); `None`: delete
+    /// the key.
+    pub write: Option<NewDefinition>,
+}
+
+impl DefinitionWrite {
+    /// Upserts `definition` over `expected`, what the caller read for its key.
+    pub fn upsert(expected: Option<Definition>, definition: NewDefinition) -> Self {
+        Self {
+            key: definition.key.clone(),
+            expected,
+            write: Some(definition),
+        }
+    }
+
+    /// Deletes `expected`, a definition the caller read.
+    pub fn remove(expected: Definition) -> Self {
+        Self {
+            key: expected.key.clone(),
+            expected: Some(expected),
+            write: None,
+        }
+    }
+
+    /// The error for the first of `writes` whose definition's key is not its `key` (a
+    /// caller's mistake, refused before anything is written), for implementations of
+    /// [`DefinitionRegistry::apply_definitions`].
+    pub fn check_keys(backend: &str, writes: &[DefinitionWrite]) -> Result<(), RegistryError> {
+        match writes
+            .iter()
+            .find(|w| w.write.as_ref().is_some_and(|d| d.key != w.key))
+        {
+            None => Ok(()),
+            Some(w) => Err(RegistryError::new(
+                backend,
+                format!("apply_definitions({})", w.key),
+                format!(
+                    "the write for key {:?} carries a definition of another key",
+                    w.key
+                ),
+            )),
+        }
+    }
+}
+
+/// What [`DefinitionRegistry::apply_definitions`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Every write was made, in one transaction.
+    Applied,
+    /// Nothing was written: this key is no longer stored as the caller read it. Read again
+    /// and recompute.
+    Stale(String),
+}
+
 /// Storage of [`Definition`]s, unique per `(namespace, key)`.
 ///
 /// Every method takes the namespace first: definitions are scoped by it like everything
@@ -186,4 +255,21 @@ pub trait DefinitionRegistry: Send + Sync {
         namespace: &str,
         key: &str,
     ) -> Result<Option<Definition>, RegistryError>;
+
+    /// Makes every write of `writes` in `namespace`, all or nothing: in one transaction
+    /// that first checks each key is still stored as its [`DefinitionWrite::expected`]
+    /// says, then writes. An expectation that no longer holds writes nothing and returns
+    /// [`BatchOutcome::Stale`]; an error part-way (a cut connection, a rejected row) rolls
+    /// back every write of the batch. Upserts follow the rules of
+    /// [`upsert_definition`](DefinitionRegistry::upsert_definition), stamped with one
+    /// instant for the whole batch. A write whose definition's key differs from its `key`
+    /// is an error, before anything is written.
+    ///
+    /// This is how a scheduler file is applied (`kaal apply`): a deploy either changes
+    /// every definition it meant to or none.
+    fn apply_definitions(
+        &self,
+        namespace: &str,
+        writes: &[DefinitionWrite],
+    ) -> Result<BatchOutcome, RegistryError>;
 }

@@ -124,7 +124,9 @@ pub use config::{
 pub use coordinator::preview::{Preview, PreviewOutcome, PreviewReport};
 pub use coordinator::{Coordinator, StartError, TickReport};
 pub use cron::{CronError, CronExpr};
-pub use definition::{Definition, DefinitionRegistry, DefinitionSource, NewDefinition};
+pub use definition::{
+    BatchOutcome, Definition, DefinitionRegistry, DefinitionSource, DefinitionWrite, NewDefinition,
+};
 pub use dispatch::{
     dispatch_log_key, Commit, Commits, DispatchLogging, DispatchRecord, DispatchRegistry,
     DispatchStatus, CLAIM_TOLERANCE,

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 
 use crate::adapter::Adapter;
 use crate::clock::{Clock, SystemClock};
-use crate::definition::{Definition, DefinitionRegistry, NewDefinition};
+use crate::definition::{
+    BatchOutcome, Definition, DefinitionRegistry, DefinitionWrite, NewDefinition,
+};
 use crate::dispatch::{
     Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus, CLAIM_TOLERANCE,
 };
@@ -480,34 +482,7 @@ impl DefinitionRegistry for MemoryDefinitionRegistry {
         new: NewDefinition,
     ) -> Result<Definition, RegistryError> {
         let now = self.clock.now();
-        let mut definitions = lock(&self.definitions);
-        let id = scoped(namespace, &new.key);
-        let previous = definitions.get(&id);
-        let created_at = previous.map_or(now, |old| old.created_at);
-        let disabled_at = match (new.enabled, previous) {
-            (true, _) => None,
-            (false, Some(old)) if !old.enabled => old.disabled_at.or(Some(now)),
-            (false, _) => Some(now),
-        };
-        let schedule_since = match previous {
-            Some(old) if old.cron == new.cron && (old.enabled || !new.enabled) => {
-                old.schedule_since
-            }
-            _ => now,
-        };
-        let stored = Definition {
-            key: new.key,
-            cron: new.cron,
-            enabled: new.enabled,
-            source: new.source,
-            metadata: new.metadata,
-            created_at,
-            updated_at: now,
-            disabled_at,
-            schedule_since,
-        };
-        definitions.insert(id, stored.clone());
-        Ok(stored)
+        Ok(upsert_in(&mut lock(&self.definitions), namespace, new, now))
     }
 
     fn remove_definition(&self, namespace: &str, key: &str) -> Result<bool, RegistryError> {
@@ -549,4 +524,65 @@ impl DefinitionRegistry for MemoryDefinitionRegistry {
     ) -> Result<Option<Definition>, RegistryError> {
         Ok(self.set_enabled(namespace, key, false))
     }
+
+    fn apply_definitions(
+        &self,
+        namespace: &str,
+        writes: &[DefinitionWrite],
+    ) -> Result<BatchOutcome, RegistryError> {
+        DefinitionWrite::check_keys("memory", writes)?;
+        let now = self.clock.now();
+        let mut definitions = lock(&self.definitions);
+        if let Some(stale) = writes
+            .iter()
+            .find(|w| definitions.get(&scoped(namespace, &w.key)) != w.expected.as_ref())
+        {
+            return Ok(BatchOutcome::Stale(stale.key.clone()));
+        }
+        for write in writes {
+            match &write.write {
+                Some(new) => {
+                    upsert_in(&mut definitions, namespace, new.clone(), now);
+                }
+                None => {
+                    definitions.remove(&scoped(namespace, &write.key));
+                }
+            }
+        }
+        Ok(BatchOutcome::Applied)
+    }
+}
+
+/// Upserts `new` into `definitions` at `now`, by the rules of [`DefinitionRegistry`].
+fn upsert_in(
+    definitions: &mut BTreeMap<(String, String), Definition>,
+    namespace: &str,
+    new: NewDefinition,
+    now: DateTime<Utc>,
+) -> Definition {
+    let id = scoped(namespace, &new.key);
+    let previous = definitions.get(&id);
+    let created_at = previous.map_or(now, |old| old.created_at);
+    let disabled_at = match (new.enabled, previous) {
+        (true, _) => None,
+        (false, Some(old)) if !old.enabled => old.disabled_at.or(Some(now)),
+        (false, _) => Some(now),
+    };
+    let schedule_since = match previous {
+        Some(old) if old.cron == new.cron && (old.enabled || !new.enabled) => old.schedule_since,
+        _ => now,
+    };
+    let stored = Definition {
+        key: new.key,
+        cron: new.cron,
+        enabled: new.enabled,
+        source: new.source,
+        metadata: new.metadata,
+        created_at,
+        updated_at: now,
+        disabled_at,
+        schedule_since,
+    };
+    definitions.insert(id, stored.clone());
+    stored
 }

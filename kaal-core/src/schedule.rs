@@ -45,6 +45,29 @@ pub(crate) struct Schedule {
     parsed: HashMap<String, Arc<CronExpr>>,
     pub registry_generation: Option<u64>,
     pub loaded_at: Option<DateTime<Utc>>,
+    /// How far a job's `schedule_since` may lie after `now` and still count as in force:
+    /// `schedule_since` is stamped by the database's clock, `now` read from this node's, so
+    /// a job created a moment ago can look a little in the future to a node whose clock is
+    /// behind. Within this tolerance (the coordinator's `max_clock_offset`, the skew beyond
+    /// which it refuses to claim at all) the pass is a real-time one and the strict owed
+    /// rule holds; further out it is a pass at an explicit earlier instant.
+    pub since_tolerance: Duration,
+}
+
+impl Schedule {
+    /// An empty schedule that treats a `schedule_since` up to `since_tolerance` after `now`
+    /// as in force (see [`since_tolerance`](Schedule::since_tolerance)).
+    pub fn with_tolerance(since_tolerance: Duration) -> Self {
+        Self {
+            since_tolerance,
+            ..Self::default()
+        }
+    }
+
+    /// Whether `since` counts as in force at `now`.
+    fn in_force(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        since <= now + self.since_tolerance
+    }
 }
 
 fn first_at_or_after(cron: &CronExpr, at: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
@@ -98,7 +121,7 @@ impl Schedule {
                 },
             };
             // The floor of what is owed, when the schedule came into force by `now`.
-            let since = schedule_since.filter(|since| *since <= now);
+            let since = schedule_since.filter(|since| self.in_force(*since, now));
             let next_due = match previous.remove(&entry.key) {
                 Some(old) if old.cron.as_str() == cron.as_str() && (old.enabled || !enabled) => {
                     match (old.next_due, since) {
@@ -176,11 +199,12 @@ impl Schedule {
         tz: Tz,
         first_logged: impl Fn(&str) -> Option<DateTime<Utc>>,
     ) {
+        let tolerance = self.since_tolerance;
         for job in self.jobs.iter_mut().filter(|job| job.enabled) {
             let Some(since) = job.schedule_since else {
                 continue;
             };
-            let floor = if since <= now {
+            let floor = if since <= now + tolerance {
                 since.max(from)
             } else {
                 match first_logged(&job.key) {

@@ -287,3 +287,34 @@ fn re_applying_an_unchanged_definition_keeps_schedule_since() {
     let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
     assert_eq!(ran, [t(6, 10, 0), t(6, 20, 0)]);
 }
+
+/// `schedule_since` is stamped by the store's (the database's) clock and compared with the
+/// node's: a node whose clock is 5 s behind sees a job created a moment ago as created in
+/// its future. That is still a real-time pass (within `max_clock_offset`), so the job's
+/// first tick does not run the minute it was created in — it used to take the instant for
+/// a replay of the past and run 09:00 for a job created at 09:00:33.
+#[test]
+fn a_node_behind_the_database_clock_does_not_run_the_minute_before_a_new_job() {
+    let database = Arc::new(ManualClock::new(t(9, 0, 33)));
+    let node_clock = Arc::new(ManualClock::new(t(9, 0, 28)));
+    let store = Arc::new(MemoryAdapter::with_clock(database.clone()));
+    let (tx, rx) = mpsc::channel();
+    let config = Config {
+        node_id: "behind".into(),
+        recovery_startup_jitter: StdDuration::ZERO,
+        ..Config::default()
+    };
+    let kaal = Kaal::with_clock(config, store.clone(), node_clock.clone()).unwrap();
+    kaal.register("job", "* * * * *", move |f: &Fire| tx.send(f.fire_time))
+        .unwrap();
+    kaal.recover_at(t(9, 0, 28));
+    kaal.tick_at(t(9, 0, 28));
+    for second in [0, 30] {
+        let now = t(9, 1, second);
+        node_clock.set(now);
+        database.set(now + Duration::seconds(5));
+        kaal.tick_at(now);
+    }
+    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
+    assert_eq!(ran, [t(9, 1, 0)], "09:00 was before the job existed");
+}

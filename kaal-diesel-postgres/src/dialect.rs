@@ -59,6 +59,17 @@ impl Dialect for PgDialect {
         conn.transaction(f)
     }
 
+    fn lock_definitions(conn: &mut PgConnection, namespace: &str) -> QueryResult<()> {
+        use diesel::{ExpressionMethods, QueryDsl};
+        use kaal_diesel::schema::kaal_definitions::dsl;
+        dsl::kaal_definitions
+            .filter(dsl::namespace.eq(namespace))
+            .select(dsl::key)
+            .for_update()
+            .load::<String>(conn)
+            .map(drop)
+    }
+
     fn is_contention(error: &Error) -> bool {
         match error {
             Error::DatabaseError(

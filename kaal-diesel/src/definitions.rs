@@ -11,9 +11,12 @@
 //! is retried once, and then finds the winner's row.
 
 use diesel::result::{DatabaseErrorKind, Error};
-use kaal_core::{Definition, DefinitionRegistry, NewDefinition, RegistryError};
+use kaal_core::{
+    BatchOutcome, Definition, DefinitionRegistry, DefinitionWrite, NewDefinition, RegistryError,
+};
 
 use crate::dialect::Dialect;
+use crate::error::error_chain;
 use crate::queries::SharedQueries;
 use crate::rows::DefinitionRow;
 use crate::store::DieselStore;
@@ -46,11 +49,11 @@ impl<D: Dialect> DieselStore<D> {
         key: &str,
         enabled: bool,
     ) -> Result<Option<Definition>, RegistryError> {
-        let now = self.now();
         let verb = if enabled { "enable" } else { "disable" };
         let operation = || format!("{verb}_definition({namespace}:{key})");
         let row = self.registry_call(operation, |conn| {
             D::write_transaction(conn, |conn| {
+                let now = self.definition_now(conn)?;
                 let Some(row) = conn.find_definition_row(namespace, key)? else {
                     return Ok(None);
                 };
@@ -60,6 +63,22 @@ impl<D: Dialect> DieselStore<D> {
             })
         })?;
         self.definition(operation, row)
+    }
+}
+
+/// Why a batch transaction was rolled back.
+enum BatchFailure {
+    /// The database failed.
+    Database(Error),
+    /// A key is no longer stored as expected.
+    Stale(String),
+    /// A stored row could not be read back.
+    Row(String),
+}
+
+impl From<Error> for BatchFailure {
+    fn from(err: Error) -> Self {
+        Self::Database(err)
     }
 }
 
@@ -76,12 +95,12 @@ impl<D: Dialect> DefinitionRegistry for DieselStore<D> {
         namespace: &str,
         new: NewDefinition,
     ) -> Result<Definition, RegistryError> {
-        let now = self.now();
         let key = new.key.clone();
         let operation = || format!("upsert_definition({namespace}:{key})");
         let row = self.registry_call(operation, |conn| {
             let attempt = |conn: &mut D::Connection| {
                 D::write_transaction(conn, |conn| {
+                    let now = self.definition_now(conn)?;
                     let previous = conn.find_definition_row(namespace, &new.key)?;
                     let row =
                         DefinitionRow::upserted(namespace, previous.as_ref(), new.clone(), now);
@@ -145,5 +164,67 @@ impl<D: Dialect> DefinitionRegistry for DieselStore<D> {
         key: &str,
     ) -> Result<Option<Definition>, RegistryError> {
         self.set_enabled(namespace, key, false)
+    }
+
+    fn apply_definitions(
+        &self,
+        namespace: &str,
+        writes: &[DefinitionWrite],
+    ) -> Result<BatchOutcome, RegistryError> {
+        DefinitionWrite::check_keys(D::NAME, writes)?;
+        let operation = || format!("apply_definitions({namespace}, {} writes)", writes.len());
+        let mut conn = self
+            .checkout()
+            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
+        let outcome = D::write_transaction(&mut conn, |conn| {
+            // Locked first, before any other read of the transaction: on MySQL the first
+            // plain read fixes the snapshot, which must not predate the lock.
+            D::lock_definitions(conn, namespace)?;
+            let now = self.definition_now(conn)?;
+            for write in writes {
+                let previous = conn.find_definition_row(namespace, &write.key)?;
+                let current = previous
+                    .clone()
+                    .map(DefinitionRow::into_definition)
+                    .transpose()
+                    .map_err(BatchFailure::Row)?;
+                if current != write.expected {
+                    return Err(BatchFailure::Stale(write.key.clone()));
+                }
+                match (&write.write, &previous) {
+                    (Some(new), _) => {
+                        let row =
+                            DefinitionRow::upserted(namespace, previous.as_ref(), new.clone(), now);
+                        if previous.is_some() {
+                            conn.update_definition_row(&row)?;
+                        } else {
+                            conn.insert_definition_row(&row)?;
+                        }
+                    }
+                    (None, Some(_)) => {
+                        conn.delete_definition_row(namespace, &write.key)?;
+                    }
+                    (None, None) => {}
+                }
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => Ok(BatchOutcome::Applied),
+            Err(BatchFailure::Stale(key)) => Ok(BatchOutcome::Stale(key)),
+            // Another writer inserted a key this batch expected absent: stale, not an error.
+            Err(BatchFailure::Database(err)) if is_unique_violation(&err) => {
+                Ok(BatchOutcome::Stale(
+                    writes
+                        .iter()
+                        .find(|w| w.expected.is_none())
+                        .map_or_else(String::new, |w| w.key.clone()),
+                ))
+            }
+            Err(BatchFailure::Database(err)) => {
+                Err(RegistryError::new(D::NAME, operation(), error_chain(&err)))
+            }
+            Err(BatchFailure::Row(cause)) => Err(RegistryError::new(D::NAME, operation(), cause)),
+        }
     }
 }

@@ -70,6 +70,18 @@ pub trait Dialect: Sized + Send + Sync + 'static {
         F: FnOnce(&mut Self::Connection) -> Result<T, E>,
         E: From<Error>;
 
+    /// Inside a [`write_transaction`](Dialect::write_transaction): locks the stored
+    /// definitions of `namespace` until the transaction ends, so that what the transaction
+    /// reads of them next is what it overwrites (a compare-and-set batch). The default does
+    /// nothing, for databases whose write transaction already excludes every other writer
+    /// (SQLite's `BEGIN IMMEDIATE`); PostgreSQL and MySQL run `SELECT ... FOR UPDATE`. A
+    /// key inserted concurrently is not locked; the batch's insert then fails on the unique
+    /// index instead.
+    fn lock_definitions(conn: &mut Self::Connection, namespace: &str) -> QueryResult<()> {
+        let _ = (conn, namespace);
+        Ok(())
+    }
+
     /// The database's current time ([`NOW_SQL`](Dialect::NOW_SQL)).
     fn database_now(conn: &mut Self::Connection) -> QueryResult<DbTime> {
         conn.select_time(Self::NOW_SQL)

@@ -41,15 +41,19 @@ pub struct TableShape {
 /// return the store itself. Each backend crate names it, e.g.
 /// `kaal_diesel_sqlite::SqliteStore = DieselStore<SqliteDialect>`.
 ///
-/// Timestamps written by the registries (`dispatched_at`, `created_at`, `updated_at`,
-/// `disabled_at`, `schedule_since`) come from the store's [`Clock`] (the system clock unless
-/// [`with_clock`](DieselStore::with_clock) says otherwise); lease expiry is decided by the
-/// database's clock.
+/// Definition timestamps (`created_at`, `updated_at`, `disabled_at`, `schedule_since`) come
+/// from the database's clock, read in the write's transaction; `dispatched_at` from the
+/// store's [`Clock`] (the system clock); lease expiry and claim horizons from the database's
+/// clock. [`with_clock`](DieselStore::with_clock) makes every registry timestamp come from
+/// the clock given instead (simulated time in tests).
 pub struct DieselStore<D: Dialect> {
     pool: ConnectionPool<D>,
     locator: String,
     shape: OnceLock<TableShape>,
     clock: Arc<dyn Clock>,
+    /// Whether definition writes are stamped by the database's clock (no
+    /// [`with_clock`](DieselStore::with_clock) was given).
+    database_clock: bool,
     /// When this store last deleted long-expired leases (see `prune_leases`).
     pruned_at: Mutex<Option<Instant>>,
 }
@@ -93,6 +97,7 @@ impl<D: Dialect> DieselStore<D> {
             shape: OnceLock::new(),
             pruned_at: Mutex::new(None),
             clock: Arc::new(SystemClock),
+            database_clock: true,
         };
         let mut conn = store.open_connection()?;
         store.inspect(&mut conn, false)?;
@@ -103,6 +108,7 @@ impl<D: Dialect> DieselStore<D> {
     /// The same store, stamping registry timestamps from `clock`.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self.database_clock = false;
         self
     }
 
@@ -152,6 +158,19 @@ impl<D: Dialect> DieselStore<D> {
     /// The current instant from the store's clock, at the precision stored.
     pub(crate) fn now(&self) -> DbTime {
         DbTime::new(self.clock.now())
+    }
+
+    /// The instant a definition write is stamped with, read on `conn` inside the write's
+    /// transaction: the **database's** clock, so `created_at` and `schedule_since` (the
+    /// floor of what a job is owed) do not depend on the clock of whichever node wrote
+    /// them; the store's clock when [`with_clock`](DieselStore::with_clock) gave one
+    /// (simulated time in tests).
+    pub(crate) fn definition_now(&self, conn: &mut D::Connection) -> Result<DbTime, Error> {
+        if self.database_clock {
+            D::database_now(conn)
+        } else {
+            Ok(self.now())
+        }
     }
 
     /// A pooled connection, or the cause as text for a lock or registry error.

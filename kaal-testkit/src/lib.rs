@@ -81,6 +81,8 @@ macro_rules! conformance_suite {
             registries::definition_metadata_round_trips,
             registries::definitions_are_listed_by_key_and_removed,
             registries::definitions_are_scoped_by_namespace,
+            registries::a_definition_batch_applies_all_or_nothing,
+            registries::a_definition_batch_cut_part_way_is_all_or_nothing,
             coordination::code_and_file_definitions_dispatch_in_the_same_tick,
             coordination::disabled_definition_is_dispatched_only_after_enable,
             coordination::rebuilt_coordinator_dispatches_the_next_tick,

@@ -10,7 +10,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -37,15 +37,40 @@ pub trait Outage: Send {
 
     /// Delivers what a [`stall`](Outage::stall) held, and lets traffic flow again.
     fn unstall(&mut self) {}
+
+    /// Cuts every connection once the nodes have sent `bytes` more bytes to the store (the
+    /// chunk that crosses the budget is not delivered): a connection lost part-way through
+    /// a statement or a transaction, at a point the test chooses. `None` lifts the budget.
+    /// Returns `false` when this outage cannot count bytes (the default).
+    fn cut_after(&mut self, bytes: Option<u64>) -> bool {
+        let _ = bytes;
+        false
+    }
 }
 
-#[derive(Default)]
+/// No budget: [`RelayState::budget`] when nothing is counted.
+const UNLIMITED: i64 = i64::MAX;
+
 struct RelayState {
     down: AtomicBool,
     /// Bytes read while set are held until it clears (a stall, not a cut).
     stalled: AtomicBool,
     closed: AtomicBool,
+    /// Bytes the clients may still send before every connection is cut.
+    budget: AtomicI64,
     live: Mutex<Vec<TcpStream>>,
+}
+
+impl Default for RelayState {
+    fn default() -> Self {
+        Self {
+            down: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            budget: AtomicI64::new(UNLIMITED),
+            live: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl RelayState {
@@ -144,19 +169,30 @@ fn accept_loop(listener: &TcpListener, upstream: SocketAddr, state: &Arc<RelaySt
             live.retain(|s| s.peer_addr().is_ok());
         }
         let (up, down) = (state.clone(), state.clone());
-        thread::spawn(move || pump(client, server2, &up));
-        thread::spawn(move || pump(server, client2, &down));
+        thread::spawn(move || pump(client, server2, &up, true));
+        thread::spawn(move || pump(server, client2, &down, false));
     }
 }
 
 /// Copies one direction until either side closes, then closes both. While the relay is
-/// stalled, what was read is held back.
-fn pump(mut from: TcpStream, mut to: TcpStream, state: &RelayState) {
+/// stalled, what was read is held back; what a client sends (`upstream`) is counted against
+/// the budget, and the chunk that crosses it cuts every connection instead of being sent.
+fn pump(mut from: TcpStream, mut to: TcpStream, state: &RelayState, upstream: bool) {
     let mut buffer = [0u8; 16 * 1024];
     loop {
         match from.read(&mut buffer) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if upstream
+                    && state.budget.load(Ordering::SeqCst) != UNLIMITED
+                    && state
+                        .budget
+                        .fetch_sub(i64::try_from(n).unwrap_or(i64::MAX), Ordering::SeqCst)
+                        < i64::try_from(n).unwrap_or(i64::MAX)
+                {
+                    state.cut_all();
+                    break;
+                }
                 while state.stalled.load(Ordering::SeqCst) && !state.closed.load(Ordering::SeqCst) {
                     thread::sleep(std::time::Duration::from_millis(2));
                 }
@@ -195,6 +231,12 @@ impl Outage for TcpCut {
 
     fn unstall(&mut self) {
         self.state.stalled.store(false, Ordering::SeqCst);
+    }
+
+    fn cut_after(&mut self, bytes: Option<u64>) -> bool {
+        let budget = bytes.map_or(UNLIMITED, |b| i64::try_from(b).unwrap_or(UNLIMITED - 1));
+        self.state.budget.store(budget, Ordering::SeqCst);
+        true
     }
 }
 

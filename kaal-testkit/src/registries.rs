@@ -1,7 +1,10 @@
 //! Dispatch log and definition store behaviours of DESIGN.md.
 
 use chrono::{DateTime, TimeZone, Utc};
-use kaal_core::{DefinitionSource, DispatchStatus, NewDefinition};
+use kaal_core::{
+    BatchOutcome, Definition, DefinitionRegistry, DefinitionSource, DefinitionWrite,
+    DispatchStatus, NewDefinition,
+};
 use serde_json::json;
 
 use crate::{Backend, TestStore};
@@ -471,4 +474,196 @@ pub fn definitions_are_scoped_by_namespace(backend: &dyn Backend) {
         keys(defs1.all_definitions("app1").unwrap()),
         ["only-app1", "sync"]
     );
+}
+
+/// The batch every `apply_definitions` behaviour writes over [`seed_batch`]'s definitions:
+/// `a` gets a new cron, `b` is removed, `c` is disabled, `d0`..`d9` are added.
+fn batch_over(before: &[Definition]) -> Vec<DefinitionWrite> {
+    let find = |key: &str| before.iter().find(|d| d.key == key).cloned();
+    let mut writes = vec![
+        DefinitionWrite::upsert(find("a"), NewDefinition::new("a", "*/5 * * * *")),
+        DefinitionWrite::remove(find("b").expect("b was seeded")),
+        DefinitionWrite::upsert(find("c"), {
+            let mut c = NewDefinition::new("c", "0 * * * *");
+            c.enabled = false;
+            c
+        }),
+    ];
+    for i in 0..10 {
+        let key = format!("d{i}");
+        let mut new = NewDefinition::new(key.as_str(), "@daily");
+        new.source = DefinitionSource::File;
+        new.metadata = json!({"kaal": {"shell": format!("echo {key} 'quoted' \"twice\"")}})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        writes.push(DefinitionWrite::upsert(None, new));
+    }
+    writes
+}
+
+/// Stores `a`, `b`, `c` (hourly, enabled) in `namespace`; returns what is stored.
+fn seed_batch(defs: &dyn DefinitionRegistry, namespace: &str) -> Vec<Definition> {
+    for key in ["a", "b", "c"] {
+        defs.upsert_definition(namespace, NewDefinition::new(key, "0 * * * *"))
+            .unwrap();
+    }
+    defs.all_definitions(namespace).unwrap()
+}
+
+/// `(key, cron, enabled)` of every definition, the part a batch changes.
+fn shape(defs: &[Definition]) -> Vec<(String, String, bool)> {
+    defs.iter()
+        .map(|d| (d.key.clone(), d.cron.clone(), d.enabled))
+        .collect()
+}
+
+/// What [`batch_over`] leaves.
+fn after_batch() -> Vec<(String, String, bool)> {
+    let mut after = vec![
+        ("a".to_string(), "*/5 * * * *".to_string(), true),
+        ("c".to_string(), "0 * * * *".to_string(), false),
+    ];
+    after.extend((0..10).map(|i| (format!("d{i}"), "@daily".to_string(), true)));
+    after.sort();
+    after
+}
+
+/// A batch of definition writes is applied all or nothing: when one key is no longer
+/// stored as the caller read it (an operator disabled it in between), nothing of the batch
+/// is written and the stale key is named; read again, the batch applies every write, with
+/// the upsert rules (`schedule_since` moves for the changed cron only).
+pub fn a_definition_batch_applies_all_or_nothing(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let adapter = store.open();
+    let defs = adapter
+        .definition_registry()
+        .expect("backend has no definition registry");
+    let before = seed_batch(defs, NS);
+    let writes = batch_over(&before);
+    defs.disable_definition(NS, "a").unwrap();
+    let read_again = defs.all_definitions(NS).unwrap();
+    assert_eq!(
+        defs.apply_definitions(NS, &writes).unwrap(),
+        BatchOutcome::Stale("a".into()),
+        "a was disabled after the read"
+    );
+    assert_eq!(
+        defs.all_definitions(NS).unwrap(),
+        read_again,
+        "a stale batch wrote something"
+    );
+
+    defs.enable_definition(NS, "a").unwrap();
+    let current = defs.all_definitions(NS).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(
+        defs.apply_definitions(NS, &batch_over(&current)).unwrap(),
+        BatchOutcome::Applied
+    );
+    let after = defs.all_definitions(NS).unwrap();
+    assert_eq!(shape(&after), after_batch());
+    let a_before = current.iter().find(|d| d.key == "a").unwrap();
+    let a_after = after.iter().find(|d| d.key == "a").unwrap();
+    assert!(
+        a_after.schedule_since > a_before.schedule_since,
+        "a's cron changed: its schedule starts at the batch"
+    );
+    assert_eq!(a_after.created_at, a_before.created_at);
+    let d0 = after.iter().find(|d| d.key == "d0").unwrap();
+    assert_eq!(
+        d0.metadata["kaal"]["shell"].as_str(),
+        Some("echo d0 'quoted' \"twice\"")
+    );
+    assert!(
+        defs.find_definition("other", "a").unwrap().is_none(),
+        "the batch wrote outside its namespace"
+    );
+    // A key the batch expects absent that another writer stored meanwhile: stale.
+    defs.upsert_definition(NS, NewDefinition::new("e", "@hourly"))
+        .unwrap();
+    let late = DefinitionWrite::upsert(None, NewDefinition::new("e", "@daily"));
+    assert_eq!(
+        defs.apply_definitions(NS, &[late]).unwrap(),
+        BatchOutcome::Stale("e".into())
+    );
+    assert_eq!(
+        defs.find_definition(NS, "e").unwrap().unwrap().cron,
+        "@hourly"
+    );
+    let mismatched = DefinitionWrite {
+        key: "f".into(),
+        expected: None,
+        write: Some(NewDefinition::new("g", "@daily")),
+    };
+    assert!(
+        defs.apply_definitions(NS, &[mismatched]).is_err(),
+        "a write whose definition has another key must be refused"
+    );
+}
+
+/// A batch cut off part-way — the connection lost after every possible number of bytes,
+/// mid-statement and mid-transaction — leaves the definitions exactly as before or exactly
+/// as the whole batch makes them, never a mix; a batch that reports success is all there.
+/// Backends without a network connection to cut (SQLite) rely on the same transaction and
+/// are covered by [`a_definition_batch_applies_all_or_nothing`].
+pub fn a_definition_batch_cut_part_way_is_all_or_nothing(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let Some(mut cut) = backend.outage(&store.locator) else {
+        return;
+    };
+    if !cut.cut_after(None) {
+        return;
+    }
+    let direct = store.open();
+    let direct_defs = direct.definition_registry().unwrap();
+    let mut budget = 0u64;
+    let mut cuts = 0;
+    for round in 0.. {
+        assert!(
+            round < 400,
+            "the batch never completed within the budgets tried"
+        );
+        let namespace = format!("cut{round}");
+        let before = seed_batch(direct_defs, &namespace);
+        let relayed = backend.open(&cut.locator());
+        let defs = relayed.definition_registry().unwrap();
+        // Connections opened (and warm) before the budget starts counting.
+        let _ = defs.all_definitions(&namespace).unwrap();
+        cut.cut_after(Some(budget));
+        let outcome = defs.apply_definitions(&namespace, &batch_over(&before));
+        cut.cut_after(None);
+        drop(relayed);
+        let now = direct_defs.all_definitions(&namespace).unwrap();
+        match outcome {
+            Ok(BatchOutcome::Applied) => {
+                assert_eq!(
+                    shape(&now),
+                    after_batch(),
+                    "success reported, batch not all there"
+                );
+                break;
+            }
+            Ok(BatchOutcome::Stale(key)) => panic!("nothing changed {key} between read and batch"),
+            Err(_) => {
+                cuts += 1;
+                assert!(
+                    now == before || shape(&now) == after_batch(),
+                    "a batch cut after {budget} bytes left a mix: {:?}",
+                    shape(&now)
+                );
+            }
+        }
+        budget += 97;
+    }
+    assert!(
+        cuts > 3,
+        "the cut never landed inside the batch ({cuts} cuts)"
+    );
+    #[allow(clippy::print_stdout)] // the figures are the evidence in the test log
+    {
+        println!(
+            "definition batch cut part-way: {cuts} cuts from 0 to {budget} bytes, each left all or nothing"
+        );
+    }
 }

@@ -223,6 +223,7 @@ impl Coordinator {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
+        let since_tolerance = chrono_duration(config.max_clock_offset);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -231,7 +232,7 @@ impl Coordinator {
                 registry,
                 clock,
                 logging,
-                schedule: Mutex::new(Schedule::default()),
+                schedule: Mutex::new(Schedule::with_tolerance(since_tolerance)),
                 node,
                 db_clock: Mutex::new(claim::DbClock::default()),
                 sweep: Mutex::new(claim::SweepState::default()),
