@@ -4,8 +4,10 @@
 //! This crate re-exports [`kaal_core`] (the claim model, the coordinator, cron, [`Kaal`]) and
 //! adds what an operator touches: [`connect`] picks a store by its URL, [`ConfigFile`] reads
 //! `config/kaal.yml`, [`SchedulerFile`] reads `config/kaal-scheduler.yml`, and
-//! [`apply_scheduler_file`] stores the file's jobs and binds them — processes for `command:`
-//! and `shell:` jobs ([`CommandJob`]), your code for `handler:` jobs ([`Handlers`]).
+//! [`apply_scheduler_file`] stores the file's new jobs and binds them — processes for
+//! `command:` and `shell:` jobs ([`CommandJob`]), your code for `handler:` jobs
+//! ([`Handlers`]); [`commit_scheduler_file`] (`kaal apply`) changes stored jobs, in one
+//! transaction.
 //!
 //! # The one decision to understand: the file is applied, the database decides
 //!
@@ -13,8 +15,11 @@
 //! database as `file` definitions and binds each to a callback in this process; every tick
 //! then reads the **stored** definitions, so `kaal disable KEY` on any host stops a job on
 //! every node, and a fire time is claimed through the database exactly as for jobs registered
-//! in code. See [`apply`] for conflicts with code-registered jobs, jobs removed
-//! from the file and the enabled state.
+//! in code. A node starting with its file only adds jobs the database has never held;
+//! changing or removing stored jobs is `kaal apply` ([`commit_scheduler_file`]), one
+//! transaction, so nodes with different files during a rolling deploy never undo each
+//! other. See [`apply`] for the rules: conflicts with code-registered jobs, removed jobs,
+//! the enabled state, and which node runs a job whose command changed.
 //!
 //! # Example
 //!
@@ -99,8 +104,9 @@ mod yaml;
 pub use kaal_core::*;
 
 pub use apply::{
-    apply_scheduler_file, bind_stored_file_jobs, job_from_definition, load_scheduler_file,
-    stored_metadata, ApplyError, ApplyReport, Handlers,
+    apply_scheduler_file, bind_stored_file_jobs, commit_scheduler_file, is_removed,
+    job_from_definition, load_scheduler_file, plan_scheduler_file, stored_metadata, ApplyError,
+    ApplyReport, FilePlan, Handlers,
 };
 pub use command_job::{CommandError, CommandJob, Program};
 pub use config_file::{ConfigCheck, ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT};

@@ -161,10 +161,15 @@ fn a_bad_scheduler_file_leaves_every_stored_definition_as_it_was() {
     let table = |s: &str| {
         s.lines()
             .skip_while(|l| !l.starts_with("KEY"))
+            .take_while(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join("\n")
     };
     assert_eq!(table(&before), table(&after));
+    assert!(
+        after.contains("this node's scheduler file cannot be used"),
+        "status names the broken file: {after}"
+    );
 }
 
 #[test]

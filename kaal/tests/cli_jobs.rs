@@ -154,7 +154,7 @@ fn a_command_stored_in_the_database_alone_is_reported_and_not_run() {
 }
 
 #[test]
-fn a_stored_command_that_differs_from_the_file_runs_as_the_file_says() {
+fn a_stored_command_that_differs_from_the_file_runs_nowhere_but_nodes_whose_file_matches() {
     use diesel::{Connection, RunQueryDsl, SqliteConnection};
 
     let project = Project::sqlite(
@@ -170,7 +170,27 @@ fn a_stored_command_that_differs_from_the_file_runs_as_the_file_says() {
     .execute(&mut db)
     .unwrap();
     std::fs::remove_file(project.path("mine.txt")).unwrap();
-    project.run(&["tick", "--at", "2026-01-01T10:00:05Z"]).ok();
-    assert!(!project.path("PWNED").exists());
+    let run = project.run(&["tick", "--at", "2026-01-01T10:00:05Z"]);
+    run.ok();
+    assert!(
+        !project.path("PWNED").exists(),
+        "a command from the database ran"
+    );
+    assert!(
+        !project.path("mine.txt").exists(),
+        "this node's file has another command than the database: it runs neither"
+    );
+    assert!(
+        run.stderr.contains("the database holds another command"),
+        "{}",
+        run.stderr
+    );
+    // `kaal apply` puts the file's command back; the next fire time runs it.
+    let applied = project.run(&["apply"]);
+    assert!(
+        applied.ok().contains("~ change    mine: shell"),
+        "{applied:#?}"
+    );
+    project.run(&["tick", "--at", "2026-01-01T11:00:05Z"]).ok();
     assert_eq!(project.read("mine.txt"), "mine\n");
 }

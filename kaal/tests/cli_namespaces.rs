@@ -168,13 +168,31 @@ fn two_namespaces_on_one_database_keep_their_own_definition_of_the_same_key() {
         "defaults:\n  jobs:\n    - key: only-app2\n      cron: \"@daily\"\n      command: [\"true\"]\n",
     );
     run(&project, "app2", &["tick", "--at", later]).ok();
-    assert_eq!(keys("app2"), ["only-app2"]);
+    assert!(
+        !store
+            .find_definition("app2", "sync")
+            .unwrap()
+            .unwrap()
+            .metadata
+            .contains_key("removed"),
+        "a tick never removes a stored job"
+    );
+    run(&project, "app2", &["apply"]).ok();
+    assert!(kaal::is_removed(
+        &store.find_definition("app2", "sync").unwrap().unwrap()
+    ));
+    assert_eq!(
+        keys("app2"),
+        ["only-app2", "sync"],
+        "removed jobs are kept, marked"
+    );
     assert_eq!(keys("app1"), ["only-app1", "sync"]);
     let kept = store.find_definition("app1", "sync").unwrap().unwrap();
     assert_eq!(
         (kept.cron.as_str(), kept.enabled, kept.created_at),
         ("*/5 * * * *", true, sync1.created_at)
     );
-    // `enable` of a key another namespace has, but this one no longer does, finds nothing.
-    run(&project, "app2", &["enable", "sync"]).fails(2, &["sync"]);
+    // `enable` of a key this namespace removed is refused, naming the way back.
+    run(&project, "app2", &["enable", "sync"]).fails(2, &["sync", "removed by `kaal apply`"]);
+    run(&project, "app2", &["enable", "never-stored"]).fails(2, &["never-stored"]);
 }

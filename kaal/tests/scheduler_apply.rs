@@ -1,5 +1,6 @@
-//! Applying a scheduler file through the library: conflict policies, enabled state, removed
-//! jobs, handler binding.
+//! Applying a scheduler file through the library: what a starting node adds (new keys only)
+//! and what `kaal apply` changes (everything, atomically), conflict policies, enabled state,
+//! removed jobs, handler binding.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -7,9 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use kaal::chrono::{TimeZone, Utc};
+use kaal::Adapter as _;
 use kaal::{
-    apply_scheduler_file, job_from_definition, stored_metadata, ApplyError, Config, ConflictPolicy,
-    DefinitionSource, Fire, Handlers, JobAction, Kaal, MemoryAdapter, SchedulerFile,
+    apply_scheduler_file, commit_scheduler_file, is_removed, job_from_definition,
+    plan_scheduler_file, stored_metadata, ApplyError, Config, ConflictPolicy, DefinitionSource,
+    Fire, Handlers, JobAction, Kaal, MemoryAdapter, SchedulerFile,
 };
 
 fn node(policy: ConflictPolicy) -> Kaal {
@@ -69,11 +72,24 @@ fn conflict_policy_error_refuses_with_the_line_and_writes_nothing() {
 }
 
 #[test]
-fn conflict_policy_file_wins_overwrites_and_code_wins_keeps_the_code_definition() {
+fn conflict_policy_file_wins_overwrites_at_apply_and_code_wins_keeps_the_code_definition() {
     let kaal = node(ConflictPolicy::FileWins);
     register_in_code(&kaal);
     let report = apply_scheduler_file(&kaal, &file(SHARED), &Handlers::new()).unwrap();
-    assert_eq!(report.stored, ["shared"]);
+    assert!(report.added.is_empty() && report.bound.is_empty());
+    assert_eq!(report.not_run.len(), 1, "{report:?}");
+    let store = kaal.adapter().definition_registry().unwrap();
+    assert_eq!(
+        store
+            .find_definition("kaal", "shared")
+            .unwrap()
+            .unwrap()
+            .source,
+        DefinitionSource::Code,
+        "a starting node does not replace a stored definition"
+    );
+    let plan = commit_scheduler_file(&kaal, &file(SHARED), false).unwrap();
+    assert_eq!(plan.replaced_code, ["shared"]);
     let def = kaal
         .adapter()
         .definition_registry()
@@ -108,8 +124,12 @@ fn conflict_policy_file_wins_overwrites_and_code_wins_keeps_the_code_definition(
 fn an_operators_disable_survives_reapplying_but_a_changed_file_value_wins() {
     let kaal = node(ConflictPolicy::Error);
     let store = kaal.adapter().definition_registry().unwrap();
-    apply_scheduler_file(&kaal, &file(SHARED), &Handlers::new()).unwrap();
+    let apply = |jobs: &str| commit_scheduler_file(&kaal, &file(jobs), false).unwrap();
+    apply(SHARED);
     kaal.disable("shared").unwrap();
+    let plan = apply(SHARED);
+    assert_eq!(plan.kept_disabled, ["shared"]);
+    assert!(plan.is_empty());
     apply_scheduler_file(&kaal, &file(SHARED), &Handlers::new()).unwrap();
     assert!(
         !store
@@ -120,9 +140,9 @@ fn an_operators_disable_survives_reapplying_but_a_changed_file_value_wins() {
     );
 
     let disabled_in_file = format!("{SHARED}      enabled: false\n");
-    apply_scheduler_file(&kaal, &file(&disabled_in_file), &Handlers::new()).unwrap();
+    apply(&disabled_in_file);
     kaal.enable("shared").unwrap();
-    apply_scheduler_file(&kaal, &file(&disabled_in_file), &Handlers::new()).unwrap();
+    apply(&disabled_in_file);
     assert!(
         store
             .find_definition("kaal", "shared")
@@ -131,7 +151,7 @@ fn an_operators_disable_survives_reapplying_but_a_changed_file_value_wins() {
             .enabled,
         "operator's enable kept"
     );
-    apply_scheduler_file(&kaal, &file(SHARED), &Handlers::new()).unwrap();
+    apply(SHARED);
     assert!(
         store
             .find_definition("kaal", "shared")
@@ -143,30 +163,170 @@ fn an_operators_disable_survives_reapplying_but_a_changed_file_value_wins() {
 }
 
 #[test]
-fn jobs_removed_from_the_file_are_deleted_but_code_definitions_stay() {
+fn a_removed_job_is_kept_marked_removed_and_a_node_with_an_older_file_does_not_bring_it_back() {
     let kaal = node(ConflictPolicy::Error);
     kaal.register("from-code", "@hourly", |_: &Fire| {
         Ok::<(), std::io::Error>(())
     })
     .unwrap();
-    apply_scheduler_file(&kaal, &file(SHARED), &Handlers::new()).unwrap();
-    let report = apply_scheduler_file(
-        &kaal,
-        &file("    - key: replacement\n      cron: \"@daily\"\n      shell: \"true\"\n"),
-        &Handlers::new(),
+    let store = kaal.adapter().definition_registry().unwrap();
+    commit_scheduler_file(&kaal, &file(SHARED), false).unwrap();
+    let newer = file("    - key: replacement\n      cron: \"@daily\"\n      shell: \"true\"\n");
+    let err = commit_scheduler_file(&kaal, &newer, false).unwrap_err();
+    assert!(
+        matches!(err, ApplyError::Refused(_))
+            && err
+                .to_string()
+                .contains("would remove every stored job (shared)"),
+        "{err}"
+    );
+    assert!(!is_removed(
+        &store.find_definition("kaal", "shared").unwrap().unwrap()
+    ));
+    assert!(
+        store
+            .find_definition("kaal", "replacement")
+            .unwrap()
+            .is_none(),
+        "refused: nothing written"
+    );
+
+    let plan = commit_scheduler_file(&kaal, &newer, true).unwrap();
+    assert_eq!(
+        (plan.added.as_slice(), plan.removed.as_slice()),
+        (
+            &["replacement".to_string()][..],
+            &["shared".to_string()][..]
+        )
+    );
+    let shared = store.find_definition("kaal", "shared").unwrap().unwrap();
+    assert!(
+        is_removed(&shared) && !shared.enabled,
+        "kept disabled, marked removed"
+    );
+    assert_eq!(
+        store
+            .find_definition("kaal", "from-code")
+            .unwrap()
+            .unwrap()
+            .source,
+        DefinitionSource::Code,
+        "code definitions are not the file's to remove"
+    );
+
+    // A node restarted with the older file: `shared` is not a new key, so it is neither
+    // added back nor run.
+    let old_node = node(ConflictPolicy::Error);
+    let report = apply_scheduler_file(&kaal, &file(SHARED), &Handlers::new()).unwrap();
+    assert!(
+        report.added.is_empty() && report.bound.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.not_run[0].0, "shared");
+    assert!(is_removed(
+        &store.find_definition("kaal", "shared").unwrap().unwrap()
+    ));
+    drop(old_node);
+
+    // Applying a file that has it again restores it.
+    let both = file(&format!(
+        "{SHARED}    - key: replacement\n      cron: \"@daily\"\n      shell: \"true\"\n"
+    ));
+    assert_eq!(
+        plan_scheduler_file(&kaal, &both).unwrap().restored,
+        ["shared"]
+    );
+    commit_scheduler_file(&kaal, &both, false).unwrap();
+    let shared = store.find_definition("kaal", "shared").unwrap().unwrap();
+    assert!(!is_removed(&shared) && shared.enabled);
+}
+
+#[test]
+fn an_empty_file_is_refused_and_stored_jobs_stay() {
+    let kaal = node(ConflictPolicy::Error);
+    commit_scheduler_file(&kaal, &file(SHARED), false).unwrap();
+    let empty = SchedulerFile::parse(
+        "defaults:\n  jobs: []\n",
+        Path::new("kaal-scheduler.yml"),
+        "development",
+        "kaal",
     )
     .unwrap();
-    assert_eq!(report.removed, ["shared"]);
-    let keys: Vec<String> = kaal
+    let err = commit_scheduler_file(&kaal, &empty, false).unwrap_err();
+    assert!(err.to_string().contains("defines no jobs"), "{err}");
+    let stored = kaal
         .adapter()
         .definition_registry()
         .unwrap()
         .all_definitions("kaal")
-        .unwrap()
-        .into_iter()
-        .map(|d| d.key)
-        .collect();
-    assert_eq!(keys, ["from-code", "replacement"]);
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].enabled && !is_removed(&stored[0]));
+}
+
+/// Two nodes with different files (a rolling deploy): neither one's start deletes, rewrites
+/// or re-enables the other's jobs; each adds its new keys, runs what matches, and reports
+/// the rest.
+#[test]
+fn nodes_with_different_files_do_not_undo_each_other() {
+    let store = Arc::new(MemoryAdapter::new());
+    let node_on = |id: &str| {
+        let config = Config {
+            node_id: id.into(),
+            ..Config::default()
+        };
+        Kaal::new(config, store.clone()).unwrap()
+    };
+    let old_file = file(&format!(
+        "{SHARED}    - key: legacy\n      cron: \"@hourly\"\n      shell: \"true\"\n"
+    ));
+    let new_file = file(
+        "    - key: shared\n      cron: \"*/10 * * * *\"\n      command: [\"true\"]\n    - key: added\n      cron: \"@daily\"\n      shell: \"true\"\n",
+    );
+    let old = node_on("old");
+    commit_scheduler_file(&old, &old_file, false).unwrap();
+    old.disable("legacy").unwrap();
+    let new = node_on("new");
+    let report = apply_scheduler_file(&new, &new_file, &Handlers::new()).unwrap();
+    assert_eq!(report.added, ["added"]);
+    assert_eq!(
+        report.plan.changed.len(),
+        1,
+        "shared's cron differs: {report:?}"
+    );
+    assert_eq!(report.plan.removed, ["legacy"], "reported, not removed");
+    assert!(
+        report.bound.contains(&"shared".to_string()),
+        "same command: runs the stored cron"
+    );
+    let defs = store.definition_registry().unwrap();
+    let shared = defs.find_definition("kaal", "shared").unwrap().unwrap();
+    assert_eq!(
+        shared.cron, "*/5 * * * *",
+        "a starting node does not rewrite a cron"
+    );
+    let legacy = defs.find_definition("kaal", "legacy").unwrap().unwrap();
+    assert!(
+        !legacy.enabled && !is_removed(&legacy),
+        "still there, still disabled"
+    );
+
+    let report = apply_scheduler_file(&node_on("old-again"), &old_file, &Handlers::new()).unwrap();
+    assert!(report.added.is_empty());
+    assert_eq!(
+        report.plan.removed,
+        ["added"],
+        "the older file lacks it: reported only"
+    );
+    assert!(defs.find_definition("kaal", "added").unwrap().is_some());
+    assert!(
+        !defs
+            .find_definition("kaal", "legacy")
+            .unwrap()
+            .unwrap()
+            .enabled,
+        "operator's disable kept"
+    );
 }
 
 #[test]

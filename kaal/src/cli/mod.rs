@@ -1,5 +1,6 @@
 //! Command-line surface: arguments (clap derive), exit codes, one-line errors.
 
+mod apply;
 mod check;
 mod context;
 mod cron_cmds;
@@ -61,8 +62,10 @@ enum Command {
     Migrate,
     /// Run the scheduler until SIGTERM, SIGINT or SIGHUP
     ///
-    /// Applies the scheduler file (stores its jobs in the database and binds their commands),
-    /// prints a summary, runs missed-run recovery over recovery_window, then ticks every
+    /// Reads the scheduler file: stores the jobs the database has never held (it never
+    /// changes or removes stored jobs: that is `kaal apply`), binds the commands of the jobs
+    /// whose stored command is this file's, warns about every job where the file and the
+    /// database differ, prints a summary, runs missed-run recovery over recovery_window, then ticks every
     /// tick_interval. SIGTERM, SIGINT or SIGHUP (a stop, for now) finishes the current tick
     /// and exits 0; a second signal kills the running job's process group and exits 130. An
     /// SQLite database is created and migrated automatically.
@@ -70,7 +73,7 @@ enum Command {
     Start,
     /// Run one tick at an instant (default now) and print what it dispatched
     ///
-    /// Applies the scheduler file like `start`, then dispatches the fire times due at the
+    /// Reads the scheduler file like `start` (adding new jobs only), then dispatches the fire times due at the
     /// instant (those within window_lookback before it) that no node has dispatched yet.
     /// Exits 1 when a job failed. Several ticks at once on one database run each fire time
     /// once. A tick at an explicit instant is a testing and repair tool: --at later than the
@@ -79,6 +82,21 @@ enum Command {
     /// would claim and run, claiming, running and writing nothing.
     #[command(after_help = EXIT_CODES)]
     Tick(TickArgs),
+    /// Apply the scheduler file to the database: add, change and remove stored jobs, in one
+    /// transaction
+    ///
+    /// Prints the difference between the file and the stored jobs (added, changed with what
+    /// changed, removed, kept disabled by an operator) and applies all of it or none of it.
+    /// Nodes never change or delete stored jobs on their own (they only add new keys at
+    /// start), so this is how a deploy changes a cron or a command or removes a job. An
+    /// operator's enable/disable survives. A file that defines no jobs, or one that would
+    /// remove every stored job, is refused (exit 2) unless --force. A removed job is kept
+    /// disabled and marked removed, so a node with an older file does not add it back.
+    #[command(after_help = EXIT_CODES)]
+    Apply(ApplyArgs),
+    /// Show what `kaal apply` would change, writing nothing (same as `kaal apply --dry-run`)
+    #[command(after_help = EXIT_CODES)]
+    Diff,
     /// Check the configuration file and the scheduler file without a database
     ///
     /// Reports every problem of both files, each with its file and line, and exits 2; or
@@ -132,6 +150,16 @@ struct TickArgs {
     /// yet due) and claim, run and write nothing (no definitions stored either)
     #[arg(long)]
     dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// Print the difference and write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Apply a file that defines no jobs or that removes every stored job
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +322,20 @@ fn run_command(cli: Cli) -> Result<u8, Failure> {
                 at: args.at.as_deref(),
                 dry_run: args.dry_run,
                 force: args.force,
+            },
+        ),
+        Command::Apply(args) => apply::run(
+            config,
+            apply::ApplyOptions {
+                dry_run: args.dry_run,
+                force: args.force,
+            },
+        ),
+        Command::Diff => apply::run(
+            config,
+            apply::ApplyOptions {
+                dry_run: true,
+                force: false,
             },
         ),
         Command::Check => check::run(config),

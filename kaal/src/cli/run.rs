@@ -214,6 +214,16 @@ pub(crate) fn set_enabled(
     enabled: bool,
 ) -> Result<u8, Failure> {
     let context = Context::open_existing(config)?;
+    if let Some(store) = context.kaal.adapter().definition_registry() {
+        let stored = store
+            .find_definition(&context.kaal.config().namespace, key)
+            .map_err(|err| Failure::store(hint(&err.to_string())))?;
+        if stored.as_ref().is_some_and(kaal::is_removed) {
+            return Err(Failure::usage(format!(
+                "job {key:?} was removed by `kaal apply` (its scheduler file no longer has it); to run it again, add it back to the scheduler file and run `kaal apply`"
+            )));
+        }
+    }
     let result = if enabled {
         context.kaal.enable(key)
     } else {
@@ -241,7 +251,7 @@ pub(crate) fn set_enabled(
                 .map(|d| d.key)
                 .collect::<Vec<_>>();
             Err(Failure::usage(if known.is_empty() {
-                format!("no stored job {key:?}: the database has no job definitions yet (run `kaal start` or `kaal tick` to store the scheduler file's jobs)")
+                format!("no stored job {key:?}: the database has no job definitions yet (run `kaal apply`, `kaal start` or `kaal tick` to store the scheduler file's jobs)")
             } else {
                 format!("no stored job {key:?}; stored jobs: {}", known.join(", "))
             }))

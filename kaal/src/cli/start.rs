@@ -110,12 +110,24 @@ fn summary(
         context.file.environment
     ))?;
     match scheduler {
-        Some(path) => line(format!(
-            "scheduler file {path}: {} job(s) stored, {} removed, {} left to code",
-            report.stored.len(),
-            report.removed.len(),
-            report.kept_code.len()
-        ))?,
+        Some(path) => {
+            line(format!(
+                "scheduler file {path}: {} new job(s) stored, {} bound here, {} left to code",
+                report.added.len(),
+                report.bound.len(),
+                report.kept_code.len()
+            ))?;
+            let differences = report.differences();
+            if !differences.is_empty() {
+                line(format!(
+                    "this node's file differs from the database in {} job(s) (`kaal diff` shows them, `kaal apply` applies the file):",
+                    report.plan.changed.len() + report.plan.removed.len() + report.not_run.len()
+                ))?;
+                for difference in differences {
+                    line(format!("  {difference}"))?;
+                }
+            }
+        }
         None => line(format!(
             "scheduler file {} missing: no commands to run (only stored handler jobs)",
             c.scheduler_config_path.display()

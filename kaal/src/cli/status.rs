@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use kaal::chrono::Utc;
 use kaal::cron::CronExpr;
+use kaal::{load_scheduler_file, plan_scheduler_file, ApplyError};
 
 use super::context::{hint, records_of, Context};
 use super::output::{line, table, zoned};
@@ -64,9 +65,9 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
     line("")?;
     if definitions.is_empty() {
         line(
-            "no stored jobs (the scheduler file's jobs are stored by `kaal start` and `kaal tick`)",
+            "no stored jobs (the scheduler file's jobs are stored by `kaal apply`, `kaal start` and `kaal tick`)",
         )?;
-        return Ok(0);
+        return file_versus_database(&context);
     }
     let now = Utc::now();
     let log = context.kaal.adapter().dispatch_registry();
@@ -100,7 +101,14 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
             def.key.clone(),
             def.cron.clone(),
             human,
-            if def.enabled { "yes" } else { "no" }.to_string(),
+            if kaal::is_removed(def) {
+                "removed"
+            } else if def.enabled {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_string(),
             def.source.to_string(),
             next,
             last,
@@ -118,5 +126,59 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
         ],
         &rows,
     )?;
+    file_versus_database(&context)
+}
+
+/// How this node's scheduler file differs from the stored definitions: what `kaal apply`
+/// would change, and what this node would not run. A file that cannot be read is reported,
+/// not fatal: `status` is for finding out what is wrong.
+fn file_versus_database(context: &Context) -> Result<u8, Failure> {
+    let path = &context.file.config.scheduler_config_path;
+    line("")?;
+    let file = match load_scheduler_file(&context.kaal, &context.file.environment) {
+        Ok(Some(file)) => file,
+        Ok(None) => {
+            line(format!(
+                "this node's scheduler file {} is missing",
+                path.display()
+            ))?;
+            return Ok(0);
+        }
+        Err(err) => {
+            line(format!(
+                "this node's scheduler file cannot be used: {}",
+                err.to_string().replace('\n', " ")
+            ))?;
+            return Ok(0);
+        }
+    };
+    let plan = match plan_scheduler_file(&context.kaal, &file) {
+        Ok(plan) => plan,
+        Err(ApplyError::Store(err)) => return Err(Failure::store(hint(&err.to_string()))),
+        Err(err) => {
+            line(format!(
+                "this node's scheduler file {} cannot be applied: {}",
+                path.display(),
+                err.to_string().replace('\n', " ")
+            ))?;
+            return Ok(0);
+        }
+    };
+    if plan.is_empty() {
+        line(format!(
+            "this node's scheduler file {} matches the database ({} job(s))",
+            path.display(),
+            file.jobs.len()
+        ))?;
+        return Ok(0);
+    }
+    line(format!(
+        "this node's scheduler file {} differs from the database ({}); `kaal apply` would:",
+        path.display(),
+        plan.summary()
+    ))?;
+    for text in plan.lines() {
+        line(format!("  {text}"))?;
+    }
     Ok(0)
 }
