@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kaal_core::Adapter;
+use kaal_core::{Adapter, Clock};
 
 use crate::Outage;
 
@@ -21,6 +21,17 @@ pub trait Backend: Send + Sync + 'static {
     /// Opens a new, independent adapter on the store at `locator`: its own pool or session,
     /// as a separate node of the fleet would have. Panics with a clear message on failure.
     fn open(&self, locator: &str) -> Arc<dyn Adapter>;
+
+    /// Opens an adapter on the store at `locator` whose registries stamp their timestamps
+    /// (a definition's `created_at`, `schedule_since`...) from `clock`, for the behaviours
+    /// that replay hours of simulated time ([`owed`](crate::owed)); the suite opens one per
+    /// test and shares it between the nodes it starts one after another. `None` (the
+    /// default) when the backend cannot: those behaviours then check nothing, so a backend
+    /// whose store can take a clock (every Diesel store, `with_clock`) should.
+    fn open_with_clock(&self, locator: &str, clock: Arc<dyn Clock>) -> Option<Arc<dyn Adapter>> {
+        let _ = (locator, clock);
+        None
+    }
 
     /// Removes the store after a test (best effort; the default does nothing).
     fn drop_store(&self, locator: &str) {

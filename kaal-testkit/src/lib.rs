@@ -23,6 +23,8 @@
 //! * [`claims`] — the claim protocol's store behaviours: insert-only commit point,
 //!   compare-and-set start and takeover, the database's clock deciding what is due and who
 //!   is alive, unique node ids, namespace isolation;
+//! * [`owed`] — only what was owed runs: a restart storm, a disabled interval and a cron
+//!   change replayed over simulated hours on the backend's own store;
 //! * [`coordination`] — coordinator scenarios: code and file jobs, enable/disable, rebuilt
 //!   nodes, N nodes ticking the same instant, restart recovery;
 //! * [`fleet`] — K OS processes ticking one store (4 × 200 and 8 × 500 fire times);
@@ -43,6 +45,7 @@ pub mod fleet;
 pub mod locks;
 mod memory;
 pub mod outage;
+pub mod owed;
 pub mod registries;
 mod store;
 
@@ -83,6 +86,9 @@ macro_rules! conformance_suite {
             registries::definitions_are_scoped_by_namespace,
             registries::a_definition_batch_applies_all_or_nothing,
             registries::a_definition_batch_cut_part_way_is_all_or_nothing,
+            owed::a_restart_storm_runs_each_owed_fire_time_once_and_nothing_earlier,
+            owed::a_restart_after_a_disabled_interval_runs_nothing_from_it,
+            owed::a_restart_after_a_cron_change_runs_nothing_of_the_new_cron_before_it,
             coordination::code_and_file_definitions_dispatch_in_the_same_tick,
             coordination::disabled_definition_is_dispatched_only_after_enable,
             coordination::rebuilt_coordinator_dispatches_the_next_tick,

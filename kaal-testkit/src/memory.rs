@@ -37,6 +37,14 @@ impl Backend for MemoryBackend {
         }
     }
 
+    fn open_with_clock(
+        &self,
+        _locator: &str,
+        clock: Arc<dyn kaal_core::Clock>,
+    ) -> Option<Arc<dyn Adapter>> {
+        Some(Arc::new(MemoryAdapter::with_clock(clock)))
+    }
+
     fn drop_store(&self, locator: &str) {
         stores()
             .lock()

@@ -112,6 +112,14 @@ impl kaal_testkit::Backend for MysqlLeases {
         Arc::new(open(locator))
     }
 
+    fn open_with_clock(
+        &self,
+        locator: &str,
+        clock: Arc<dyn kaal_core::Clock>,
+    ) -> Option<Arc<dyn Adapter>> {
+        Some(Arc::new(open(locator).with_clock(clock)))
+    }
+
     fn drop_store(&self, locator: &str) {
         drop_database(locator);
     }

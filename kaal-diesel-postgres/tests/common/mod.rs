@@ -125,6 +125,14 @@ impl kaal_testkit::Backend for PgLeases {
         Arc::new(open(locator))
     }
 
+    fn open_with_clock(
+        &self,
+        locator: &str,
+        clock: Arc<dyn kaal_core::Clock>,
+    ) -> Option<Arc<dyn Adapter>> {
+        Some(Arc::new(open(locator).with_clock(clock)))
+    }
+
     fn drop_store(&self, locator: &str) {
         drop_database(locator);
     }

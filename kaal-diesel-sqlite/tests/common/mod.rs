@@ -39,6 +39,14 @@ impl kaal_testkit::Backend for SqliteFiles {
         Arc::new(open(locator))
     }
 
+    fn open_with_clock(
+        &self,
+        locator: &str,
+        clock: Arc<dyn kaal_core::Clock>,
+    ) -> Option<Arc<dyn Adapter>> {
+        Some(Arc::new(open(locator).with_clock(clock)))
+    }
+
     fn outage(&self, locator: &str) -> Option<Box<dyn kaal_testkit::Outage>> {
         Some(Box::new(WriterHoldsTheLock {
             path: locator.to_string(),

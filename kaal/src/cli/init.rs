@@ -120,6 +120,9 @@ const SCHEDULER_TEMPLATE: &str = r#"# kaal jobs. `defaults:` jobs run everywhere
 # plus, for command/shell: env (mapping), working_dir, timeout (seconds); and metadata.
 # Placeholders: {{fire_time.iso8601}} {{fire_time.unix}} {{idempotency_key}} {{key}}
 # (in a shell string each value is quoted for you, wherever it stands).
+#
+# `kaal start` adds jobs the database has never held; to change a cron or a command or to
+# remove a job, edit this file and run `kaal diff` (what would change), then `kaal apply`.
 # ${VAR} and ${VAR:-default} are read from the environment when the file is loaded, in
 # shell strings too (an unset one is an error); write $VAR or $${VAR} for the job's shell.
 # Only the commands of this file run: kaal never runs a command read from the database.
