@@ -34,7 +34,10 @@
 //! in its file. A job whose stored command differs is left to the nodes whose file matches
 //! — during a deploy that changes a command, old nodes run the old command until the new
 //! file is applied, new nodes the new one after; never both for one fire time, since every
-//! fire time is claimed once.
+//! fire time is claimed once. A running node re-checks this every few seconds
+//! ([`rebind_scheduler_file`], called by `kaal start`): once another node's `kaal apply`
+//! changes a job's command away from its file, or removes the job, it stops running it, and
+//! it runs the job again when the database holds its command again.
 //!
 //! # Removed jobs are remembered
 //!
@@ -599,23 +602,10 @@ pub fn apply_scheduler_file(
             }
         }
         for job in &file.jobs {
-            let Some(def) = plan.stored.get(&job.key) else {
-                continue;
-            };
-            let reason = if plan.kept_code.contains(&job.key) {
-                None
-            } else if def.source == DefinitionSource::Code {
-                Some("it is registered in code; `kaal apply` replaces it (scheduler_conflict_policy: file_wins)".to_string())
-            } else if is_removed(def) {
-                Some("`kaal apply` removed it; apply a file that has it to add it back".to_string())
-            } else if execution(&def.metadata) != execution(&stored_metadata(job)) {
-                Some("the database holds another command for it (an edited file, or another node's newer or older one); nodes run only their own file's commands, so nodes whose file matches run it".to_string())
-            } else {
-                bind(kaal, job, handlers, &mut report)?;
-                continue;
-            };
-            if let Some(reason) = reason {
-                report.not_run.push((job.key.clone(), reason));
+            match runnable(&plan, job) {
+                Runnable::Yes => bind(kaal, job, handlers, &mut report)?,
+                Runnable::No(reason) => report.not_run.push((job.key.clone(), reason)),
+                Runnable::Elsewhere => {}
             }
         }
     } else {
@@ -629,6 +619,83 @@ pub fn apply_scheduler_file(
         log::warn!("{warning}");
     }
     Ok(report)
+}
+
+/// Whether this node runs a file job, by the rules of the [module docs](self).
+enum Runnable {
+    /// The stored definition is the file's job (cron and enabled state may differ: the
+    /// database's are in force).
+    Yes,
+    /// Not here, for this reason.
+    No(String),
+    /// Left to its code definition (`code_wins`), or not stored at all: not this file's to
+    /// run or report.
+    Elsewhere,
+}
+
+fn runnable(plan: &FilePlan, job: &FileJob) -> Runnable {
+    let Some(def) = plan.stored.get(&job.key) else {
+        return Runnable::Elsewhere;
+    };
+    if plan.kept_code.contains(&job.key) {
+        Runnable::Elsewhere
+    } else if def.source == DefinitionSource::Code {
+        Runnable::No("it is registered in code; `kaal apply` replaces it (scheduler_conflict_policy: file_wins)".into())
+    } else if is_removed(def) {
+        Runnable::No("`kaal apply` removed it; apply a file that has it to add it back".into())
+    } else if execution(&def.metadata) != execution(&stored_metadata(job)) {
+        Runnable::No("the database holds another command for it (an edited file, or another node's newer or older one); nodes run only their own file's commands, so nodes whose file matches run it".into())
+    } else {
+        Runnable::Yes
+    }
+}
+
+/// What [`rebind_scheduler_file`] changed in this process, by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rebound {
+    /// Jobs this process now runs (restored, or their stored command is this file's again).
+    pub bound: Vec<String>,
+    /// Jobs this process stopped running (removed, or their stored command changed).
+    pub unbound: Vec<String>,
+}
+
+/// Brings a running process in line with the database after someone else applied a file:
+/// binds the jobs of `file` (this process's file, as loaded at start) that it can now run
+/// and unbinds those it no longer can — a job `kaal apply` removed, or whose command it
+/// changed to one this file does not have. Writes nothing. `kaal start` calls it every few
+/// seconds, so a node that has not been redeployed stops running an old command shortly
+/// after the new one is applied (a fire time it claimed before it noticed still runs the
+/// old one, once).
+pub fn rebind_scheduler_file(
+    kaal: &Kaal,
+    file: &SchedulerFile,
+    handlers: &Handlers,
+) -> Result<Rebound, ApplyError> {
+    let plan = plan_scheduler_file(kaal, file)?;
+    let mut rebound = Rebound::default();
+    for job in &file.jobs {
+        let bound = kaal.registry().is_registered(&job.key);
+        match runnable(&plan, job) {
+            Runnable::Yes if !bound => {
+                let mut report = ApplyReport::default();
+                bind(kaal, job, handlers, &mut report)?;
+                if !report.bound.is_empty() {
+                    log::info!(
+                        "job {:?}: the database now holds this node's command; running it",
+                        job.key
+                    );
+                    rebound.bound.push(job.key.clone());
+                }
+            }
+            Runnable::No(reason) if bound => {
+                kaal.registry().remove(&job.key);
+                log::warn!("job {:?}: no longer run by this node: {reason}", job.key);
+                rebound.unbound.push(job.key.clone());
+            }
+            _ => {}
+        }
+    }
+    Ok(rebound)
 }
 
 /// Binds the `handler:` jobs among the `file` definitions already stored (for when the

@@ -105,8 +105,8 @@ pub use kaal_core::*;
 
 pub use apply::{
     apply_scheduler_file, bind_stored_file_jobs, commit_scheduler_file, is_removed,
-    job_from_definition, load_scheduler_file, plan_scheduler_file, stored_metadata, ApplyError,
-    ApplyReport, FilePlan, Handlers,
+    job_from_definition, load_scheduler_file, plan_scheduler_file, rebind_scheduler_file,
+    stored_metadata, ApplyError, ApplyReport, FilePlan, Handlers, Rebound,
 };
 pub use command_job::{CommandError, CommandJob, Program};
 pub use config_file::{ConfigCheck, ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT};

@@ -407,3 +407,40 @@ fn environment_jobs_replace_the_defaults_job_with_the_same_key() {
         ["@hourly", "@daily"]
     );
 }
+
+/// A running node whose file was not redeployed stops running a job once another node's
+/// `kaal apply` changes its command or removes it, and runs it again once the database
+/// holds its command again.
+#[test]
+fn a_running_node_unbinds_a_job_whose_command_another_apply_changed_and_binds_it_back() {
+    let store = Arc::new(MemoryAdapter::new());
+    let node_on = |id: &str| {
+        let config = Config {
+            node_id: id.into(),
+            ..Config::default()
+        };
+        Kaal::new(config, store.clone()).unwrap()
+    };
+    let old_file = file(SHARED);
+    let new_file =
+        file("    - key: shared\n      cron: \"*/5 * * * *\"\n      command: [\"new-binary\"]\n");
+    let running = node_on("running");
+    let report = apply_scheduler_file(&running, &old_file, &Handlers::new()).unwrap();
+    assert_eq!(report.bound, ["shared"]);
+    let handlers = Handlers::new();
+    assert_eq!(
+        kaal::rebind_scheduler_file(&running, &old_file, &handlers).unwrap(),
+        kaal::Rebound::default(),
+        "nothing changed, nothing to do"
+    );
+
+    commit_scheduler_file(&node_on("deployer"), &new_file, false).unwrap();
+    let rebound = kaal::rebind_scheduler_file(&running, &old_file, &handlers).unwrap();
+    assert_eq!(rebound.unbound, ["shared"]);
+    assert!(!running.registry().is_registered("shared"));
+
+    commit_scheduler_file(&node_on("rollback"), &old_file, false).unwrap();
+    let rebound = kaal::rebind_scheduler_file(&running, &old_file, &handlers).unwrap();
+    assert_eq!(rebound.bound, ["shared"]);
+    assert!(running.registry().is_registered("shared"));
+}

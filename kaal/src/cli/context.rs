@@ -6,8 +6,8 @@ use kaal::chrono::{DateTime, Utc};
 use kaal::chrono_tz::Tz;
 use kaal::{
     apply_scheduler_file, bind_stored_file_jobs, connect_with, load_scheduler_file, ApplyError,
-    ApplyReport, ConfigFile, DispatchRecord, DispatchRegistry, Handlers, Kaal, Store,
-    DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT,
+    ApplyReport, ConfigFile, DispatchRecord, DispatchRegistry, Handlers, Kaal, SchedulerFile,
+    Store, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT,
 };
 
 use super::Failure;
@@ -131,8 +131,9 @@ impl Context {
     }
 
     /// Applies the scheduler file (or binds the stored handler jobs when it is missing under
-    /// policy `warn`: stored commands never run); returns the file's path when it was found, and what was done.
-    pub fn apply_scheduler(&self) -> Result<(Option<&Path>, ApplyReport), Failure> {
+    /// policy `warn`: stored commands never run); returns the file when it was found, and
+    /// what was done.
+    pub fn apply_scheduler(&self) -> Result<(Option<SchedulerFile>, ApplyReport), Failure> {
         let failure = |err: ApplyError| match err {
             ApplyError::Store(_) => Failure::store(hint(&err.to_string())),
             _ => Failure::usage(err),
@@ -141,7 +142,7 @@ impl Context {
         match load_scheduler_file(&self.kaal, &self.file.environment).map_err(failure)? {
             Some(jobs) => {
                 let report = apply_scheduler_file(&self.kaal, &jobs, &handlers).map_err(failure)?;
-                Ok((Some(&self.file.config.scheduler_config_path), report))
+                Ok((Some(jobs), report))
             }
             None => Ok((
                 None,

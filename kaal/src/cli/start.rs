@@ -6,6 +6,8 @@
 //! [`KILL_GRACE`]) and exits 130, so no job process outlives kaal.
 
 use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 
 use kaal::chrono::Utc;
@@ -23,6 +25,10 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// How long a job gets between SIGTERM and SIGKILL after a second signal.
 const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a running node compares its scheduler file with the database, to stop running
+/// a job whose command another node's `kaal apply` changed (and to run one restored).
+const REBIND_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a node that killed its job waits for the tick to record it before exiting.
 const RECORD_GRACE: Duration = Duration::from_secs(2);
@@ -44,7 +50,7 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
     let (scheduler, report) = context.apply_scheduler()?;
     if let Err(failure) = summary(
         &context,
-        scheduler.map(|p| p.display().to_string()),
+        scheduler.as_ref().map(|f| f.path.display().to_string()),
         &report,
     ) {
         // The summary is for a reader; the scheduler runs without one.
@@ -60,6 +66,37 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
     if let Err(err) = context.kaal.coordinator().try_start() {
         return Err(Failure::store(hint(&err.to_string())));
     }
+    let (stop_rebinding, stopped) = mpsc::channel::<()>();
+    let code = thread::scope(|scope| {
+        if let Some(file) = &scheduler {
+            let kaal = &context.kaal;
+            scope.spawn(move || rebind_until_stopped(kaal, file, &stopped));
+        }
+        let code = wait_for_signals(&context, &mut signals);
+        drop(stop_rebinding);
+        code
+    });
+    Ok(code)
+}
+
+/// Every [`REBIND_EVERY`] until `stopped` closes: binds and unbinds this node's file jobs as
+/// the database changes under it (another node's `kaal apply`), see
+/// [`kaal::rebind_scheduler_file`].
+fn rebind_until_stopped(
+    kaal: &kaal::Kaal,
+    file: &kaal::SchedulerFile,
+    stopped: &mpsc::Receiver<()>,
+) {
+    let handlers = kaal::Handlers::new();
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(REBIND_EVERY) {
+        if let Err(err) = kaal::rebind_scheduler_file(kaal, file, &handlers) {
+            log::warn!("could not compare the scheduler file with the database: {err}");
+        }
+    }
+}
+
+/// Waits for the first signal, then for the current tick; returns the exit code.
+fn wait_for_signals(context: &Context, signals: &mut Signals) -> u8 {
     let signal = signals.forever().next().unwrap_or(SIGTERM);
     if signal == SIGHUP {
         log::info!(
@@ -79,11 +116,11 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
             );
             kill_running_jobs(KILL_GRACE);
             context.kaal.stop(RECORD_GRACE);
-            return Ok(130);
+            return 130;
         }
     }
     log::info!("stopped");
-    Ok(0)
+    0
 }
 
 fn name(signal: i32) -> &'static str {
