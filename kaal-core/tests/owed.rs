@@ -1,6 +1,10 @@
 //! What is owed: a fire time from before a job's current schedule came into force (its
 //! creation, last cron change or last re-enable) is never owed — not to the first tick, not
 //! to recovery — and restarts cannot reach further back by reading the dispatch log.
+//!
+//! The restart storm, the disabled interval and the cron change run on every store in the
+//! conformance suite (`kaal_testkit::owed`, in memory by `conformance.rs`); these are the
+//! cases of a running node and of the coordinator's own view.
 #![allow(clippy::unwrap_used)] // tests state their expectations with unwrap
 
 use std::sync::mpsc;
@@ -12,48 +16,6 @@ use kaal_core::{Adapter as _, Config, Fire, Kaal, ManualClock, MemoryAdapter, Ne
 
 fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 8, 3, h, m, s).unwrap()
-}
-
-/// A job created at 01:48:43; its node restarted 20 times within 19 s (each restart a new
-/// node: recovery over a day, then a tick), then ticking on to 01:52. It runs 01:49, 01:50,
-/// 01:51 and 01:52 once each, and nothing before its creation — each restart used to go
-/// `window_lookback` further back than the earliest fire time in the log.
-#[test]
-fn a_restart_storm_runs_each_owed_fire_time_once_and_nothing_before_the_job_existed() {
-    let clock = Arc::new(ManualClock::new(t(1, 48, 43)));
-    let store = Arc::new(MemoryAdapter::with_clock(clock.clone()));
-    let (tx, rx) = mpsc::channel();
-    let node = || {
-        let config = Config {
-            node_id: "storm".into(),
-            recovery_startup_jitter: StdDuration::ZERO,
-            ..Config::default()
-        };
-        let kaal = Kaal::with_clock(config, store.clone(), clock.clone()).unwrap();
-        let tx = tx.clone();
-        kaal.register("job", "* * * * *", move |f: &Fire| tx.send(f.fire_time))
-            .unwrap();
-        kaal
-    };
-    for restart in 0..20 {
-        let now = t(1, 48, 43) + Duration::seconds(restart);
-        clock.set(now);
-        let kaal = node();
-        kaal.recover_at(now);
-        kaal.tick_at(now);
-    }
-    let kaal = node();
-    for second in (0..=200).step_by(5) {
-        let now = t(1, 49, 2) + Duration::seconds(second);
-        clock.set(now);
-        kaal.tick_at(now);
-    }
-    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
-    assert_eq!(
-        ran,
-        [t(1, 49, 0), t(1, 50, 0), t(1, 51, 0), t(1, 52, 0)],
-        "each owed fire time once, none before 01:48:43"
-    );
 }
 
 /// Recovery does not consult the dispatch log for where a job starts: with a logged fire
@@ -114,47 +76,6 @@ fn tick_through(kaal: &Kaal, clock: &ManualClock, from: DateTime<Utc>, to: DateT
     }
 }
 
-/// Disabled 01:33:10–01:36:20 while no node ran, enabled again, then a node starts with a
-/// day's recovery window: 01:34, 01:35 and 01:36 fell while the job was disabled and are
-/// not owed — recovery starts at the re-enable, not at the job's creation.
-#[test]
-fn a_restart_after_a_disable_and_re_enable_does_not_replay_the_disabled_minutes() {
-    let clock = Arc::new(ManualClock::new(t(1, 30, 10)));
-    let store = Arc::new(MemoryAdapter::with_clock(clock.clone()));
-    let (tx, rx) = mpsc::channel();
-    let first = node_with(&store, &clock, "* * * * *", &tx);
-    tick_through(&first, &clock, t(1, 30, 10), t(1, 33, 5));
-    clock.set(t(1, 33, 10));
-    first.disable("job").unwrap().unwrap();
-    drop(first);
-    clock.set(t(1, 36, 20));
-    let enabled = store
-        .definition_registry()
-        .unwrap()
-        .enable_definition("kaal", "job")
-        .unwrap()
-        .unwrap();
-    assert_eq!(enabled.schedule_since, t(1, 36, 20));
-    assert_eq!(enabled.created_at, t(1, 30, 10));
-
-    clock.set(t(1, 36, 30));
-    let second = node_with(&store, &clock, "* * * * *", &tx);
-    second.recover_at(t(1, 36, 30));
-    tick_through(&second, &clock, t(1, 36, 30), t(1, 38, 5));
-    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
-    assert_eq!(
-        ran,
-        [
-            t(1, 31, 0),
-            t(1, 32, 0),
-            t(1, 33, 0),
-            t(1, 37, 0),
-            t(1, 38, 0)
-        ],
-        "nothing from the disabled minutes"
-    );
-}
-
 /// A running node that did not tick while the job was disabled (paused, say) does not run
 /// the disabled minutes when it ticks again: its kept progress is held to the re-enable.
 #[test]
@@ -179,52 +100,6 @@ fn a_node_that_slept_through_a_disable_and_re_enable_does_not_run_the_disabled_m
             t(1, 36, 0),
             t(1, 37, 0)
         ]
-    );
-}
-
-/// A job hourly since 00:10, changed to every minute at 05:30:20 (a scheduler file applied
-/// by another node), then a node restarts with the new cron and a day's recovery window: it
-/// recovers 05:31 and 05:32 — not every minute of the past five hours under the new cron.
-#[test]
-fn a_restart_after_a_cron_change_does_not_walk_the_new_cron_over_the_past() {
-    let clock = Arc::new(ManualClock::new(t(0, 10, 0)));
-    let store = Arc::new(MemoryAdapter::with_clock(clock.clone()));
-    let (tx, rx) = mpsc::channel();
-    let first = node_with(&store, &clock, "0 * * * *", &tx);
-    for hour in 1..=5 {
-        let now = t(hour, 0, 5);
-        clock.set(now);
-        first.tick_at(now);
-    }
-    drop(first);
-    clock.set(t(5, 30, 20));
-    let changed = store
-        .definition_registry()
-        .unwrap()
-        .upsert_definition("kaal", NewDefinition::new("job", "* * * * *"))
-        .unwrap();
-    assert_eq!(
-        (changed.created_at, changed.schedule_since),
-        (t(0, 10, 0), t(5, 30, 20))
-    );
-
-    clock.set(t(5, 32, 10));
-    let second = node_with(&store, &clock, "* * * * *", &tx);
-    second.recover_at(t(5, 32, 10));
-    second.tick_at(t(5, 32, 10));
-    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
-    assert_eq!(
-        ran,
-        [
-            t(1, 0, 0),
-            t(2, 0, 0),
-            t(3, 0, 0),
-            t(4, 0, 0),
-            t(5, 0, 0),
-            t(5, 31, 0),
-            t(5, 32, 0)
-        ],
-        "no every-minute fire time before the change"
     );
 }
 

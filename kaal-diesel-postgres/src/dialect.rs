@@ -60,14 +60,7 @@ impl Dialect for PgDialect {
     }
 
     fn lock_definitions(conn: &mut PgConnection, namespace: &str) -> QueryResult<()> {
-        use diesel::{ExpressionMethods, QueryDsl};
-        use kaal_diesel::schema::kaal_definitions::dsl;
-        dsl::kaal_definitions
-            .filter(dsl::namespace.eq(namespace))
-            .select(dsl::key)
-            .for_update()
-            .load::<String>(conn)
-            .map(drop)
+        kaal_diesel::lock_definition_rows(conn, namespace)
     }
 
     fn is_contention(error: &Error) -> bool {

@@ -81,7 +81,7 @@ pub use locator::{redact_password, scheme};
 pub use metadata::Metadata;
 pub use migrations::run_pending;
 pub use pool::{build_pool, CheckedManager, PoolOptions};
-pub use queries::{columns, SharedQueries};
+pub use queries::{columns, lock_definition_rows, SharedQueries};
 pub use rows::{DefinitionRow, DispatchRow, NodeRow};
 pub use session::give_back_dispatched;
 pub use statement::Statement;

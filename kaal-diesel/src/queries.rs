@@ -236,6 +236,27 @@ fn delete_definition(namespace: String, key: String) -> _ {
     )
 }
 
+#[auto_type]
+fn definitions_for_update(namespace: String) -> _ {
+    kaal_definitions::table
+        .filter(kaal_definitions::namespace.eq(namespace))
+        .select(kaal_definitions::key)
+        .for_update()
+}
+
+/// Locks the stored definitions of `namespace` until the transaction ends (`SELECT ...
+/// FOR UPDATE`), for the databases whose query builder has a locking clause (PostgreSQL,
+/// MySQL): their [`Dialect::lock_definitions`](crate::Dialect::lock_definitions).
+pub fn lock_definition_rows<C>(conn: &mut C, namespace: &str) -> QueryResult<()>
+where
+    C: Connection,
+    definitions_for_update: LoadQuery<'static, C, String>,
+{
+    definitions_for_update(namespace.to_string())
+        .load::<String>(conn)
+        .map(drop)
+}
+
 /// Statements that are the same SQL on every database: schema probes, dispatch-log reads
 /// and cleanup, and definition reads and writes.
 ///
