@@ -1,6 +1,8 @@
 //! Running the real `kaal` binary against files in a temporary directory.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod databases;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
