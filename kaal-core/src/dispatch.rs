@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::adapter::Adapter;
 use crate::error::RegistryError;
 use crate::keys::parse_lock_key;
 
@@ -246,14 +245,19 @@ pub struct DispatchLogging {
 
 impl DispatchLogging {
     /// Logs every key of `lock_keys` that parses as a dispatch key (see
-    /// [`parse_lock_key`]) as `dispatched` by this node. Returns how many were logged; a
-    /// failure is reported through `log::warn!` and counts as none logged.
-    pub fn log_dispatch_attempts(&self, adapter: &dyn Adapter, lock_keys: &[&str]) -> usize {
+    /// [`parse_lock_key`]) as `dispatched` by this node in `registry` (an adapter's
+    /// [`dispatch_registry`](crate::Adapter::dispatch_registry)). Returns how many were
+    /// logged; a failure is reported through `log::warn!` and counts as none logged.
+    pub fn log_dispatch_attempts(
+        &self,
+        registry: Option<&dyn DispatchRegistry>,
+        lock_keys: &[&str],
+    ) -> usize {
         let pairs: Vec<(String, DateTime<Utc>)> = lock_keys
             .iter()
             .filter_map(|key| parse_lock_key(key))
             .collect();
-        match self.log_claims(adapter, &pairs) {
+        match self.log_claims(registry, &pairs) {
             Ok(logged) => logged,
             Err(err) => {
                 log::warn!("could not log {} dispatch(es): {err}", pairs.len());
@@ -264,17 +268,17 @@ impl DispatchLogging {
 
     /// Logs `(cron key, fire time)` claims as `dispatched` by this node and returns the
     /// error when that fails, for callers that must not run a job whose claim is unlogged
-    /// (the coordinator). Returns how many were logged: 0 when logging is off, the adapter
-    /// has no dispatch registry, or `pairs` is empty.
+    /// (the coordinator). Returns how many were logged: 0 when logging is off, there is no
+    /// dispatch registry, or `pairs` is empty.
     pub fn log_claims(
         &self,
-        adapter: &dyn Adapter,
+        registry: Option<&dyn DispatchRegistry>,
         pairs: &[(String, DateTime<Utc>)],
     ) -> Result<usize, RegistryError> {
         if !self.enabled || pairs.is_empty() {
             return Ok(0);
         }
-        let Some(registry) = adapter.dispatch_registry() else {
+        let Some(registry) = registry else {
             return Ok(0);
         };
         registry.log_dispatches(pairs, &self.node_id, DispatchStatus::Dispatched)?;

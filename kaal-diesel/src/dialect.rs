@@ -14,7 +14,7 @@ use crate::claim_queries::ClaimQueries;
 use crate::error::OpenError;
 use crate::pool::CheckedManager;
 use crate::queries::SharedQueries;
-use crate::store::TableShape;
+use crate::shape::TableShape;
 use crate::time::DbTime;
 
 /// How [`Dialect::upsert_dispatches`] treats a pair that has a row already.

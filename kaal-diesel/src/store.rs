@@ -13,24 +13,11 @@ use crate::dialect::{ConnectionPool, Dialect};
 use crate::error::{error_chain, OpenError};
 use crate::pool::CheckedManager;
 use crate::queries::{columns, SharedQueries};
+use crate::shape::TableShape;
 use crate::time::DbTime;
 
 /// A connection checked out of a store's pool.
 pub type StoreConnection<D> = PooledConnection<CheckedManager<<D as Dialect>::Connection>>;
-
-/// Which optional columns the kaal tables have.
-///
-/// The Ruby gem's current migrations create `kaal_locks` and `kaal_dispatches` without
-/// `created_at` / `updated_at`; older ones (and ours) have them, possibly `NOT NULL` without a
-/// default. The store probes once and writes those columns exactly when they exist, so it
-/// works on every variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TableShape {
-    /// `kaal_locks` has `created_at` and `updated_at`.
-    pub lock_timestamps: bool,
-    /// `kaal_dispatches` has `created_at` and `updated_at`.
-    pub dispatch_timestamps: bool,
-}
 
 /// The kaal tables (leases, dispatch log, definitions) of one database, behind an r2d2 pool
 /// of Diesel connections; `D` supplies the SQL that differs per database.

@@ -81,7 +81,8 @@ use kaal_core::{
 use crate::command_job::{CommandJob, Program};
 use crate::placeholder::Template;
 use crate::problems::{FileErrors, FileProblem};
-use crate::scheduler_file::{FileJob, JobAction, SchedulerFile};
+use crate::scheduler_file::SchedulerFile;
+use crate::scheduler_job::{FileJob, JobAction};
 
 /// How many times a plan is recomputed when another writer changed a definition between
 /// its read and its write.

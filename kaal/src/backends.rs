@@ -1,9 +1,73 @@
-//! The glue between [`connect`](crate::connect) and the backend crates, one function per
-//! backend, each compiled only with its feature.
+//! [`connect`]: the store a database URL names, and the glue to the backend crates, one
+//! function per backend, each compiled only with its feature.
+
+use std::sync::Arc;
+
+use kaal_core::MemoryAdapter;
 
 #[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 use crate::store::feature_disabled;
-use crate::store::{Backend, ConnectError, LockStrategy, Store};
+use crate::store::{redact, secrets, Backend, ConnectError, LockStrategy, Store};
+
+/// Opens the store `url` names with the lease strategy; see [`connect_with`].
+///
+/// ```
+/// let store = kaal::connect("memory:")?;
+/// assert_eq!(store.backend(), kaal::Backend::Memory);
+///
+/// let err = kaal::connect("ftp://example.com/db").unwrap_err();
+/// assert!(err.to_string().contains("unknown database URL scheme"));
+/// # Ok::<(), kaal::ConnectError>(())
+/// ```
+pub fn connect(url: &str) -> Result<Store, ConnectError> {
+    connect_with(url, LockStrategy::Lease)
+}
+
+/// Opens the store `url` names:
+///
+/// * `memory:` — [`MemoryAdapter`]: this process only;
+/// * `sqlite://PATH`, `sqlite:///ABSOLUTE/PATH` or a plain file path — SQLite (feature
+///   `sqlite`, on by default). A relative path is relative to the working directory; missing
+///   parent directories are created;
+/// * `postgres://…`, `postgresql://…` — PostgreSQL (feature `postgres`);
+/// * `mysql://…` — MySQL / MariaDB (feature `mysql`).
+///
+/// A URL whose backend is not compiled in fails with [`ConnectError::FeatureDisabled`],
+/// naming the feature to enable. `strategy` [`LockStrategy::Advisory`] exists only for
+/// PostgreSQL and MySQL.
+///
+/// The password never appears in an error or in [`Store::url`], and the URL and its
+/// password are withheld from the jobs this process runs
+/// ([`withhold_from_jobs`](crate::command_job::withhold_from_jobs)).
+pub fn connect_with(url: &str, strategy: LockStrategy) -> Result<Store, ConnectError> {
+    let backend = Backend::from_url(url)?;
+    let url = url.trim();
+    let shown = redact(url);
+    let secrets = secrets(url);
+    if backend != Backend::Memory {
+        crate::command_job::withhold_from_jobs(url);
+        for secret in &secrets {
+            crate::command_job::withhold_from_jobs(secret);
+        }
+    }
+    if strategy == LockStrategy::Advisory && matches!(backend, Backend::Memory | Backend::Sqlite) {
+        return Err(ConnectError::UnsupportedStrategy { strategy, backend });
+    }
+    let store = match backend {
+        Backend::Memory => Ok(Store::from_parts(
+            backend,
+            shown,
+            Arc::new(MemoryAdapter::new()),
+            None,
+        )),
+        Backend::Sqlite => sqlite(url, shown),
+        Backend::Postgres => postgres(url, shown, strategy),
+        Backend::Mysql => mysql(url, shown, strategy),
+    };
+    store
+        .map(|store| store.with_secrets(secrets.clone()))
+        .map_err(|err| err.hiding(&secrets))
+}
 
 /// Opens an SQLite store.
 #[cfg(not(feature = "sqlite"))]

@@ -108,11 +108,11 @@ pub use apply::{
     job_from_definition, load_scheduler_file, plan_scheduler_file, rebind_scheduler_file,
     stored_metadata, ApplyError, ApplyReport, FilePlan, Handlers, Rebound,
 };
+pub use backends::{connect, connect_with};
 pub use command_job::{CommandError, CommandJob, Program};
 pub use config_file::{ConfigCheck, ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT};
 pub use placeholder::{Template, PLACEHOLDERS};
 pub use problems::{FileErrors, FileProblem};
-pub use scheduler_file::{FileJob, JobAction, SchedulerFile};
-pub use store::{
-    connect, connect_with, redact, sqlite_file, Backend, ConnectError, LockStrategy, Store,
-};
+pub use scheduler_file::SchedulerFile;
+pub use scheduler_job::{FileJob, JobAction};
+pub use store::{redact, sqlite_file, Backend, ConnectError, LockStrategy, Store};

@@ -47,41 +47,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value as Json};
-
-use crate::command_job::CommandJob;
 use crate::expand::expand_values;
 use crate::problems::{
     did_you_mean, misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors,
 };
-use crate::scheduler_job::{read_job, JOB_KEYS};
+use crate::scheduler_job::{read_job, FileJob, JOB_KEYS};
 use crate::yaml::Node;
-
-/// What a file job does for each fire time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobAction {
-    /// Runs a process (`command:` or `shell:`).
-    Command(CommandJob),
-    /// Calls the callback registered in code under this name (`handler:`).
-    Handler(String),
-}
-
-/// One job of the scheduler file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileJob {
-    /// The cron key.
-    pub key: String,
-    /// The cron expression, as written.
-    pub cron: String,
-    /// What the file says about `enabled` (default true).
-    pub enabled: bool,
-    /// What runs.
-    pub action: JobAction,
-    /// The job's `metadata:` mapping.
-    pub metadata: Map<String, Json>,
-    /// Where the job starts in the file.
-    pub line: usize,
-}
 
 /// A loaded scheduler file: the jobs of `defaults:` merged with the environment's.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,5 +1,5 @@
-//! Reading one job of the scheduler file: its fields, checked and typed, every problem
-//! reported with its line.
+//! One job of the scheduler file: [`FileJob`], and reading it — its fields, checked and
+//! typed, every problem reported with its line.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,8 +14,33 @@ use crate::command_job::{CommandJob, Program};
 use crate::config_file::MAX_SECONDS;
 use crate::placeholder::Template;
 use crate::problems::{did_you_mean, Collector};
-use crate::scheduler_file::{FileJob, JobAction};
 use crate::yaml::{Node, Typed, Value};
+
+/// What a file job does for each fire time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobAction {
+    /// Runs a process (`command:` or `shell:`).
+    Command(CommandJob),
+    /// Calls the callback registered in code under this name (`handler:`).
+    Handler(String),
+}
+
+/// One job of the scheduler file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileJob {
+    /// The cron key.
+    pub key: String,
+    /// The cron expression, as written.
+    pub cron: String,
+    /// What the file says about `enabled` (default true).
+    pub enabled: bool,
+    /// What runs.
+    pub action: JobAction,
+    /// The job's `metadata:` mapping.
+    pub metadata: Map<String, Json>,
+    /// Where the job starts in the file.
+    pub line: usize,
+}
 
 /// The keys a job may have.
 pub(crate) const JOB_KEYS: &[&str] = &[

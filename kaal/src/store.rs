@@ -1,10 +1,11 @@
-//! [`connect`]: a store picked by the database URL, with its migrations.
+//! [`Store`]: an opened store (its backend, its URL as shown, its adapter and migrations),
+//! and what names one: [`Backend`], [`LockStrategy`], [`ConnectError`], [`redact`].
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use kaal_core::{Adapter, MemoryAdapter};
+use kaal_core::Adapter;
 
 /// The databases kaal can keep its leases, dispatch log and definitions in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,70 +218,6 @@ pub fn sqlite_file(url: &str) -> Option<&str> {
     (!path.is_empty()).then_some(path)
 }
 
-/// Opens the store `url` names with the lease strategy; see [`connect_with`].
-///
-/// ```
-/// let store = kaal::connect("memory:")?;
-/// assert_eq!(store.backend(), kaal::Backend::Memory);
-///
-/// let err = kaal::connect("ftp://example.com/db").unwrap_err();
-/// assert!(err.to_string().contains("unknown database URL scheme"));
-/// # Ok::<(), kaal::ConnectError>(())
-/// ```
-pub fn connect(url: &str) -> Result<Store, ConnectError> {
-    connect_with(url, LockStrategy::Lease)
-}
-
-/// Opens the store `url` names:
-///
-/// * `memory:` — [`MemoryAdapter`]: this process only;
-/// * `sqlite://PATH`, `sqlite:///ABSOLUTE/PATH` or a plain file path — SQLite (feature
-///   `sqlite`, on by default). A relative path is relative to the working directory; missing
-///   parent directories are created;
-/// * `postgres://…`, `postgresql://…` — PostgreSQL (feature `postgres`);
-/// * `mysql://…` — MySQL / MariaDB (feature `mysql`).
-///
-/// A URL whose backend is not compiled in fails with [`ConnectError::FeatureDisabled`],
-/// naming the feature to enable. `strategy` [`LockStrategy::Advisory`] exists only for
-/// PostgreSQL and MySQL.
-///
-/// The password never appears in an error or in [`Store::url`], and the URL and its
-/// password are withheld from the jobs this process runs
-/// ([`withhold_from_jobs`](crate::command_job::withhold_from_jobs)).
-pub fn connect_with(url: &str, strategy: LockStrategy) -> Result<Store, ConnectError> {
-    let backend = Backend::from_url(url)?;
-    let url = url.trim();
-    let shown = redact(url);
-    let secrets = secrets(url);
-    if backend != Backend::Memory {
-        crate::command_job::withhold_from_jobs(url);
-        for secret in &secrets {
-            crate::command_job::withhold_from_jobs(secret);
-        }
-    }
-    if strategy == LockStrategy::Advisory && matches!(backend, Backend::Memory | Backend::Sqlite) {
-        return Err(ConnectError::UnsupportedStrategy { strategy, backend });
-    }
-    let store = match backend {
-        Backend::Memory => Ok(Store {
-            backend,
-            url: shown,
-            secrets: Vec::new(),
-            adapter: Arc::new(MemoryAdapter::new()),
-            migrate: None,
-        }),
-        Backend::Sqlite => crate::backends::sqlite(url, shown),
-        Backend::Postgres => crate::backends::postgres(url, shown, strategy),
-        Backend::Mysql => crate::backends::mysql(url, shown, strategy),
-    };
-    store
-        .map(|store| Store {
-            secrets: secrets.clone(),
-            ..store
-        })
-        .map_err(|err| err.hiding(&secrets))
-}
-
 impl Store {
     /// Builds a store from its parts (for the backend glue).
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
@@ -298,6 +235,12 @@ impl Store {
             migrate,
         }
     }
+
+    /// This store, remembering `secrets` (the URL's password) to hide them from the
+    /// messages of its migrations.
+    pub(crate) fn with_secrets(self, secrets: Vec<String>) -> Self {
+        Self { secrets, ..self }
+    }
 }
 
 /// `url` with its password hidden, for messages and logs: [`kaal_diesel::redact_password`],
@@ -313,7 +256,7 @@ pub fn redact(url: &str) -> String {
 /// The pieces of `url` that [`redact`] hides (the password, `password=` values), so they
 /// can be hidden from text a database driver wrote too: libpq quotes pieces of a malformed
 /// URL (`invalid integer value "s3cr#t" for connection option "port"`).
-fn secrets(url: &str) -> Vec<String> {
+pub(crate) fn secrets(url: &str) -> Vec<String> {
     let shown: Vec<char> = redact(url).chars().collect();
     let url: Vec<char> = url.chars().collect();
     let prefix = url.iter().zip(&shown).take_while(|(a, b)| a == b).count();
@@ -375,7 +318,7 @@ fn hide_secrets(text: &str, secrets: &[String]) -> String {
 
 impl ConnectError {
     /// This error with `secrets` hidden from the driver's text.
-    fn hiding(self, secrets: &[String]) -> Self {
+    pub(crate) fn hiding(self, secrets: &[String]) -> Self {
         match self {
             ConnectError::Open {
                 backend,
@@ -466,7 +409,7 @@ mod tests {
 
     #[test]
     fn advisory_locks_need_a_server_database() {
-        let err = connect_with("memory:", LockStrategy::Advisory).unwrap_err();
+        let err = crate::connect_with("memory:", LockStrategy::Advisory).unwrap_err();
         assert!(err.to_string().contains("not available on memory"));
     }
 }
