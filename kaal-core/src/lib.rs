@@ -50,8 +50,11 @@
 //! * **What is owed.** A fire time is owed only if the job's current schedule — its cron and
 //!   its being enabled — was in force at that instant. Each stored definition records when
 //!   that began, [`Definition::schedule_since`]: its creation, its last cron change or its
-//!   last re-enable, stamped by the store's clock; a code registration stores the
-//!   registration instant. No pass — first tick, catch-up, recovery — dispatches a fire time
+//!   last re-enable, stamped by the database's clock in the write's transaction (a node up
+//!   to `max_clock_offset` behind it still counts it as in force); a code registration
+//!   stores the registration instant. Changing a stored definition from a scheduler file is
+//!   an explicit, atomic act ([`DefinitionRegistry::apply_definitions`]; `kaal apply`): a
+//!   node never rewrites stored jobs because its own file differs. No pass — first tick, catch-up, recovery — dispatches a fire time
 //!   before it, and the dispatch log never moves it, so restarts cannot ratchet back, a
 //!   disabled hour is not replayed after the job is enabled again, and a new cron is not
 //!   walked over the past. A brand-new job created at 09:00:30 does not run its 09:00 fire
@@ -60,10 +63,15 @@
 //!   never guessed at: the node runs nothing then, and its next pass reads the log — a row
 //!   it created is started, a row it started is run (no other node can start a row of its
 //!   id), anything else is left to its owner.
-//! * **What it costs.** Per tick with anything due: one batch lookup in the log, one batch
-//!   lock claim, one commit transaction, and one start per job run; no store access at all
-//!   on a tick with nothing due. A sweep for never-started claims reads the log's `claimed`
-//!   rows every `node_timeout / 2`.
+//! * **What it costs.** Per tick with anything due, in round trips: one read of the stored
+//!   definitions (so an enable, disable or cron change made elsewhere is seen before
+//!   claiming), one batch lookup in the log (both key forms in one statement), one batch
+//!   lock claim, one commit transaction (the database's clock, the insert-only batch, the
+//!   read-back of the rows it created), then one compare-and-set start per job run — plus,
+//!   with leases, the deletion of long-expired leases at most once a minute. No store access
+//!   at all on a tick with nothing due. A sweep for never-started claims reads the log's
+//!   `claimed` rows every `node_timeout / 2`; the heartbeat writes the node's row every
+//!   `node_timeout / 3`.
 //!
 //! # Example
 //!

@@ -1,7 +1,12 @@
 //! MySQL / MariaDB backend for kaal: the leases, the dispatch log and the job definitions of
 //! a fleet of processes and hosts sharing one MySQL database.
 //!
-//! # The claim model
+//! # Leases (the claim model is kaal-core's)
+//!
+//! What makes a fire time *taken* is stated once, in [kaal_core's claim
+//! model](kaal_core#the-claim-model): the insert-only dispatch-log row is the commit point,
+//! and a lease only keeps rivals from useless work. This section is what this backend's lock
+//! promises.
 //!
 //! [`acquire(key, ttl)`](kaal_core::Adapter::acquire) returning `true` promises that no other
 //! caller, on any host, gets `true` for `key` until this caller releases it or `ttl` passes;

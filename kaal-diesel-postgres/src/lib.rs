@@ -1,7 +1,12 @@
 //! PostgreSQL backend for kaal: the leases, the dispatch log and the job definitions of a
 //! fleet in one PostgreSQL database, with a choice of two lock strategies.
 //!
-//! # The claim model
+//! # Leases (the claim model is kaal-core's)
+//!
+//! What makes a fire time *taken* is stated once, in [kaal_core's claim
+//! model](kaal_core#the-claim-model): the insert-only dispatch-log row is the commit point,
+//! and a lease only keeps rivals from useless work. This section is what this backend's lock
+//! promises.
 //!
 //! A lease is a row of `kaal_locks`. [`acquire(key, ttl)`](kaal_core::Adapter::acquire)
 //! runs one statement —
@@ -27,9 +32,7 @@
 //! [`acquire_many`](kaal_core::Adapter::acquire_many) claims a whole batch in one statement
 //! (the same upsert over `json_array_elements_text` of the keys, `RETURNING "key"`, keys
 //! deduplicated and sorted so concurrent batches cannot deadlock). [`release`] deletes the
-//! row and returns whether the lease was still live. What makes a restart safe is the
-//! dispatch log: the coordinator records every fire time it wins in `kaal_dispatches` and
-//! never dispatches a recorded fire time again.
+//! row and returns whether the lease was still live.
 //!
 //! [`release`]: kaal_core::Adapter::release
 //!

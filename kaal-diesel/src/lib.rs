@@ -1,7 +1,12 @@
 //! What kaal's Diesel backends share, so that each backend crate adds only the SQL that
 //! differs for its database.
 //!
-//! # The claim model
+//! # Leases (the claim model is kaal-core's)
+//!
+//! What makes a fire time *taken* is stated once, in [kaal_core's claim
+//! model](kaal_core#the-claim-model): the insert-only dispatch-log row is the commit point,
+//! and a lease only keeps rivals from useless work. This section is what this backend's lock
+//! promises.
 //!
 //! A lease is a row of `kaal_locks`. `acquire(key, ttl)` returning `true` means the caller's
 //! statement inserted the row, or took over a row whose `expires_at` had passed — **by the
@@ -9,9 +14,7 @@
 //! time and writes `expires_at = database now + ttl`. Nodes never compare times of their
 //! own, so a node whose clock is skewed can neither steal a live lease nor keep one past its
 //! ttl. Until `release` or the ttl, every other caller gets `false`; contention is never an
-//! error. What makes a restart safe is not the lease but the dispatch log (`kaal_dispatches`)
-//! the coordinator writes after each claim won: a fire time found there is not dispatched
-//! again.
+//! error.
 //!
 //! # The pieces
 //!
