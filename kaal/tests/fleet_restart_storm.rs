@@ -32,7 +32,7 @@
 //! The test takes 2 to a little over 3 minutes (`188 s - the second of the minute it began
 //! at`), mostly waiting for the clock; the backends run at once, in threads. Run it with
 //! `cargo test -p kaal --features postgres,mysql --test fleet_restart_storm -- --nocapture`.
-#![allow(clippy::unwrap_used, clippy::print_stdout)]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -516,21 +516,21 @@ fn restart_storm(backend: Backend) {
         })
         .collect();
 
-    println!("restart storm on {backend}:");
-    println!(
+    let mut figures = vec![format!("restart storm on {backend}:")];
+    figures.push(format!(
         "  {} processes of {} nodes; {RESTARTS} restarts over {:.1} s ({boundaries_in_storm} minute boundaries inside the storm), longest restart {:.2} s",
         lives.len(),
         NODE_IDS.len(),
         storm_ended_unix - storm_began_unix,
         longest_restart.as_secs_f64()
-    );
-    println!(
+    ));
+    figures.push(format!(
         "  job stored (schedule_since) at {}, last boundary {}, stopped at {}",
         instant(since),
         instant(last_boundary as f64),
         instant(stopped_unix)
-    );
-    println!(
+    ));
+    figures.push(format!(
         "  owed fire times: {} ({}); runs: {} ({}); duplicates: {}; missing: {}; before creation: {}; after the last boundary: {}",
         owed.len(),
         owed.iter().map(|t| minute(*t)).collect::<Vec<_>>().join(" "),
@@ -540,17 +540,18 @@ fn restart_storm(backend: Backend) {
         missing.len(),
         before_creation.len(),
         after_last.len()
-    );
-    match runs.keys().next() {
-        Some(first) => println!(
+    ));
+    let earliest = match runs.keys().next() {
+        Some(first) => format!(
             "  earliest run: fire time {} vs creation {} ({:+.3} s)",
             instant(*first as f64),
             instant(since),
             *first as f64 - since
         ),
-        None => println!("  earliest run: none (created {})", instant(since)),
-    }
-    println!(
+        None => format!("  earliest run: none (created {})", instant(since)),
+    };
+    figures.push(earliest);
+    figures.push(format!(
         "  runs by node: {}; dispatch log rows: {}",
         by_node
             .iter()
@@ -558,21 +559,25 @@ fn restart_storm(backend: Backend) {
             .collect::<Vec<_>>()
             .join(", "),
         logged.len()
-    );
-    println!(
+    ));
+    figures.push(format!(
         "  recovery passes: {passes}, which dispatched {}, found {} already dispatched, {} claimed elsewhere, {} errors",
         recovery[0], recovery[1], recovery[2], recovery[3]
-    );
-    println!(
+    ));
+    figures.push(format!(
         "  registration waits on restart: {}; warnings logged: {}; errors logged: {}",
         waits.len(),
         warnings.len(),
         errors.len()
-    );
-    println!("  wall clock: {:.1} s", began.elapsed().as_secs_f64());
+    ));
+    figures.push(format!(
+        "  wall clock: {:.1} s",
+        began.elapsed().as_secs_f64()
+    ));
     for line in warnings.iter().chain(&errors) {
-        println!("  logged: {line}");
+        figures.push(format!("  logged: {line}"));
     }
+    common::show_figures(&figures);
 
     let evidence = format!(
         "{backend}: file {file:?}\ndispatch log {logged:?}\nnode lines:\n{}",

@@ -269,3 +269,13 @@ pub fn gone_within(pid: u32, limit: Duration) -> bool {
     }
     true
 }
+
+/// Writes a fleet case's figures straight to the process's stderr, in one write: the test
+/// harness captures `println!` of passing tests, and these lines are the evidence the CI log
+/// must show.
+pub fn show_figures(lines: &[String]) {
+    use std::io::Write;
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
