@@ -78,11 +78,11 @@ use kaal_core::{
     RegistryError,
 };
 
-use crate::command_job::{CommandJob, Program};
-use crate::placeholder::Template;
-use crate::problems::{FileErrors, FileProblem};
-use crate::scheduler_file::SchedulerFile;
-use crate::scheduler_job::{FileJob, JobAction};
+use crate::files::problems::{FileErrors, FileProblem};
+use crate::files::scheduler_file::SchedulerFile;
+use crate::files::scheduler_job::{FileJob, JobAction};
+use crate::jobs::command_job::{CommandJob, Program};
+use crate::jobs::placeholder::Template;
 
 /// How many times a plan is recomputed when another writer changed a definition between
 /// its read and its write.

@@ -57,6 +57,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Map of the crate
+//!
+//! * `files/` — the two YAML files an operator writes: [`config_file`] (settings, database),
+//!   [`scheduler_file`] (the jobs), the YAML subset, `${VAR}` expansion, the file-and-line
+//!   problems ([`FileErrors`]).
+//! * `jobs/` — what runs for a file job's fire time: [`command_job`] (a process group,
+//!   timeouts, the environment it gets) and its placeholders ([`Template`]).
+//! * `store/` — [`connect`]: the store a URL names, one glue function per backend feature;
+//!   [`Store`], [`Backend`], [`redact`].
+//! * [`apply`] — files meet the database: what a starting node adds, what `kaal apply`
+//!   changes (one transaction), which node runs which job.
+//! * `cli/` (binary only) — the `kaal` command: one file per command group.
+//!
 //! # Features
 //!
 //! * `sqlite` (default) — [`connect`] opens `sqlite://PATH` and plain paths (kaal-diesel-sqlite).
@@ -90,16 +103,13 @@
 #![deny(missing_docs)]
 
 pub mod apply;
-mod backends;
-pub mod command_job;
-pub mod config_file;
-mod expand;
-mod placeholder;
-mod problems;
-pub mod scheduler_file;
-mod scheduler_job;
+mod files;
+mod jobs;
 mod store;
-mod yaml;
+mod suggest;
+
+pub use files::{config_file, scheduler_file};
+pub use jobs::command_job;
 
 pub use kaal_core::*;
 
@@ -108,11 +118,11 @@ pub use apply::{
     job_from_definition, load_scheduler_file, plan_scheduler_file, rebind_scheduler_file,
     stored_metadata, ApplyError, ApplyReport, FilePlan, Handlers, Rebound,
 };
-pub use backends::{connect, connect_with};
-pub use command_job::{CommandError, CommandJob, Program};
-pub use config_file::{ConfigCheck, ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT};
-pub use placeholder::{Template, PLACEHOLDERS};
-pub use problems::{FileErrors, FileProblem};
-pub use scheduler_file::SchedulerFile;
-pub use scheduler_job::{FileJob, JobAction};
+pub use files::config_file::{ConfigCheck, ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT};
+pub use files::problems::{FileErrors, FileProblem};
+pub use files::scheduler_file::SchedulerFile;
+pub use files::scheduler_job::{FileJob, JobAction};
+pub use jobs::command_job::{CommandError, CommandJob, Program};
+pub use jobs::placeholder::{Template, PLACEHOLDERS};
+pub use store::connect::{connect, connect_with};
 pub use store::{redact, sqlite_file, Backend, ConnectError, LockStrategy, Store};

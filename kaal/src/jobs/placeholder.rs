@@ -78,7 +78,7 @@ impl Template {
                 other => {
                     return Err(format!(
                         "unknown placeholder {{{{{other}}}}} in {source:?}{}; known: {}",
-                        crate::problems::did_you_mean(other, PLACEHOLDERS),
+                        crate::suggest::did_you_mean(other, PLACEHOLDERS),
                         PLACEHOLDERS
                             .iter()
                             .map(|p| format!("{{{{{p}}}}}"))

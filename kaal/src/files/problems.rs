@@ -1,5 +1,6 @@
 //! Problems found in a configuration or scheduler file, each with the file and line.
 
+use crate::suggest::suggest;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -117,24 +118,17 @@ pub(crate) fn utf8_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, Fil
 }
 
 /// Parses YAML text read from `path`.
-pub(crate) fn parse_yaml(text: &str, path: &Path) -> Result<Option<crate::yaml::Node>, FileErrors> {
-    crate::yaml::parse(text).map_err(|err| FileErrors {
+pub(crate) fn parse_yaml(
+    text: &str,
+    path: &Path,
+) -> Result<Option<crate::files::yaml::Node>, FileErrors> {
+    crate::files::yaml::parse(text).map_err(|err| FileErrors {
         problems: vec![FileProblem {
             path: path.to_path_buf(),
             line: Some(err.line),
             message: format!("malformed YAML at column {}: {}", err.col, err.message),
         }],
     })
-}
-
-/// The closest of `candidates` to `word`, when close enough to be a likely typo.
-pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(word, c), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 /// A problem message when a section name looks like a misspelt `defaults` (an environment
@@ -145,44 +139,9 @@ pub(crate) fn misspelt_defaults(section: &str) -> Option<String> {
     })
 }
 
-/// ` (did you mean "x"?)` or nothing.
-pub(crate) fn did_you_mean(word: &str, candidates: &[&str]) -> String {
-    suggest(word, candidates)
-        .map(|c| format!(" (did you mean {c:?}?)"))
-        .unwrap_or_default()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let current = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                previous
-            } else {
-                1 + previous.min(row[j]).min(current)
-            };
-            previous = current;
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn typos_get_a_suggestion() {
-        assert_eq!(
-            suggest("tick_intervall", &["tick_interval", "lease_ttl"]),
-            Some("tick_interval")
-        );
-        assert_eq!(suggest("zzz", &["tick_interval"]), None);
-    }
 
     #[test]
     fn bytes_that_are_not_utf8_are_reported_at_their_line_and_column() {

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use kaal_core::Adapter;
 
+pub(crate) mod connect;
+
 /// The databases kaal can keep its leases, dispatch log and definitions in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -10,11 +10,12 @@ use serde_json::{Map, Value as Json};
 use kaal_core::cron;
 use kaal_core::validate_cron_key;
 
-use crate::command_job::{CommandJob, Program};
-use crate::config_file::MAX_SECONDS;
-use crate::placeholder::Template;
-use crate::problems::{did_you_mean, Collector};
-use crate::yaml::{Node, Typed, Value};
+use crate::files::config_file::MAX_SECONDS;
+use crate::files::problems::Collector;
+use crate::files::yaml::{Node, Typed, Value};
+use crate::jobs::command_job::{CommandJob, Program};
+use crate::jobs::placeholder::Template;
+use crate::suggest::did_you_mean;
 
 /// What a file job does for each fire time.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! `${VAR}` and `${VAR:-default}` expansion of the values of both files.
 
-use crate::yaml::{Node, Value};
+use crate::files::yaml::{Node, Value};
 
 /// Expands `${VAR}` (an error when `VAR` is unset) and `${VAR:-default}` (the default when
 /// `VAR` is unset or empty, as in the shell). `$${` writes a literal `${`; any other `$` is

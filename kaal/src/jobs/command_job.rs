@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use kaal_core::chrono::SecondsFormat;
 use kaal_core::{callback, Callback, Fire};
 
-use crate::placeholder::Template;
+use crate::jobs::placeholder::Template;
 
 /// How a job's process is started.
 #[derive(Debug, Clone, PartialEq, Eq)]

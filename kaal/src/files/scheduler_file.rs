@@ -47,12 +47,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::expand::expand_values;
-use crate::problems::{
-    did_you_mean, misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors,
-};
-use crate::scheduler_job::{read_job, FileJob, JOB_KEYS};
-use crate::yaml::Node;
+use crate::files::expand::expand_values;
+use crate::files::problems::{misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors};
+use crate::files::scheduler_job::{read_job, FileJob, JOB_KEYS};
+use crate::files::yaml::Node;
+use crate::suggest::did_you_mean;
 
 /// A loaded scheduler file: the jobs of `defaults:` merged with the environment's.
 #[derive(Debug, Clone, PartialEq)]

@@ -38,16 +38,16 @@ pub fn connect(url: &str) -> Result<Store, ConnectError> {
 ///
 /// The password never appears in an error or in [`Store::url`], and the URL and its
 /// password are withheld from the jobs this process runs
-/// ([`withhold_from_jobs`](crate::command_job::withhold_from_jobs)).
+/// ([`withhold_from_jobs`](crate::jobs::command_job::withhold_from_jobs)).
 pub fn connect_with(url: &str, strategy: LockStrategy) -> Result<Store, ConnectError> {
     let backend = Backend::from_url(url)?;
     let url = url.trim();
     let shown = redact(url);
     let secrets = secrets(url);
     if backend != Backend::Memory {
-        crate::command_job::withhold_from_jobs(url);
+        crate::jobs::command_job::withhold_from_jobs(url);
         for secret in &secrets {
-            crate::command_job::withhold_from_jobs(secret);
+            crate::jobs::command_job::withhold_from_jobs(secret);
         }
     }
     if strategy == LockStrategy::Advisory && matches!(backend, Backend::Memory | Backend::Sqlite) {

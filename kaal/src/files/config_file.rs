@@ -43,12 +43,13 @@ use std::time::Duration;
 
 use kaal_core::Config;
 
-use crate::expand::expand;
-use crate::problems::{
-    did_you_mean, misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors, FileProblem,
+use crate::files::expand::expand;
+use crate::files::problems::{
+    misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors, FileProblem,
 };
+use crate::files::yaml::{type_plain, Node, Typed, Value};
 use crate::store::{Backend, LockStrategy};
-use crate::yaml::{type_plain, Node, Typed, Value};
+use crate::suggest::did_you_mean;
 
 /// Where the configuration file is looked for when neither `--config` nor `KAAL_CONFIG`
 /// says otherwise.
