@@ -56,7 +56,7 @@
 //! a build with other features replacing it during the minutes this test runs would
 //! otherwise fail the later commands. Run with
 //! `cargo test -p kaal --features postgres,mysql --test fleet_rolling_deploy -- --nocapture`.
-#![allow(clippy::unwrap_used, clippy::print_stdout)]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -138,7 +138,7 @@ fn a_rolling_deploy_runs_every_owed_fire_time_once_and_changes_jobs_only_at_appl
             });
         }
     }
-    println!(
+    common::show_figures(&[format!(
         "rolling deploy on {}: wall clock {:.1} s",
         backends
             .iter()
@@ -146,7 +146,7 @@ fn a_rolling_deploy_runs_every_owed_fire_time_once_and_changes_jobs_only_at_appl
             .collect::<Vec<_>>()
             .join(", "),
         began.elapsed().as_secs_f64()
-    );
+    )]);
     assert!(
         failures.is_empty(),
         "the rolling deploy failed on {} of {} backend(s):\n\n{}",
@@ -882,7 +882,7 @@ fn rolling_deploy(backend: Backend, bin: &Path) {
     for line in &errors {
         writeln!(report, "  logged: {line}").unwrap();
     }
-    println!("{report}");
+    common::show_figures(&[report.clone()]);
 
     let job_lines: Vec<String> = lives
         .iter()
