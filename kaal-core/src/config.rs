@@ -2,7 +2,6 @@
 //! reports every problem at once.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -23,16 +22,6 @@ pub enum ConflictPolicy {
     CodeWins,
     /// The file's definition stays; the code only supplies the callback.
     FileWins,
-}
-
-/// What happens when the scheduler file does not exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MissingFilePolicy {
-    /// Log a warning and run with the definitions already stored (default).
-    #[default]
-    Warn,
-    /// Refuse to start.
-    Error,
 }
 
 macro_rules! string_enum {
@@ -66,19 +55,20 @@ macro_rules! string_enum {
 
 string_enum!(ConflictPolicy, "scheduler_conflict_policy",
     ConflictPolicy::Error => "error", ConflictPolicy::CodeWins => "code_wins", ConflictPolicy::FileWins => "file_wins");
-string_enum!(MissingFilePolicy, "scheduler_missing_file_policy",
-    MissingFilePolicy::Warn => "warn", MissingFilePolicy::Error => "error");
 
-/// How a node schedules. [`Config::default`] gives the design's defaults.
+/// How a node schedules: the settings the coordinator reads. [`Config::default`] gives the
+/// design's defaults.
+///
+/// The configuration file has three more settings that only the file layer reads —
+/// `scheduler_config_path`, `scheduler_missing_file_policy` and `window_lookahead` (accepted
+/// for the Ruby gem's files; a tick never dispatches a fire time later than its `now`, so it
+/// has no effect) — they are fields of the `kaal` crate's `ConfigFile`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Time between two ticks of the loop (default 5 s).
     pub tick_interval: Duration,
     /// How far back a tick looks for due fire times (default 120 s).
     pub window_lookback: Duration,
-    /// How far ahead a tick looks (default 0). Fire times later than `now` are never
-    /// dispatched, whatever this says; it is kept for compatibility with the Ruby gem.
-    pub window_lookahead: Duration,
     /// How long a claim's lease lives (default 125 s). Must cover
     /// `window_lookback + tick_interval`, the longest a fire time stays claimable.
     pub lease_ttl: Duration,
@@ -96,12 +86,8 @@ pub struct Config {
     /// Random delay before recovery, up to this (default 5 s), so a fleet restarting together
     /// does not stampede.
     pub recovery_startup_jitter: Duration,
-    /// Where the scheduler file lives (default `config/kaal-scheduler.yml`).
-    pub scheduler_config_path: PathBuf,
     /// See [`ConflictPolicy`].
     pub scheduler_conflict_policy: ConflictPolicy,
-    /// See [`MissingFilePolicy`].
-    pub scheduler_missing_file_policy: MissingFilePolicy,
     /// The name this node records in the dispatch log (default `hostname-pid`). Must be
     /// unique among the nodes running at one time: after a log write whose answer was lost,
     /// a node recognises its own record by this name (and then runs the job it had not run).
@@ -122,7 +108,6 @@ impl Default for Config {
         Self {
             tick_interval: Duration::from_secs(5),
             window_lookback: Duration::from_secs(120),
-            window_lookahead: Duration::ZERO,
             lease_ttl: Duration::from_secs(125),
             namespace: "kaal".to_string(),
             time_zone: "UTC".to_string(),
@@ -130,9 +115,7 @@ impl Default for Config {
             enable_dispatch_recovery: true,
             recovery_window: Duration::from_secs(86_400),
             recovery_startup_jitter: Duration::from_secs(5),
-            scheduler_config_path: PathBuf::from("config/kaal-scheduler.yml"),
             scheduler_conflict_policy: ConflictPolicy::Error,
-            scheduler_missing_file_policy: MissingFilePolicy::Warn,
             node_id: default_node_id(),
             node_timeout: Duration::from_secs(30),
             max_clock_offset: Duration::from_secs(10),
@@ -214,7 +197,6 @@ impl Config {
         for (field, value) in [
             ("tick_interval", self.tick_interval),
             ("window_lookback", self.window_lookback),
-            ("window_lookahead", self.window_lookahead),
             ("lease_ttl", self.lease_ttl),
             ("recovery_window", self.recovery_window),
             ("recovery_startup_jitter", self.recovery_startup_jitter),
@@ -437,9 +419,9 @@ mod tests {
             "code_wins".parse::<ConflictPolicy>(),
             Ok(ConflictPolicy::CodeWins)
         );
-        let err = "later".parse::<MissingFilePolicy>().unwrap_err();
+        let err = "later".parse::<ConflictPolicy>().unwrap_err();
         assert!(
-            err.contains("later") && err.contains("warn, error"),
+            err.contains("later") && err.contains("error, code_wins, file_wins"),
             "{err}"
         );
     }

@@ -126,7 +126,7 @@ pub mod session;
 pub use adapter::{with_lock, Adapter, NullAdapter};
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use config::{
-    default_node_id, Config, ConfigErrors, ConfigProblem, ConflictPolicy, MissingFilePolicy,
+    default_node_id, Config, ConfigErrors, ConfigProblem, ConflictPolicy,
     MAX_DURATION,
 };
 pub use coordinator::preview::{Preview, PreviewOutcome, PreviewReport};

@@ -1,4 +1,4 @@
-//! Coordinator behaviour on the memory backend with a manual clock: windows, lookahead,
+//! Coordinator behaviour on the memory backend with a manual clock: windows, the future,
 //! enable/disable, and missed-run recovery through `start`, with the dispatch log on and off.
 #![allow(clippy::unwrap_used)] // tests state their expectations with unwrap
 
@@ -76,14 +76,10 @@ fn every_minute_job_ticked_every_5_seconds_for_10_minutes_dispatches_10_times_in
 }
 
 #[test]
-fn lookahead_never_dispatches_a_fire_time_later_than_now() {
+fn a_fire_time_later_than_now_is_never_dispatched() {
     let clock = Arc::new(ManualClock::new(t(12, 0, 0)));
     let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
-    let config = Config {
-        window_lookahead: StdDuration::from_secs(600),
-        ..config()
-    };
-    let (kaal, rx) = node(config, &adapter, &clock, &[("soon", "5 12 * * *")]);
+    let (kaal, rx) = node(config(), &adapter, &clock, &[("soon", "5 12 * * *")]);
     clock.set(t(12, 4, 59));
     assert!(kaal.tick_at(t(12, 4, 59)).dispatched.is_empty());
     assert!(rx.try_recv().is_err());

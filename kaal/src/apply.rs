@@ -74,10 +74,10 @@ use serde_json::{json, Map, Value as Json};
 
 use kaal_core::{
     callback, BatchOutcome, Callback, CallbackError, ConflictPolicy, Definition, DefinitionSource,
-    DefinitionWrite, Fire, Kaal, MissingFilePolicy, NewDefinition, RegistrationError,
-    RegistryError,
+    DefinitionWrite, Fire, Kaal, NewDefinition, RegistrationError, RegistryError,
 };
 
+use crate::files::config_file::{ConfigFile, MissingFilePolicy};
 use crate::files::problems::{FileErrors, FileProblem};
 use crate::files::scheduler_file::SchedulerFile;
 use crate::files::scheduler_job::{FileJob, JobAction};
@@ -309,16 +309,14 @@ pub enum ApplyError {
     Registration(#[from] RegistrationError),
 }
 
-/// Loads `kaal.config().scheduler_config_path` for `environment`, applying
-/// `scheduler_missing_file_policy`: a missing file is `Ok(None)` after a warning under
-/// `warn`, and an error under `error`.
-pub fn load_scheduler_file(
-    kaal: &Kaal,
-    environment: &str,
-) -> Result<Option<SchedulerFile>, ApplyError> {
-    let config = kaal.config();
+/// Loads the scheduler file `config` names (`scheduler_config_path`) for its environment
+/// and namespace, applying `scheduler_missing_file_policy`: a missing file is `Ok(None)`
+/// after a warning under `warn`, and an error under `error`.
+pub fn load_scheduler_file(config: &ConfigFile) -> Result<Option<SchedulerFile>, ApplyError> {
     let path = &config.scheduler_config_path;
-    match SchedulerFile::load(path, environment, &config.namespace).map_err(ApplyError::File)? {
+    match SchedulerFile::load(path, &config.environment, &config.config.namespace)
+        .map_err(ApplyError::File)?
+    {
         Some(file) => Ok(Some(file)),
         None => match config.scheduler_missing_file_policy {
             MissingFilePolicy::Warn => {
@@ -719,9 +717,8 @@ pub fn bind_stored_file_jobs(kaal: &Kaal, handlers: &Handlers) -> Result<ApplyRe
                 bind(kaal, &job, handlers, &mut report)?;
             }
             Ok(_) => log::warn!(
-                "not running stored job {:?}: its command is not in this node's scheduler file ({} is missing), and a node runs only the commands of its own file",
-                def.key,
-                kaal.config().scheduler_config_path.display()
+                "not running stored job {:?}: its command is not in this node's scheduler file (which is missing), and a node runs only the commands of its own file",
+                def.key
             ),
             Err(message) => log::warn!("not running stored job {:?}: {message}", def.key),
         }

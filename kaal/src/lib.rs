@@ -118,7 +118,7 @@ pub use apply::{
     job_from_definition, load_scheduler_file, plan_scheduler_file, rebind_scheduler_file,
     stored_metadata, ApplyError, ApplyReport, FilePlan, Handlers, Rebound,
 };
-pub use files::config_file::{ConfigCheck, ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT};
+pub use files::config_file::{MissingFilePolicy, ConfigCheck, ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT};
 pub use files::problems::{FileErrors, FileProblem};
 pub use files::scheduler_file::SchedulerFile;
 pub use files::scheduler_job::{FileJob, JobAction};

@@ -69,7 +69,7 @@ fn scheduler_path_is_relative_to_the_config_directory() {
         "x",
     )
     .unwrap();
-    assert_eq!(file.config.scheduler_config_path, Path::new("c/jobs.yml"));
+    assert_eq!(file.scheduler_config_path, Path::new("c/jobs.yml"));
 }
 
 #[test]

@@ -796,7 +796,7 @@ fn config_actual(file: &ConfigFile, key: &str) -> String {
         "lock_strategy" => format!("{:?}", file.lock_strategy),
         "tick_interval" => c.tick_interval.as_secs().to_string(),
         "window_lookback" => c.window_lookback.as_secs().to_string(),
-        "window_lookahead" => c.window_lookahead.as_secs().to_string(),
+        "window_lookahead" => file.window_lookahead.as_secs().to_string(),
         "lease_ttl" => c.lease_ttl.as_secs().to_string(),
         "recovery_window" => c.recovery_window.as_secs().to_string(),
         "recovery_startup_jitter" => c.recovery_startup_jitter.as_secs().to_string(),
@@ -807,9 +807,9 @@ fn config_actual(file: &ConfigFile, key: &str) -> String {
         "node_id" => c.node_id.clone(),
         "enable_log_dispatch_registry" => c.enable_log_dispatch_registry.to_string(),
         "enable_dispatch_recovery" => c.enable_dispatch_recovery.to_string(),
-        "scheduler_config_path" => c.scheduler_config_path.display().to_string(),
+        "scheduler_config_path" => file.scheduler_config_path.display().to_string(),
         "scheduler_conflict_policy" => format!("{:?}", c.scheduler_conflict_policy),
-        "scheduler_missing_file_policy" => format!("{:?}", c.scheduler_missing_file_policy),
+        "scheduler_missing_file_policy" => format!("{:?}", file.scheduler_missing_file_policy),
         other => panic!("no such setting {other}"),
     }
 }
@@ -842,6 +842,9 @@ fn config_shown(key: &str, logical: Option<&str>) -> String {
                 database_url: String::new(),
                 lock_strategy: LockStrategy::Lease,
                 config: defaults,
+                scheduler_config_path: PathBuf::new(),
+                scheduler_missing_file_policy: MissingFilePolicy::Warn,
+                window_lookahead: std::time::Duration::ZERO,
                 sections: Vec::new(),
             };
             config_actual(&file, key)

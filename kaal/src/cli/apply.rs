@@ -31,10 +31,8 @@ pub(crate) fn run(config: Option<PathBuf>, options: ApplyOptions) -> Result<u8, 
         ApplyError::Store(_) | ApplyError::Busy(_) => Failure::store(hint(&err.to_string())),
         _ => Failure::usage(err),
     };
-    let path = &context.file.config.scheduler_config_path;
-    let Some(file) =
-        load_scheduler_file(&context.kaal, &context.file.environment).map_err(failure)?
-    else {
+    let path = &context.file.scheduler_config_path;
+    let Some(file) = load_scheduler_file(&context.file).map_err(failure)? else {
         return Err(Failure::usage(format!(
             "scheduler file {} not found: nothing to apply (create it with `kaal init` or set scheduler_config_path)",
             path.display()

@@ -30,10 +30,7 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
     let jobs = match SchedulerFile::load(scheduler, &environment, &check.namespace) {
         Ok(Some(file)) => Some(file.jobs.len()),
         Ok(None) => {
-            let policy = check
-                .file
-                .as_ref()
-                .map(|f| f.config.scheduler_missing_file_policy);
+            let policy = check.file.as_ref().map(|f| f.scheduler_missing_file_policy);
             if policy == Some(MissingFilePolicy::Error) {
                 problems.push(whole(
                     scheduler,

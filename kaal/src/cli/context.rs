@@ -139,7 +139,7 @@ impl Context {
             _ => Failure::usage(err),
         };
         let handlers = Handlers::new();
-        match load_scheduler_file(&self.kaal, &self.file.environment).map_err(failure)? {
+        match load_scheduler_file(&self.file).map_err(failure)? {
             Some(jobs) => {
                 let report = apply_scheduler_file(&self.kaal, &jobs, &handlers).map_err(failure)?;
                 Ok((Some(jobs), report))

@@ -149,7 +149,6 @@ fn refuse_the_future(context: &Context, at: DateTime<Utc>) -> Result<(), Failure
 /// written.
 fn dry_run(config: Option<PathBuf>, now: DateTime<Utc>) -> Result<u8, Failure> {
     let context = Context::open_existing(config)?;
-    let environment = &context.file.environment;
     let stored: Vec<String> = match context.kaal.adapter().definition_registry() {
         Some(store) => store
             .all_definitions(&context.file.config.namespace)
@@ -162,7 +161,7 @@ fn dry_run(config: Option<PathBuf>, now: DateTime<Utc>) -> Result<u8, Failure> {
     // The jobs this node's tick would run: its file's, bound here only (nothing is
     // stored). A stored definition decides cron and enabled state; a job not stored yet
     // runs as the file says.
-    let jobs = load_scheduler_file(&context.kaal, environment).map_err(Failure::usage)?;
+    let jobs = load_scheduler_file(&context.file).map_err(Failure::usage)?;
     for job in jobs.iter().flat_map(|file| &file.jobs) {
         if job.enabled || stored.contains(&job.key) {
             let noop = kaal::callback(|_: &kaal::Fire| Ok::<(), std::io::Error>(()));

@@ -167,7 +167,7 @@ fn summary(
         }
         None => line(format!(
             "scheduler file {} missing: no commands to run (only stored handler jobs)",
-            c.scheduler_config_path.display()
+            context.file.scheduler_config_path.display()
         ))?,
     }
     let tz = context.tz();

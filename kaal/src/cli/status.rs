@@ -16,7 +16,7 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
     let file = &context.file;
     let c = &file.config;
     let tz = context.tz();
-    let scheduler = &c.scheduler_config_path;
+    let scheduler = &file.scheduler_config_path;
     line(format!(
         "configuration: {} (environment {})",
         file.path.display(),
@@ -53,7 +53,7 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
             "missing"
         },
         c.scheduler_conflict_policy,
-        c.scheduler_missing_file_policy
+        file.scheduler_missing_file_policy
     ))?;
     let Some(store) = context.kaal.adapter().definition_registry() else {
         line("this store keeps no job definitions")?;
@@ -133,9 +133,9 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
 /// would change, and what this node would not run. A file that cannot be read is reported,
 /// not fatal: `status` is for finding out what is wrong.
 fn file_versus_database(context: &Context) -> Result<u8, Failure> {
-    let path = &context.file.config.scheduler_config_path;
+    let path = &context.file.scheduler_config_path;
     line("")?;
-    let file = match load_scheduler_file(&context.kaal, &context.file.environment) {
+    let file = match load_scheduler_file(&context.file) {
         Ok(Some(file)) => file,
         Ok(None) => {
             line(format!(

@@ -16,14 +16,14 @@
 //!   tool refuses an explicitly set `KAAL_ENV` that names no section of the file, listing
 //!   the sections it has ([`ConfigFile::sections`]), so a misspelt environment never runs
 //!   with another environment's settings.
-//! * Keys: `database_url` (required), `lock_strategy` (`lease` default, `advisory`), and every
-//!   field of [`Config`] in snake_case: `tick_interval`, `window_lookback`,
-//!   `window_lookahead`, `lease_ttl`, `recovery_window`, `recovery_startup_jitter`,
+//! * Keys: `database_url` (required), `lock_strategy` (`lease` default, `advisory`),
+//!   `scheduler_config_path`, `scheduler_missing_file_policy` (`warn`, `error`),
+//!   `window_lookahead` (accepted, no effect), and every field of [`Config`] in snake_case:
+//!   `tick_interval`, `window_lookback`, `lease_ttl`, `recovery_window`, `recovery_startup_jitter`,
 //!   `node_timeout`, `max_clock_offset` (whole seconds, at most ten years), `namespace`, `time_zone`, `node_id`,
 //!   `enable_log_dispatch_registry`, `enable_dispatch_recovery` (booleans),
-//!   `scheduler_config_path`,
-//!   `scheduler_conflict_policy` (`error`, `code_wins`, `file_wins`),
-//!   `scheduler_missing_file_policy` (`warn`, `error`). A key set to `~` keeps its default.
+//!   `scheduler_conflict_policy` (`error`, `code_wins`, `file_wins`). A key set to `~` keeps
+//!   its default.
 //! * `${VAR}` and `${VAR:-default}` in values are replaced from the environment (`$${` is a
 //!   literal `${`); an unquoted value is typed after expansion, so `tick_interval:
 //!   ${TICK:-5}` is a number.
@@ -50,6 +50,45 @@ use crate::files::problems::{
 use crate::files::yaml::{type_plain, Node, Typed, Value};
 use crate::store::{Backend, LockStrategy};
 use crate::suggest::did_you_mean;
+
+/// What happens when the scheduler file does not exist (`scheduler_missing_file_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingFilePolicy {
+    /// Log a warning and run with the definitions already stored (default).
+    #[default]
+    Warn,
+    /// Refuse to start.
+    Error,
+}
+
+impl MissingFilePolicy {
+    /// The spelling used in configuration files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for MissingFilePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for MissingFilePolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "warn" => Ok(Self::Warn),
+            "error" => Ok(Self::Error),
+            other => Err(format!(
+                "unknown scheduler_missing_file_policy {other:?}: expected one of warn, error"
+            )),
+        }
+    }
+}
 
 /// Where the configuration file is looked for when neither `--config` nor `KAAL_CONFIG`
 /// says otherwise.
@@ -115,9 +154,16 @@ pub struct ConfigFile {
     pub database_url: String,
     /// How claims are held.
     pub lock_strategy: LockStrategy,
-    /// The scheduling configuration, validated; `scheduler_config_path` is already resolved
-    /// against the file's directory.
+    /// The scheduling configuration (what the coordinator reads), validated.
     pub config: Config,
+    /// Where the scheduler file is (`scheduler_config_path`), resolved against the file's
+    /// directory.
+    pub scheduler_config_path: PathBuf,
+    /// What a missing scheduler file means (`scheduler_missing_file_policy`).
+    pub scheduler_missing_file_policy: MissingFilePolicy,
+    /// `window_lookahead`, accepted for the Ruby gem's files and checked; it has no effect
+    /// (a tick never dispatches a fire time later than its `now`).
+    pub window_lookahead: Duration,
     /// The names of the file's top-level sections, in file order (`defaults` included).
     pub sections: Vec<String>,
 }
@@ -182,7 +228,7 @@ impl ConfigFile {
     /// let text = "defaults:\n  database_url: \"memory:\"\n  tick_interval: ${TICK:-2}\n";
     /// let file = ConfigFile::parse(text, Path::new("conf/kaal.yml"), "development", &|_| None)?;
     /// assert_eq!(file.config.tick_interval.as_secs(), 2);
-    /// assert_eq!(file.config.scheduler_config_path, Path::new("conf/kaal-scheduler.yml"));
+    /// assert_eq!(file.scheduler_config_path, Path::new("conf/kaal-scheduler.yml"));
     ///
     /// let err = ConfigFile::parse("defaults:\n  tick_intervall: 5\n", Path::new("k.yml"), "development", &|_| None)
     ///     .unwrap_err();
@@ -242,7 +288,7 @@ impl ConfigFile {
                 let mut problems = collector.problems;
                 problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
                 ConfigCheck {
-                    scheduler_config_path: file.config.scheduler_config_path.clone(),
+                    scheduler_config_path: file.scheduler_config_path.clone(),
                     namespace: file.config.namespace.clone(),
                     file: Some(file),
                     problems,
@@ -335,9 +381,7 @@ impl ConfigFile {
         }
 
         let mut config = Config::default();
-        let mut database_url = None;
-        let mut lock_strategy = LockStrategy::Lease;
-        let mut scheduler_path = None;
+        let mut own = FileOnly::default();
         let mut bad_fields: Vec<&str> = Vec::new();
         for (&key, &node) in &merged {
             let Some((_, kind)) = KEYS.iter().find(|(name, _)| *name == key) else {
@@ -352,25 +396,19 @@ impl ConfigFile {
                     continue;
                 }
             };
-            if let Err(message) = apply(
-                key,
-                value,
-                &mut config,
-                &mut database_url,
-                &mut lock_strategy,
-                &mut scheduler_path,
-            ) {
+            if let Err(message) = apply(key, value, &mut config, &mut own) {
                 problems.at(node.line, format!("{key}: {message}"));
                 bad_fields.push(key);
             }
         }
         let base = path.parent().unwrap_or(Path::new(""));
-        config.scheduler_config_path = match scheduler_path {
+        let scheduler_config_path = match own.scheduler_path {
             Some(p) if p.is_absolute() => p,
             Some(p) => base.join(p),
             None => base.join("kaal-scheduler.yml"),
         };
-        let database_url = database_url.unwrap_or_default();
+        let lock_strategy = own.lock_strategy;
+        let database_url = own.database_url.unwrap_or_default();
         if database_url.trim().is_empty() && !bad_fields.contains(&"database_url") {
             problems.whole(format!(
                 "database_url is not set in `defaults:` or `{environment}:`; add e.g. `database_url: sqlite://db/kaal.db`"
@@ -409,6 +447,9 @@ impl ConfigFile {
                 database_url,
                 lock_strategy,
                 config,
+                scheduler_config_path,
+                scheduler_missing_file_policy: own.missing_file_policy,
+                window_lookahead: own.window_lookahead,
                 sections,
             },
             problems,
@@ -538,31 +579,34 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
+/// The settings of the file that are not the coordinator's [`Config`], as read.
+#[derive(Default)]
+struct FileOnly {
+    database_url: Option<String>,
+    lock_strategy: LockStrategy,
+    scheduler_path: Option<PathBuf>,
+    missing_file_policy: MissingFilePolicy,
+    window_lookahead: Duration,
+}
+
 /// Stores one typed setting into its field.
-fn apply(
-    key: &str,
-    value: Setting,
-    config: &mut Config,
-    database_url: &mut Option<String>,
-    lock_strategy: &mut LockStrategy,
-    scheduler_path: &mut Option<PathBuf>,
-) -> Result<(), String> {
+fn apply(key: &str, value: Setting, config: &mut Config, own: &mut FileOnly) -> Result<(), String> {
     match (key, value) {
-        ("database_url", Setting::Text(s)) => *database_url = Some(s),
-        ("lock_strategy", Setting::Text(s)) => *lock_strategy = s.parse()?,
+        ("database_url", Setting::Text(s)) => own.database_url = Some(s),
+        ("lock_strategy", Setting::Text(s)) => own.lock_strategy = s.parse()?,
         ("namespace", Setting::Text(s)) => config.namespace = s,
         ("time_zone", Setting::Text(s)) => config.time_zone = s,
         ("node_id", Setting::Text(s)) => config.node_id = s,
-        ("scheduler_config_path", Setting::Text(s)) => *scheduler_path = Some(PathBuf::from(s)),
+        ("scheduler_config_path", Setting::Text(s)) => own.scheduler_path = Some(PathBuf::from(s)),
         ("scheduler_conflict_policy", Setting::Text(s)) => {
             config.scheduler_conflict_policy = s.parse()?
         }
         ("scheduler_missing_file_policy", Setting::Text(s)) => {
-            config.scheduler_missing_file_policy = s.parse()?
+            own.missing_file_policy = s.parse()?
         }
         ("tick_interval", Setting::Seconds(d)) => config.tick_interval = d,
         ("window_lookback", Setting::Seconds(d)) => config.window_lookback = d,
-        ("window_lookahead", Setting::Seconds(d)) => config.window_lookahead = d,
+        ("window_lookahead", Setting::Seconds(d)) => own.window_lookahead = d,
         ("lease_ttl", Setting::Seconds(d)) => config.lease_ttl = d,
         ("recovery_window", Setting::Seconds(d)) => config.recovery_window = d,
         ("recovery_startup_jitter", Setting::Seconds(d)) => config.recovery_startup_jitter = d,
