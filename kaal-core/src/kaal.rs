@@ -12,7 +12,7 @@ use crate::coordinator::{Coordinator, TickReport};
 use crate::definition::{Definition, DefinitionSource, NewDefinition};
 use crate::error::RegistryError;
 use crate::keys::idempotency_key;
-use crate::registry::{callback, CallbackError, Fire, RegistrationError, Registry};
+use crate::registry::{callback, CallbackError, CallbackRegistry, Fire, RegistrationError};
 
 /// Jobs, store and coordinator of one node.
 ///
@@ -33,7 +33,7 @@ use crate::registry::{callback, CallbackError, Fire, RegistrationError, Registry
 /// ```
 pub struct Kaal {
     adapter: Arc<dyn Adapter>,
-    registry: Arc<Registry>,
+    registry: Arc<CallbackRegistry>,
     coordinator: Coordinator,
 }
 
@@ -60,7 +60,7 @@ impl Kaal {
         adapter: Arc<dyn Adapter>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ConfigErrors> {
-        let registry = Arc::new(Registry::new(config.namespace.clone()));
+        let registry = Arc::new(CallbackRegistry::new(config.namespace.clone()));
         let coordinator =
             Coordinator::with_clock(config, adapter.clone(), registry.clone(), clock)?;
         Ok(Self {
@@ -81,7 +81,7 @@ impl Kaal {
     }
 
     /// The in-process callbacks.
-    pub fn registry(&self) -> &Arc<Registry> {
+    pub fn registry(&self) -> &Arc<CallbackRegistry> {
         &self.registry
     }
 

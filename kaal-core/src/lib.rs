@@ -6,6 +6,35 @@
 //! [`Adapter`] over SQLite, PostgreSQL and MySQL, and [`MemoryAdapter`] keeps everything in
 //! this process.
 //!
+//! # Glossary
+//!
+//! * **job** — a cron schedule under a **cron key** (`invoices:send`) with a callback;
+//!   registered in code or declared in a scheduler file.
+//! * **fire time** — one instant a job's cron names (09:00 of `0 9 * * *`). Every fire time
+//!   of every job runs exactly once across the fleet; that is the whole promise.
+//! * **namespace** — the prefix that scopes everything one application stores (keys, log
+//!   rows, nodes, definitions), so applications can share a database.
+//! * **node** — one process running a [`Coordinator`], known by its `node_id` (unique among
+//!   live nodes, [`NodeRegistry`]).
+//! * **tick** — one pass of a node: take the due fire times, claim them, run the ones won.
+//! * **claim** — taking a fire time: a lock (a lease, an advisory or a named lock), then the
+//!   insert-only row in the dispatch log, which is the commit point.
+//! * **lease** — a row of `kaal_locks` that expires by the database's clock.
+//! * **dispatch log** — `kaal_dispatches`, one row per fire time taken, `claimed` →
+//!   `dispatched` | `failed` ([`DispatchRegistry`]).
+//! * **definition** — the stored form of a job: cron, enabled, source (`code` / `file`) and
+//!   when its schedule came into force ([`Definition`], [`DefinitionRegistry`]).
+//! * **owed** — a fire time is owed when the job's current schedule was in force at that
+//!   instant; only owed fire times ever run.
+//! * **recovery** — the pass at start-up over `recovery_window` for fire times missed while
+//!   no node ran.
+//! * **adapter** / **store** — the seam a database implements ([`Adapter`]); a store is one
+//!   database behind it (`kaal_diesel::DieselStore`, [`MemoryAdapter`]).
+//! * **callback registry** — the callbacks of this process, by cron key
+//!   ([`CallbackRegistry`]); not a store.
+//! * **apply** — writing a scheduler file's jobs into the stored definitions (`kaal apply`,
+//!   in the `kaal` crate).
+//!
 //! # The claim model
 //!
 //! The one thing to understand is what makes a fire time *taken*. With the dispatch log on
@@ -102,7 +131,7 @@
 //!   the stored definitions; [`MemoryAdapter`] and its registries keep them in memory.
 //! * [`cron`] — parsing, linting, simplifying, describing and evaluating cron expressions.
 //! * [`Config`] — settings with the design's defaults and [`Config::validate`].
-//! * [`Registry`] — the callbacks of this process; [`Coordinator`] — the tick loop;
+//! * [`CallbackRegistry`] — the callbacks of this process; [`Coordinator`] — the tick loop;
 //!   [`Kaal`] — the facade that ties them together.
 //! * [`Clock`] — where "now" comes from ([`ManualClock`] for tests, [`OffsetClock`] for skew).
 #![deny(missing_docs)]
@@ -126,8 +155,7 @@ pub mod session;
 pub use adapter::{with_lock, Adapter, NullAdapter};
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use config::{
-    default_node_id, Config, ConfigErrors, ConfigProblem, ConflictPolicy,
-    MAX_DURATION,
+    default_node_id, Config, ConfigErrors, ConfigProblem, ConflictPolicy, MAX_DURATION,
 };
 pub use coordinator::preview::{Preview, PreviewOutcome, PreviewReport};
 pub use coordinator::{Coordinator, StartError, TickReport};
@@ -148,7 +176,14 @@ pub use memory::{
     MemoryAdapter, MemoryDefinitionRegistry, MemoryDispatchRegistry, MemoryNodeRegistry,
 };
 pub use nodes::{is_live, NodeInfo, NodeRecord, NodeRegistry, Registration};
-pub use registry::{callback, Callback, CallbackError, Entry, Fire, RegistrationError, Registry};
+pub use registry::{
+    callback, Callback, CallbackError, CallbackRegistry, Entry, Fire, RegistrationError,
+};
+
+/// The old name of [`CallbackRegistry`] (renamed so the callbacks of a process are not
+/// mistaken for a store like [`DispatchRegistry`] or [`DefinitionRegistry`]).
+#[deprecated(note = "renamed to `CallbackRegistry`")]
+pub type Registry = CallbackRegistry;
 pub use session::{LockSession, SessionFactory, SessionLockAdapter};
 
 pub use chrono;

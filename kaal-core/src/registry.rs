@@ -96,17 +96,17 @@ impl fmt::Debug for Entry {
 
 /// The callbacks registered in this process, by key.
 ///
-/// Thread-safe. Iteration ([`entries`](Registry::entries)) takes a snapshot, so user code is
+/// Thread-safe. Iteration ([`entries`](CallbackRegistry::entries)) takes a snapshot, so user code is
 /// never called while the registry's lock is held and a callback may itself register or
 /// remove jobs.
 #[derive(Debug)]
-pub struct Registry {
+pub struct CallbackRegistry {
     namespace: String,
     entries: RwLock<BTreeMap<String, Entry>>,
     generation: AtomicU64,
 }
 
-impl Registry {
+impl CallbackRegistry {
     /// An empty registry whose keys are checked against `namespace`'s key length limit.
     pub fn new(namespace: impl Into<String>) -> Self {
         Self {

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use kaal_core::{
-    validate_cron_key, Adapter, Config, Fire, Kaal, KeyError, MemoryAdapter, RegistrationError,
-    Registry,
+    validate_cron_key, Adapter, CallbackRegistry, Config, Fire, Kaal, KeyError, MemoryAdapter,
+    RegistrationError,
 };
 
 fn ok(_: &Fire) -> Result<(), std::convert::Infallible> {
@@ -46,7 +46,7 @@ fn a_cron_key_with_a_trailing_space_is_refused_at_registration_and_nothing_is_st
 
 #[test]
 fn a_cron_key_with_leading_or_trailing_whitespace_of_any_kind_is_refused_by_the_registry() {
-    let registry = Registry::new("kaal");
+    let registry = CallbackRegistry::new("kaal");
     for key in [
         " trail",
         "trail ",

@@ -65,7 +65,7 @@
 //! * `jobs/` — what runs for a file job's fire time: [`command_job`] (a process group,
 //!   timeouts, the environment it gets) and its placeholders ([`Template`]).
 //! * `store/` — [`connect`]: the store a URL names, one glue function per backend feature;
-//!   [`Store`], [`Backend`], [`redact`].
+//!   [`Store`], [`DatabaseKind`], [`redact`].
 //! * [`apply`] — files meet the database: what a starting node adds, what `kaal apply`
 //!   changes (one transaction), which node runs which job.
 //! * `cli/` (binary only) — the `kaal` command: one file per command group.
@@ -118,11 +118,18 @@ pub use apply::{
     job_from_definition, load_scheduler_file, plan_scheduler_file, rebind_scheduler_file,
     stored_metadata, ApplyError, ApplyReport, FilePlan, Handlers, Rebound,
 };
-pub use files::config_file::{MissingFilePolicy, ConfigCheck, ConfigFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT};
+pub use files::config_file::{
+    ConfigCheck, ConfigFile, MissingFilePolicy, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT,
+};
 pub use files::problems::{FileErrors, FileProblem};
 pub use files::scheduler_file::SchedulerFile;
 pub use files::scheduler_job::{FileJob, JobAction};
 pub use jobs::command_job::{CommandError, CommandJob, Program};
 pub use jobs::placeholder::{Template, PLACEHOLDERS};
 pub use store::connect::{connect, connect_with};
-pub use store::{redact, sqlite_file, Backend, ConnectError, LockStrategy, Store};
+pub use store::{redact, sqlite_file, ConnectError, DatabaseKind, LockStrategy, Store};
+
+/// The old name of [`DatabaseKind`] (renamed so it no longer collides with
+/// `kaal_testkit::Backend`, the trait a backend implements to run the conformance suite).
+#[deprecated(note = "renamed to `DatabaseKind`")]
+pub type Backend = DatabaseKind;

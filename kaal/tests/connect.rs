@@ -2,12 +2,12 @@
 #![allow(clippy::unwrap_used)]
 
 use kaal::chrono::{TimeZone, Utc};
-use kaal::{connect, Backend, Config, Fire, Kaal};
+use kaal::{connect, Config, DatabaseKind, Fire, Kaal};
 
 #[test]
 fn memory_urls_give_an_in_process_store_with_registries() {
     let store = connect("memory:").unwrap();
-    assert_eq!(store.backend(), Backend::Memory);
+    assert_eq!(store.backend(), DatabaseKind::Memory);
     store.run_migrations().unwrap();
     assert!(store.adapter().definition_registry().is_some());
 }
@@ -43,7 +43,7 @@ fn a_plain_path_opens_sqlite_creating_missing_directories() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dirs/kaal.db");
     let store = connect(path.to_str().unwrap()).unwrap();
-    assert_eq!(store.backend(), Backend::Sqlite);
+    assert_eq!(store.backend(), DatabaseKind::Sqlite);
     store.run_migrations().unwrap();
     store.run_migrations().unwrap();
 

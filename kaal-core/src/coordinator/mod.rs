@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigErrors};
 use crate::dispatch::DispatchLogging;
 use crate::error::RegistryError;
 use crate::nodes::{NodeInfo, NodeRecord};
-use crate::registry::{Fire, Registry};
+use crate::registry::{CallbackRegistry, Fire};
 use crate::schedule::Schedule;
 
 mod claim;
@@ -73,7 +73,7 @@ struct Inner {
     config: Config,
     tz: Tz,
     adapter: Arc<dyn Adapter>,
-    registry: Arc<Registry>,
+    registry: Arc<CallbackRegistry>,
     clock: Arc<dyn Clock>,
     logging: DispatchLogging,
     schedule: Mutex<Schedule>,
@@ -144,7 +144,7 @@ pub enum StartError {
     },
     /// The node registry could not be reached.
     #[error("could not register this node: {0}")]
-    Registry(#[from] RegistryError),
+    CallbackRegistry(#[from] RegistryError),
     /// The loop thread could not be spawned.
     #[error("could not start the kaal loop thread: {0}")]
     Thread(String),
@@ -194,7 +194,7 @@ impl Coordinator {
     pub fn new(
         config: Config,
         adapter: Arc<dyn Adapter>,
-        registry: Arc<Registry>,
+        registry: Arc<CallbackRegistry>,
     ) -> Result<Self, ConfigErrors> {
         Self::with_clock(config, adapter, registry, Arc::new(SystemClock))
     }
@@ -204,7 +204,7 @@ impl Coordinator {
     pub fn with_clock(
         config: Config,
         adapter: Arc<dyn Adapter>,
-        registry: Arc<Registry>,
+        registry: Arc<CallbackRegistry>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ConfigErrors> {
         config.validate()?;

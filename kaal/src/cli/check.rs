@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use kaal::{Backend, ConfigFile, FileProblem, MissingFilePolicy, SchedulerFile};
+use kaal::{ConfigFile, DatabaseKind, FileProblem, MissingFilePolicy, SchedulerFile};
 
 use super::context::{config_path, environment, missing_environment};
 use super::output::line;
@@ -21,7 +21,7 @@ pub(crate) fn run(config: Option<PathBuf>) -> Result<u8, Failure> {
             problems.push(whole(&path, message));
         }
         if !file.database_url.trim().is_empty() {
-            if let Err(err) = Backend::from_url(&file.database_url) {
+            if let Err(err) = DatabaseKind::from_url(&file.database_url) {
                 problems.push(whole(&path, format!("database_url: {err}")));
             }
         }

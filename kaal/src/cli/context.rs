@@ -119,7 +119,7 @@ impl Context {
     /// several processes at once), so a fresh SQLite file needs no set-up step. Server
     /// databases are migrated only by `kaal migrate`.
     pub fn migrate_sqlite(&self) -> Result<(), Failure> {
-        if self.store.backend() == kaal::Backend::Sqlite {
+        if self.store.backend() == kaal::DatabaseKind::Sqlite {
             self.store.run_migrations().map_err(Failure::store)?;
         }
         Ok(())

@@ -48,7 +48,7 @@ use crate::files::problems::{
     misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors, FileProblem,
 };
 use crate::files::yaml::{type_plain, Node, Typed, Value};
-use crate::store::{Backend, LockStrategy};
+use crate::store::{DatabaseKind, LockStrategy};
 use crate::suggest::did_you_mean;
 
 /// What happens when the scheduler file does not exist (`scheduler_missing_file_policy`).
@@ -415,8 +415,8 @@ impl ConfigFile {
             ));
         }
         if lock_strategy == LockStrategy::Advisory {
-            if let Ok(backend @ (Backend::Memory | Backend::Sqlite)) =
-                Backend::from_url(&database_url)
+            if let Ok(backend @ (DatabaseKind::Memory | DatabaseKind::Sqlite)) =
+                DatabaseKind::from_url(&database_url)
             {
                 let line = merged.get("lock_strategy").map_or(0, |n| n.line);
                 problems.at(line, format!("lock_strategy: advisory locks exist only on PostgreSQL and MySQL, not {backend}; use lease"));

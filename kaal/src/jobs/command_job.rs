@@ -195,7 +195,7 @@ pub fn kill_running_jobs(grace: Duration) -> usize {
 }
 
 impl CommandJob {
-    /// A callback that runs this job, for [`Registry::upsert`](kaal_core::Registry::upsert).
+    /// A callback that runs this job, for [`CallbackRegistry::upsert`](kaal_core::CallbackRegistry::upsert).
     pub fn into_callback(self) -> Callback {
         callback(move |fire: &Fire| self.run(fire))
     }

@@ -7,13 +7,13 @@ use kaal_core::MemoryAdapter;
 
 #[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 use crate::store::feature_disabled;
-use crate::store::{redact, secrets, Backend, ConnectError, LockStrategy, Store};
+use crate::store::{redact, secrets, ConnectError, DatabaseKind, LockStrategy, Store};
 
 /// Opens the store `url` names with the lease strategy; see [`connect_with`].
 ///
 /// ```
 /// let store = kaal::connect("memory:")?;
-/// assert_eq!(store.backend(), kaal::Backend::Memory);
+/// assert_eq!(store.backend(), kaal::DatabaseKind::Memory);
 ///
 /// let err = kaal::connect("ftp://example.com/db").unwrap_err();
 /// assert!(err.to_string().contains("unknown database URL scheme"));
@@ -40,29 +40,31 @@ pub fn connect(url: &str) -> Result<Store, ConnectError> {
 /// password are withheld from the jobs this process runs
 /// ([`withhold_from_jobs`](crate::jobs::command_job::withhold_from_jobs)).
 pub fn connect_with(url: &str, strategy: LockStrategy) -> Result<Store, ConnectError> {
-    let backend = Backend::from_url(url)?;
+    let backend = DatabaseKind::from_url(url)?;
     let url = url.trim();
     let shown = redact(url);
     let secrets = secrets(url);
-    if backend != Backend::Memory {
+    if backend != DatabaseKind::Memory {
         crate::jobs::command_job::withhold_from_jobs(url);
         for secret in &secrets {
             crate::jobs::command_job::withhold_from_jobs(secret);
         }
     }
-    if strategy == LockStrategy::Advisory && matches!(backend, Backend::Memory | Backend::Sqlite) {
+    if strategy == LockStrategy::Advisory
+        && matches!(backend, DatabaseKind::Memory | DatabaseKind::Sqlite)
+    {
         return Err(ConnectError::UnsupportedStrategy { strategy, backend });
     }
     let store = match backend {
-        Backend::Memory => Ok(Store::from_parts(
+        DatabaseKind::Memory => Ok(Store::from_parts(
             backend,
             shown,
             Arc::new(MemoryAdapter::new()),
             None,
         )),
-        Backend::Sqlite => sqlite(url, shown),
-        Backend::Postgres => postgres(url, shown, strategy),
-        Backend::Mysql => mysql(url, shown, strategy),
+        DatabaseKind::Sqlite => sqlite(url, shown),
+        DatabaseKind::Postgres => postgres(url, shown, strategy),
+        DatabaseKind::Mysql => mysql(url, shown, strategy),
     };
     store
         .map(|store| store.with_secrets(secrets.clone()))
@@ -72,7 +74,7 @@ pub fn connect_with(url: &str, strategy: LockStrategy) -> Result<Store, ConnectE
 /// Opens an SQLite store.
 #[cfg(not(feature = "sqlite"))]
 pub(crate) fn sqlite(_url: &str, shown: String) -> Result<Store, ConnectError> {
-    Err(feature_disabled(Backend::Sqlite, shown))
+    Err(feature_disabled(DatabaseKind::Sqlite, shown))
 }
 
 /// Opens a PostgreSQL store.
@@ -82,7 +84,7 @@ pub(crate) fn postgres(
     shown: String,
     _strategy: LockStrategy,
 ) -> Result<Store, ConnectError> {
-    Err(feature_disabled(Backend::Postgres, shown))
+    Err(feature_disabled(DatabaseKind::Postgres, shown))
 }
 
 /// Opens a PostgreSQL store: the lease table, or with `lock_strategy: advisory` advisory
@@ -100,7 +102,7 @@ pub(crate) fn postgres(
 
     type Migrate = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
     let open_error = |err: OpenError| ConnectError::Open {
-        backend: Backend::Postgres,
+        backend: DatabaseKind::Postgres,
         url: shown.clone(),
         cause: err.to_string(),
     };
@@ -130,7 +132,7 @@ pub(crate) fn postgres(
         }
     };
     Ok(Store::from_parts(
-        Backend::Postgres,
+        DatabaseKind::Postgres,
         shown,
         adapter,
         Some(migrate),
@@ -144,7 +146,7 @@ pub(crate) fn mysql(
     shown: String,
     _strategy: LockStrategy,
 ) -> Result<Store, ConnectError> {
-    Err(feature_disabled(Backend::Mysql, shown))
+    Err(feature_disabled(DatabaseKind::Mysql, shown))
 }
 
 /// Opens a MySQL / MariaDB store: the lease table, or with `lock_strategy: advisory` named
@@ -163,7 +165,7 @@ pub(crate) fn mysql(
 
     type Migrate = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
     let open_error = |err: OpenError| ConnectError::Open {
-        backend: Backend::Mysql,
+        backend: DatabaseKind::Mysql,
         url: shown.clone(),
         cause: err.to_string(),
     };
@@ -185,7 +187,7 @@ pub(crate) fn mysql(
             .map_err(|err| err.to_string())
     });
     Ok(Store::from_parts(
-        Backend::Mysql,
+        DatabaseKind::Mysql,
         shown,
         adapter,
         Some(migrate),
@@ -204,20 +206,20 @@ pub(crate) fn sqlite(url: &str, shown: String) -> Result<Store, ConnectError> {
     if let Some(dir) = std::path::Path::new(path).parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {
             std::fs::create_dir_all(dir).map_err(|err| ConnectError::Open {
-                backend: Backend::Sqlite,
+                backend: DatabaseKind::Sqlite,
                 url: shown.clone(),
                 cause: format!("cannot create directory {}: {err}", dir.display()),
             })?;
         }
     }
     let store = Arc::new(SqliteStore::open(url).map_err(|err| ConnectError::Open {
-        backend: Backend::Sqlite,
+        backend: DatabaseKind::Sqlite,
         url: shown.clone(),
         cause: err.to_string(),
     })?);
     let migrations = store.clone();
     Ok(Store::from_parts(
-        Backend::Sqlite,
+        DatabaseKind::Sqlite,
         shown,
         store,
         Some(Box::new(move || {

@@ -1,5 +1,5 @@
 //! [`Store`]: an opened store (its backend, its URL as shown, its adapter and migrations),
-//! and what names one: [`Backend`], [`LockStrategy`], [`ConnectError`], [`redact`].
+//! and what names one: [`DatabaseKind`], [`LockStrategy`], [`ConnectError`], [`redact`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,7 +11,7 @@ pub(crate) mod connect;
 
 /// The databases kaal can keep its leases, dispatch log and definitions in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub enum DatabaseKind {
     /// In this process only (`memory:`); nothing is shared or kept.
     Memory,
     /// An SQLite file shared by the processes of one host (feature `sqlite`).
@@ -22,20 +22,20 @@ pub enum Backend {
     Mysql,
 }
 
-impl Backend {
+impl DatabaseKind {
     /// The Cargo feature that compiles this backend in (`None` for memory).
     pub fn feature(self) -> Option<&'static str> {
         match self {
-            Backend::Memory => None,
-            Backend::Sqlite => Some("sqlite"),
-            Backend::Postgres => Some("postgres"),
-            Backend::Mysql => Some("mysql"),
+            DatabaseKind::Memory => None,
+            DatabaseKind::Sqlite => Some("sqlite"),
+            DatabaseKind::Postgres => Some("postgres"),
+            DatabaseKind::Mysql => Some("mysql"),
         }
     }
 
     /// Which backend `url` names: `memory:`, `sqlite://…`, `postgres://…` /
     /// `postgresql://…`, `mysql://…`; anything without a scheme is an SQLite file path.
-    pub fn from_url(url: &str) -> Result<Backend, ConnectError> {
+    pub fn from_url(url: &str) -> Result<DatabaseKind, ConnectError> {
         let url = url.trim();
         if url.is_empty() {
             return Err(ConnectError::UnsupportedUrl(
@@ -43,13 +43,13 @@ impl Backend {
             ));
         }
         if url == "memory:" {
-            return Ok(Backend::Memory);
+            return Ok(DatabaseKind::Memory);
         }
         match kaal_diesel::scheme(url).as_deref() {
-            None => Ok(Backend::Sqlite),
-            Some("sqlite") => Ok(Backend::Sqlite),
-            Some("postgres" | "postgresql") => Ok(Backend::Postgres),
-            Some("mysql" | "mariadb") => Ok(Backend::Mysql),
+            None => Ok(DatabaseKind::Sqlite),
+            Some("sqlite") => Ok(DatabaseKind::Sqlite),
+            Some("postgres" | "postgresql") => Ok(DatabaseKind::Postgres),
+            Some("mysql" | "mariadb") => Ok(DatabaseKind::Mysql),
             Some(other) => Err(ConnectError::UnsupportedUrl(format!(
                 "unknown database URL scheme \"{other}:\" in {}; use sqlite://PATH, a file path, postgres://, mysql:// or memory:",
                 redact(url)
@@ -58,13 +58,13 @@ impl Backend {
     }
 }
 
-impl fmt::Display for Backend {
+impl fmt::Display for DatabaseKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Backend::Memory => "memory",
-            Backend::Sqlite => "SQLite",
-            Backend::Postgres => "PostgreSQL",
-            Backend::Mysql => "MySQL",
+            DatabaseKind::Memory => "memory",
+            DatabaseKind::Sqlite => "SQLite",
+            DatabaseKind::Postgres => "PostgreSQL",
+            DatabaseKind::Mysql => "MySQL",
         })
     }
 }
@@ -113,7 +113,7 @@ pub enum ConnectError {
     )]
     FeatureDisabled {
         /// The backend the URL names.
-        backend: Backend,
+        backend: DatabaseKind,
         /// The Cargo feature to enable.
         feature: &'static str,
         /// The URL, password hidden.
@@ -128,13 +128,13 @@ pub enum ConnectError {
         /// The strategy asked for.
         strategy: LockStrategy,
         /// The backend.
-        backend: Backend,
+        backend: DatabaseKind,
     },
     /// The backend could not open the database.
     #[error("cannot open the {backend} database {url}: {cause}")]
     Open {
         /// The backend.
-        backend: Backend,
+        backend: DatabaseKind,
         /// The URL, password hidden.
         url: String,
         /// What went wrong.
@@ -144,7 +144,7 @@ pub enum ConnectError {
     #[error("migrating the {backend} database {url} failed: {cause}")]
     Migration {
         /// The backend.
-        backend: Backend,
+        backend: DatabaseKind,
         /// The URL, password hidden.
         url: String,
         /// What went wrong.
@@ -155,7 +155,7 @@ pub enum ConnectError {
 /// A connected store: the [`Adapter`] the coordinator claims through (with its dispatch log
 /// and definitions), and the migrations of its database.
 pub struct Store {
-    backend: Backend,
+    backend: DatabaseKind,
     url: String,
     /// The pieces of the URL that `url` hides, hidden from migration errors too.
     secrets: Vec<String>,
@@ -175,7 +175,7 @@ impl fmt::Debug for Store {
 
 impl Store {
     /// Which database this is.
-    pub fn backend(&self) -> Backend {
+    pub fn backend(&self) -> DatabaseKind {
         self.backend
     }
 
@@ -207,7 +207,7 @@ impl Store {
 /// `sqlite:rel` → `rel`, a plain path as it is); `None` for other backends and for a URL with
 /// no path. Always a suffix of `url`.
 pub fn sqlite_file(url: &str) -> Option<&str> {
-    if Backend::from_url(url).ok()? != Backend::Sqlite {
+    if DatabaseKind::from_url(url).ok()? != DatabaseKind::Sqlite {
         return None;
     }
     let path = match kaal_diesel::scheme(url) {
@@ -224,7 +224,7 @@ impl Store {
     /// Builds a store from its parts (for the backend glue).
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn from_parts(
-        backend: Backend,
+        backend: DatabaseKind,
         url: String,
         adapter: Arc<dyn Adapter>,
         migrate: Option<Box<dyn Fn() -> Result<(), String> + Send + Sync>>,
@@ -347,7 +347,7 @@ impl ConnectError {
 
 /// The feature-off error for `backend`.
 #[allow(dead_code)]
-pub(crate) fn feature_disabled(backend: Backend, url: String) -> ConnectError {
+pub(crate) fn feature_disabled(backend: DatabaseKind, url: String) -> ConnectError {
     ConnectError::FeatureDisabled {
         backend,
         feature: backend.feature().unwrap_or("sqlite"),
@@ -361,15 +361,27 @@ mod tests {
 
     #[test]
     fn urls_pick_their_backend() {
-        assert_eq!(Backend::from_url("memory:").unwrap(), Backend::Memory);
-        assert_eq!(Backend::from_url("db/kaal.db").unwrap(), Backend::Sqlite);
-        assert_eq!(Backend::from_url("sqlite://x.db").unwrap(), Backend::Sqlite);
         assert_eq!(
-            Backend::from_url("postgresql://u@h/d").unwrap(),
-            Backend::Postgres
+            DatabaseKind::from_url("memory:").unwrap(),
+            DatabaseKind::Memory
         );
-        assert_eq!(Backend::from_url("mysql://u@h/d").unwrap(), Backend::Mysql);
-        assert!(Backend::from_url("redis://h").is_err());
+        assert_eq!(
+            DatabaseKind::from_url("db/kaal.db").unwrap(),
+            DatabaseKind::Sqlite
+        );
+        assert_eq!(
+            DatabaseKind::from_url("sqlite://x.db").unwrap(),
+            DatabaseKind::Sqlite
+        );
+        assert_eq!(
+            DatabaseKind::from_url("postgresql://u@h/d").unwrap(),
+            DatabaseKind::Postgres
+        );
+        assert_eq!(
+            DatabaseKind::from_url("mysql://u@h/d").unwrap(),
+            DatabaseKind::Mysql
+        );
+        assert!(DatabaseKind::from_url("redis://h").is_err());
     }
 
     #[test]
