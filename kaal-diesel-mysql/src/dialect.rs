@@ -59,8 +59,12 @@ impl Dialect for MysqlDialect {
         conn.transaction(f)
     }
 
-    fn lock_definitions(conn: &mut MysqlConnection, namespace: &str) -> QueryResult<()> {
-        kaal_diesel::lock_definition_rows(conn, namespace)
+    fn lock_definitions(
+        conn: &mut MysqlConnection,
+        namespace: &str,
+        key: Option<&str>,
+    ) -> QueryResult<()> {
+        kaal_diesel::lock_definition_rows(conn, namespace, key)
     }
 
     fn is_contention(error: &Error) -> bool {

@@ -4,11 +4,13 @@
 //! `(namespace, key)`), so applications sharing a database never see each other's
 //! definitions.
 //!
-//! Each write reads the stored row, applies the rules of
+//! Each write locks the stored row ([`lock_definitions`](crate::Dialect::lock_definitions),
+//! `SELECT ... FOR UPDATE` where the database needs it), reads it, applies the rules of
 //! [`definition_rules`](crate::definition_rules) and writes the result inside one
-//! [`write_transaction`](crate::Dialect::write_transaction). Where two writers can both find
-//! no row and both insert (databases without `BEGIN IMMEDIATE`), the loser's unique violation
-//! is retried once, and then finds the winner's row.
+//! [`write_transaction`](crate::Dialect::write_transaction), so two writers of one definition
+//! (an operator's `disable` and a `kaal apply`) never lose each other's change. Where two
+//! writers can both find no row and both insert (databases without `BEGIN IMMEDIATE`), the
+//! loser's unique violation is retried once, and then finds the winner's row.
 
 use diesel::result::{DatabaseErrorKind, Error};
 use kaal_core::{
@@ -53,6 +55,7 @@ impl<D: Dialect> DieselStore<D> {
         let operation = || format!("{verb}_definition({namespace}:{key})");
         let row = self.registry_call(operation, |conn| {
             D::write_transaction(conn, |conn| {
+                D::lock_definitions(conn, namespace, Some(key))?;
                 let now = self.definition_now(conn)?;
                 let Some(row) = conn.find_definition_row(namespace, key)? else {
                     return Ok(None);
@@ -100,6 +103,7 @@ impl<D: Dialect> DefinitionRegistry for DieselStore<D> {
         let row = self.registry_call(operation, |conn| {
             let attempt = |conn: &mut D::Connection| {
                 D::write_transaction(conn, |conn| {
+                    D::lock_definitions(conn, namespace, Some(&new.key))?;
                     let now = self.definition_now(conn)?;
                     let previous = conn.find_definition_row(namespace, &new.key)?;
                     let row =
@@ -179,7 +183,7 @@ impl<D: Dialect> DefinitionRegistry for DieselStore<D> {
         let outcome = D::write_transaction(&mut conn, |conn| {
             // Locked first, before any other read of the transaction: on MySQL the first
             // plain read fixes the snapshot, which must not predate the lock.
-            D::lock_definitions(conn, namespace)?;
+            D::lock_definitions(conn, namespace, None)?;
             let now = self.definition_now(conn)?;
             for write in writes {
                 let previous = conn.find_definition_row(namespace, &write.key)?;

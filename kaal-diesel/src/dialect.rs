@@ -70,15 +70,20 @@ pub trait Dialect: Sized + Send + Sync + 'static {
         F: FnOnce(&mut Self::Connection) -> Result<T, E>,
         E: From<Error>;
 
-    /// Inside a [`write_transaction`](Dialect::write_transaction): locks the stored
-    /// definitions of `namespace` until the transaction ends, so that what the transaction
-    /// reads of them next is what it overwrites (a compare-and-set batch). The default does
-    /// nothing, for databases whose write transaction already excludes every other writer
-    /// (SQLite's `BEGIN IMMEDIATE`); PostgreSQL and MySQL run `SELECT ... FOR UPDATE`. A
-    /// key inserted concurrently is not locked; the batch's insert then fails on the unique
-    /// index instead.
-    fn lock_definitions(conn: &mut Self::Connection, namespace: &str) -> QueryResult<()> {
-        let _ = (conn, namespace);
+    /// Inside a [`write_transaction`](Dialect::write_transaction), as its first statement:
+    /// locks the stored definitions of `namespace` (only the one of `key`, when given) until
+    /// the transaction ends, so that what the transaction reads of them next is what it
+    /// overwrites — no other writer's change between the read and the write is lost (an
+    /// operator's `disable` during a `kaal apply`, say). The default does nothing, for
+    /// databases whose write transaction already excludes every other writer (SQLite's
+    /// `BEGIN IMMEDIATE`); PostgreSQL and MySQL run `SELECT ... FOR UPDATE`. A key inserted
+    /// concurrently is not locked; the insert then fails on the unique index instead.
+    fn lock_definitions(
+        conn: &mut Self::Connection,
+        namespace: &str,
+        key: Option<&str>,
+    ) -> QueryResult<()> {
+        let _ = (conn, namespace, key);
         Ok(())
     }
 

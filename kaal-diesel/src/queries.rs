@@ -244,17 +244,30 @@ fn definitions_for_update(namespace: String) -> _ {
         .for_update()
 }
 
-/// Locks the stored definitions of `namespace` until the transaction ends (`SELECT ...
-/// FOR UPDATE`), for the databases whose query builder has a locking clause (PostgreSQL,
-/// MySQL): their [`Dialect::lock_definitions`](crate::Dialect::lock_definitions).
-pub fn lock_definition_rows<C>(conn: &mut C, namespace: &str) -> QueryResult<()>
+#[auto_type]
+fn definition_for_update(namespace: String, key: String) -> _ {
+    kaal_definitions::table
+        .filter(kaal_definitions::namespace.eq(namespace))
+        .filter(kaal_definitions::key.eq(key))
+        .select(kaal_definitions::key)
+        .for_update()
+}
+
+/// Locks the stored definitions of `namespace` — only the one of `key`, when given — until
+/// the transaction ends (`SELECT ... FOR UPDATE`), for the databases whose query builder has
+/// a locking clause (PostgreSQL, MySQL): their
+/// [`Dialect::lock_definitions`](crate::Dialect::lock_definitions).
+pub fn lock_definition_rows<C>(conn: &mut C, namespace: &str, key: Option<&str>) -> QueryResult<()>
 where
     C: Connection,
     definitions_for_update: LoadQuery<'static, C, String>,
+    definition_for_update: LoadQuery<'static, C, String>,
 {
-    definitions_for_update(namespace.to_string())
-        .load::<String>(conn)
-        .map(drop)
+    match key {
+        None => definitions_for_update(namespace.to_string()).load::<String>(conn),
+        Some(key) => definition_for_update(namespace.to_string(), key.to_string()).load(conn),
+    }
+    .map(drop)
 }
 
 /// Statements that are the same SQL on every database: schema probes, dispatch-log reads

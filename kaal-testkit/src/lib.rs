@@ -86,6 +86,7 @@ macro_rules! conformance_suite {
             registries::definitions_are_scoped_by_namespace,
             registries::a_definition_batch_applies_all_or_nothing,
             registries::a_definition_batch_cut_part_way_is_all_or_nothing,
+            registries::enable_racing_batches_loses_no_change,
             owed::a_restart_storm_runs_each_owed_fire_time_once_and_nothing_earlier,
             owed::a_restart_after_a_disabled_interval_runs_nothing_from_it,
             owed::a_restart_after_a_cron_change_runs_nothing_of_the_new_cron_before_it,

@@ -667,3 +667,69 @@ pub fn a_definition_batch_cut_part_way_is_all_or_nothing(backend: &dyn Backend) 
         );
     }
 }
+
+/// An operator's enable/disable racing `kaal apply`-style batches on one definition loses
+/// neither: one thread changes the cron through compare-and-set batches (reading the row
+/// first, as an apply does), another keeps disabling and enabling it from its own
+/// connection. Before every batch the row must still carry the cron the batch thread last
+/// wrote — a disable that read the row before a batch committed and wrote it back after
+/// would put the old cron back (a lost update).
+pub fn enable_racing_batches_loses_no_change(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let applier = store.open();
+    let operator = store.open();
+    let defs = applier
+        .definition_registry()
+        .expect("backend has no definition registry");
+    defs.upsert_definition(NS, NewDefinition::new("a", "0 0 * * *"))
+        .unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let ops = operator.definition_registry().unwrap();
+            let mut enabled = false;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if enabled {
+                    ops.enable_definition(NS, "a").unwrap();
+                } else {
+                    ops.disable_definition(NS, "a").unwrap();
+                }
+                enabled = !enabled;
+                // Paced, not synchronised: a toggle every few milliseconds leaves the batches
+                // room to commit while still landing inside many of them.
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+        });
+        let mut written = "0 0 * * *".to_string();
+        let mut applied = 0;
+        let mut attempts = 0;
+        while applied < 60 && attempts < 2000 {
+            attempts += 1;
+            let current = defs.find_definition(NS, "a").unwrap().unwrap();
+            assert_eq!(
+                current.cron, written,
+                "the cron a batch wrote was put back to an older one (lost update) after {applied} batches"
+            );
+            let next = format!("{} 0 * * *", (applied + 1) % 60);
+            let mut new = NewDefinition::new("a", next.as_str());
+            new.enabled = current.enabled;
+            match defs
+                .apply_definitions(NS, &[DefinitionWrite::upsert(Some(current), new)])
+                .unwrap()
+            {
+                BatchOutcome::Applied => {
+                    written = next;
+                    applied += 1;
+                }
+                BatchOutcome::Stale(_) => {}
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(applied >= 60, "only {applied} batches in {attempts} attempts");
+    });
+    assert_eq!(
+        defs.find_definition(NS, "a").unwrap().unwrap().cron,
+        "0 0 * * *",
+        "the last batch's cron (60 % 60) stands"
+    );
+}
