@@ -2,7 +2,7 @@
 //! Each prints its figures (processes, fire times, duplicates, missing, replays).
 #![allow(clippy::print_stdout)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -387,7 +387,11 @@ pub fn database_outage_is_survived_and_caught_up_once(backend: &dyn Backend) {
         .map(|(k, t)| (k, t.timestamp()))
         .collect();
     let runs = read_records(&outs);
-    let logged = read_log(&store, JOBS);
+    let rows = crate::fleet::read_log_rows(&store, JOBS);
+    let logged: BTreeMap<(String, i64), String> = rows
+        .iter()
+        .map(|(id, (node, _))| (id.clone(), node.clone()))
+        .collect();
     let duplicates: usize = runs.values().map(|n| n - 1).sum();
     let missing: Vec<_> = expected
         .iter()
@@ -419,7 +423,14 @@ pub fn database_outage_is_survived_and_caught_up_once(backend: &dyn Backend) {
     );
     assert_eq!(last_errors, 0, "the nodes did not reconnect");
     assert_eq!(duplicates, 0, "a fire time ran twice");
-    assert!(missing.is_empty(), "fire times never run: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "fire times never run: {:?}",
+        missing
+            .iter()
+            .map(|id| (id, rows.get(*id)))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(unlogged, 0, "fire times run but not logged");
     assert!(
         runs.keys().all(|id| expected.contains(id)),
