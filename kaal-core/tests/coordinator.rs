@@ -501,3 +501,31 @@ fn a_node_stalled_past_the_lease_between_log_read_and_claim_does_not_dispatch_tw
         "the stalled node kept its claim on a logged fire time"
     );
 }
+
+/// A node runs one pass at a time; a callback that ticks its own node is refused with an
+/// error in the report instead of waiting for the pass it runs in (which would never end).
+#[test]
+fn a_callback_that_ticks_its_own_node_is_refused_not_deadlocked() {
+    use std::sync::{OnceLock, Weak};
+    let clock = Arc::new(ManualClock::new(t(8, 59, 30)));
+    let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let kaal = Arc::new(Kaal::with_clock(config(), adapter, clock.clone()).unwrap());
+    let me: Arc<OnceLock<Weak<Kaal>>> = Arc::new(OnceLock::new());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let inner = me.clone();
+    kaal.register("reentrant", "* * * * *", move |f: &Fire| {
+        let node = inner.get().and_then(Weak::upgrade).expect("the node");
+        tx.send(node.tick_at(f.fire_time).errors).unwrap();
+        Ok::<(), std::io::Error>(())
+    })
+    .unwrap();
+    me.set(Arc::downgrade(&kaal)).unwrap();
+    clock.set(t(9, 0, 1));
+    let report = kaal.tick_at(t(9, 0, 1));
+    assert_eq!(report.dispatched.len(), 1, "{report:?}");
+    let inner_errors = rx.try_recv().unwrap();
+    assert!(
+        inner_errors[0].contains("ticked its own node"),
+        "{inner_errors:?}"
+    );
+}

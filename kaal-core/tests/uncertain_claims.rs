@@ -38,11 +38,17 @@ enum Fault {
     StalledPastARival = 4,
     /// The start (`claimed → dispatched`) is applied, then reported as failed.
     StartAppliedAnswerLost = 5,
+    /// The start is reported as failed before the store applied it, and the store applies
+    /// it late: right after the node's next read of the row (a statement cut on the wire
+    /// that the server still finishes).
+    StartLandsLate = 6,
 }
 
 struct FaultyStore {
     inner: Arc<MemoryAdapter>,
     fault: AtomicU8,
+    /// A start the store has yet to apply ([`Fault::StartLandsLate`]).
+    late_start: std::sync::Mutex<Option<(String, DateTime<Utc>, String)>>,
 }
 
 impl FaultyStore {
@@ -146,6 +152,10 @@ impl DispatchRegistry for FaultyStore {
         from: DispatchStatus,
         to: DispatchStatus,
     ) -> Result<bool, RegistryError> {
+        if from == DispatchStatus::Claimed && self.take(Fault::StartLandsLate) {
+            *self.late_start.lock().unwrap() = Some((key.into(), fire_time, node_id.into()));
+            return Err(Self::cut("transition"));
+        }
         let moved = self.log().transition(key, fire_time, node_id, from, to)?;
         if self.take(Fault::StartAppliedAnswerLost) {
             return Err(Self::cut("transition"));
@@ -170,7 +180,19 @@ impl DispatchRegistry for FaultyStore {
         key: &str,
         fire_time: DateTime<Utc>,
     ) -> Result<Option<DispatchRecord>, RegistryError> {
-        self.log().find_dispatch(key, fire_time)
+        let found = self.log().find_dispatch(key, fire_time);
+        if let Some((key, fire_time, node)) = self.late_start.lock().unwrap().take() {
+            self.log()
+                .transition(
+                    &key,
+                    fire_time,
+                    &node,
+                    DispatchStatus::Claimed,
+                    DispatchStatus::Dispatched,
+                )
+                .unwrap();
+        }
+        found
     }
     fn find_by_key(&self, key: &str) -> Result<Vec<DispatchRecord>, RegistryError> {
         self.log().find_by_key(key)
@@ -209,6 +231,7 @@ fn fleet() -> Fleet {
     let faulty = Arc::new(FaultyStore {
         inner: shared.clone(),
         fault: AtomicU8::new(0),
+        late_start: std::sync::Mutex::new(None),
     });
     let (tx, runs) = mpsc::channel();
     let node = |name: &'static str, adapter: Arc<dyn Adapter>| {
@@ -381,4 +404,38 @@ fn a_start_applied_whose_answer_was_lost_runs_once_on_its_node() {
         ["a"],
         "the fire time must run exactly once"
     );
+}
+
+/// A start reported failed that the store applies only after the node has read the row
+/// again (it read `claimed`): the row ends up `dispatched` by this node although its start
+/// "failed" and nothing ran. No other node can start a row of this node's id, so the node
+/// runs it — once. It used to leave the row to the sweep, which no longer listed it
+/// (`dispatched`), and the fire time was never run (seen once in the fleet outage case).
+#[test]
+fn a_start_that_lands_after_the_node_read_the_row_again_runs_once_on_its_node() {
+    let fleet = fleet();
+    fleet.fault(Fault::StartLandsLate);
+    fleet.clock.set(t(5, 0, 1));
+    let report = fleet.a.tick_at(t(5, 0, 1));
+    assert!(!report.errors.is_empty(), "{report:?}");
+    for s in (6..60).step_by(5) {
+        fleet.tick(t(5, 0, s));
+    }
+    for s in (0..120).step_by(5) {
+        fleet.tick(t(5, 2, 0) + Duration::seconds(s));
+    }
+    assert_eq!(
+        fleet.runners(),
+        ["a"],
+        "the fire time must run exactly once"
+    );
+    let status = fleet
+        .shared
+        .dispatch_registry()
+        .unwrap()
+        .find_dispatch("kaal:hourly", t(5, 0, 0))
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(status, DispatchStatus::Dispatched);
 }

@@ -401,6 +401,28 @@ impl Inner {
         Vec::new()
     }
 
+    /// This node has started `candidate` and runs it now: a start of it still remembered as
+    /// unsure is settled (passes are serialised, so no other pass of this node holds it).
+    fn started(&self, candidate: &Candidate) {
+        lock(&self.sweep)
+            .unsure_starts
+            .remove(&(candidate.key.clone(), candidate.fire_time));
+    }
+
+    /// Remembers a start whose outcome is unknown, for the next sweep to settle.
+    fn unsure_start(&self, candidate: &Candidate) {
+        let mut sweep = lock(&self.sweep);
+        sweep.owed = true;
+        sweep.unsure_starts.insert(
+            (candidate.key.clone(), candidate.fire_time),
+            Candidate {
+                key: candidate.key.clone(),
+                fire_time: candidate.fire_time,
+                callback: candidate.callback.clone(),
+            },
+        );
+    }
+
     /// Step 4: starts `candidate` — with the log on, only when this node's compare-and-set
     /// moves its row from `claimed` to `dispatched` — and records a failure.
     fn run_fire(&self, candidate: &Candidate, report: &mut TickReport) {
@@ -414,14 +436,41 @@ impl Inner {
                 DispatchStatus::Claimed,
                 DispatchStatus::Dispatched,
             ) {
-                Ok(true) => {}
+                Ok(true) => self.started(candidate),
                 Ok(false) => {
-                    log::warn!(
-                        "{} at {}: this node's claim was taken over before it started (taken for dead?); not run here",
-                        candidate.key,
-                        candidate.fire_time
-                    );
-                    return;
+                    // Not `claimed` by this node any more. Either another node took it over
+                    // (this node was taken for dead), or an earlier start of this node's
+                    // whose answer was lost landed late: the row is then `dispatched` by
+                    // this node, and nothing ran it — no other node can start a row of
+                    // this node's id, and no other pass of this node runs meanwhile
+                    // (passes are serialised), so that start is the lost one. Read the row
+                    // to tell which.
+                    match log.find_dispatch(&log_key, candidate.fire_time) {
+                        Ok(Some(row))
+                            if row.node_id == self.config.node_id
+                                && row.status == DispatchStatus::Dispatched =>
+                        {
+                            log::warn!(
+                                "{} at {}: an earlier start of this node's landed although it reported an error; running it now",
+                                candidate.key,
+                                candidate.fire_time
+                            );
+                            self.started(candidate);
+                        }
+                        Ok(_) => {
+                            log::warn!(
+                                "{} at {}: this node's claim was taken over before it started (taken for dead?); not run here",
+                                candidate.key,
+                                candidate.fire_time
+                            );
+                            return;
+                        }
+                        Err(err) => {
+                            report.errors.push(err.to_string());
+                            self.unsure_start(candidate);
+                            return;
+                        }
+                    }
                 }
                 Err(err) => {
                     log::error!(
@@ -430,16 +479,7 @@ impl Inner {
                         candidate.fire_time
                     );
                     report.errors.push(err.to_string());
-                    let mut sweep = lock(&self.sweep);
-                    sweep.owed = true;
-                    sweep.unsure_starts.insert(
-                        (candidate.key.clone(), candidate.fire_time),
-                        Candidate {
-                            key: candidate.key.clone(),
-                            fire_time: candidate.fire_time,
-                            callback: candidate.callback.clone(),
-                        },
-                    );
+                    self.unsure_start(candidate);
                     return;
                 }
             }
@@ -580,8 +620,10 @@ impl Inner {
     }
 
     /// Starts whose answer was lost: a row this node started (`dispatched` by it) runs now —
-    /// no other node can have started a row of this node's — and one still `claimed` is left
-    /// to the sweep; a row another node holds is dropped.
+    /// no other node can have started a row of this node's — and one still `claimed` by it
+    /// is started again now (its lost start may still land at any moment; the start's
+    /// compare-and-set and [`run_fire`](Self::run_fire)'s re-read settle either order); a
+    /// row another node holds is dropped.
     fn settle_unsure_starts(&self, log: &dyn DispatchRegistry, report: &mut TickReport) {
         let unsure = std::mem::take(&mut lock(&self.sweep).unsure_starts);
         let ns = &self.config.namespace;
@@ -595,6 +637,12 @@ impl Inner {
                         "{key} at {fire_time}: its start reached the log although it reported an error; running it now"
                     );
                     self.call_started(&candidate, report);
+                }
+                Ok(Some(row))
+                    if row.node_id == self.config.node_id
+                        && row.status == DispatchStatus::Claimed =>
+                {
+                    self.run_fire(&candidate, report);
                 }
                 Ok(_) => {}
                 Err(err) => {

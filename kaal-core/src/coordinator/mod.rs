@@ -83,8 +83,20 @@ struct Inner {
     db_clock: Mutex<claim::DbClock>,
     /// When the last sweep for never-started claims ran, and whether one is owed now.
     sweep: Mutex<claim::SweepState>,
+    /// Held for the whole of a pass: a node runs one pass at a time (the loop's and any
+    /// `tick_at` / `recover_at` of another thread wait for each other), so what a pass reads
+    /// of this node's own rows is not changed under it by another pass of the same node —
+    /// the argument of `claim::run_fire`'s re-read rests on it.
+    pass: Mutex<()>,
     passes: Mutex<u64>,
     passed: Condvar,
+}
+
+thread_local! {
+    /// The nodes (their `Inner`'s address) whose pass this thread is running, so a callback
+    /// that ticks its own node is refused instead of waiting for the pass it runs in; other
+    /// nodes may be ticked from a callback.
+    static IN_PASS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[derive(Default)]
@@ -172,7 +184,9 @@ impl From<NodeRecord> for StartError {
 /// panic is logged and recorded as `failed`; it never stops the loop.
 ///
 /// Callbacks run one after another on the ticking thread; hand long work to your own job
-/// system. A callback must not call `tick_at` on its own coordinator.
+/// system. A node runs one pass at a time: `tick_at` from another thread waits for the
+/// running pass, and a callback that calls `tick_at` on its own coordinator gets a report
+/// with an error and nothing done (it would otherwise wait for itself).
 pub struct Coordinator {
     inner: Arc<Inner>,
     worker: Mutex<Option<Worker>>,
@@ -236,6 +250,7 @@ impl Coordinator {
                 node,
                 db_clock: Mutex::new(claim::DbClock::default()),
                 sweep: Mutex::new(claim::SweepState::default()),
+                pass: Mutex::new(()),
                 passes: Mutex::new(0),
                 passed: Condvar::new(),
             }),
@@ -468,8 +483,32 @@ impl Inner {
         self.passed.notify_all();
     }
 
-    /// One pass at `now`. `recover_from` is `Some(start)` for missed-run recovery.
+    /// One pass at `now`, after any pass of this node running on another thread. A callback
+    /// that ticks its own node gets a report with that error and nothing done.
     fn run(&self, now: DateTime<Utc>, recover_from: Option<DateTime<Utc>>) -> TickReport {
+        let me = self as *const Inner as usize;
+        if IN_PASS.with(|nodes| nodes.borrow().contains(&me)) {
+            let message = "a callback ticked its own node from inside a pass; ignored (a node runs one pass at a time)";
+            log::error!("{message}");
+            return TickReport {
+                errors: vec![message.to_string()],
+                ..TickReport::default()
+            };
+        }
+        let _pass = lock(&self.pass);
+        IN_PASS.with(|nodes| nodes.borrow_mut().push(me));
+        struct Leave(usize);
+        impl Drop for Leave {
+            fn drop(&mut self) {
+                IN_PASS.with(|nodes| nodes.borrow_mut().retain(|n| *n != self.0));
+            }
+        }
+        let _leave = Leave(me);
+        self.run_pass(now, recover_from)
+    }
+
+    /// The pass itself; see [`run`](Self::run).
+    fn run_pass(&self, now: DateTime<Utc>, recover_from: Option<DateTime<Utc>>) -> TickReport {
         let due = {
             let mut schedule = lock(&self.schedule);
             self.refresh(&mut schedule, now);
