@@ -91,7 +91,10 @@
 //! * **When the database fails mid-claim.** A commit or a start whose answer was lost is
 //!   never guessed at: the node runs nothing then, and its next pass reads the log — a row
 //!   it created is started, a row it started is run (no other node can start a row of its
-//!   id), anything else is left to its owner.
+//!   id, and a node runs one pass at a time), anything else is left to its owner. A start
+//!   the server applies only after the node has read the row again (a statement cut on
+//!   the wire that the server still finishes) is caught by the node's own next start of
+//!   it, which finds the row already `dispatched` by this node and runs it.
 //! * **What it costs.** Per tick with anything due, in round trips: one read of the stored
 //!   definitions (so an enable, disable or cron change made elsewhere is seen before
 //!   claiming), one batch lookup in the log (both key forms in one statement), one batch
