@@ -21,14 +21,6 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqli
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SqliteDialect;
 
-/// SQLite's messages for `SQLITE_BUSY` and `SQLITE_LOCKED` (Diesel reports both as
-/// `DatabaseErrorKind::Unknown`).
-pub(crate) const CONTENTION_MESSAGES: [&str; 3] = [
-    "database is locked",
-    "database table is locked",
-    "database schema is locked",
-];
-
 impl Dialect for SqliteDialect {
     type Connection = SqliteConnection;
     type Options = SqliteOptions;
@@ -53,7 +45,7 @@ impl Dialect for SqliteDialect {
     fn is_contention(error: &Error) -> bool {
         match error {
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => true,
-            Error::DatabaseError(_, info) => CONTENTION_MESSAGES
+            Error::DatabaseError(_, info) => open::CONTENTION_MESSAGES
                 .iter()
                 .any(|message| info.message().starts_with(message)),
             _ => false,

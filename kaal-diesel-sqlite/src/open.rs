@@ -14,9 +14,16 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection};
 use diesel::sql_types::Text;
 use kaal_diesel::{build_pool, scheme, ConnectionPool, OpenError};
 
-use crate::dialect::CONTENTION_MESSAGES;
 use crate::options::SqliteOptions;
 use crate::{SqliteDialect, BACKEND};
+
+/// SQLite's messages for `SQLITE_BUSY` and `SQLITE_LOCKED` (Diesel reports both as
+/// `DatabaseErrorKind::Unknown`).
+pub(crate) const CONTENTION_MESSAGES: [&str; 3] = [
+    "database is locked",
+    "database table is locked",
+    "database schema is locked",
+];
 
 /// The first 16 bytes of every SQLite database file.
 const HEADER: &[u8; 16] = b"SQLite format 3\0";
