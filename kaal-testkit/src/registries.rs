@@ -725,7 +725,10 @@ pub fn enable_racing_batches_loses_no_change(backend: &dyn Backend) {
             }
         }
         done.store(true, std::sync::atomic::Ordering::SeqCst);
-        assert!(applied >= 60, "only {applied} batches in {attempts} attempts");
+        assert!(
+            applied >= 60,
+            "only {applied} batches in {attempts} attempts"
+        );
     });
     assert_eq!(
         defs.find_definition(NS, "a").unwrap().unwrap().cron,
