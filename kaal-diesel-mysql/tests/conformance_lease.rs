@@ -3,5 +3,5 @@
 
 mod common;
 
-kaal_testkit::conformance_suite!(common::MysqlLeases);
-kaal_testkit::fleet_suite!(common::MysqlLeases);
+kaal_testkit::conformance_suite!(common::MYSQL_LEASES);
+kaal_testkit::fleet_suite!(common::MYSQL_LEASES);

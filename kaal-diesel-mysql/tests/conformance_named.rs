@@ -7,5 +7,5 @@
 
 mod common;
 
-kaal_testkit::conformance_suite!(common::MysqlNamedLocks);
-kaal_testkit::fleet_suite!(common::MysqlNamedLocks);
+kaal_testkit::conformance_suite!(common::MYSQL_NAMED_LOCKS);
+kaal_testkit::fleet_suite!(common::MYSQL_NAMED_LOCKS);

@@ -10,7 +10,7 @@ mod common;
 use std::thread;
 use std::time::Duration;
 
-use common::{logs, open_named, TempDb};
+use common::{database_of, logs, open_named, TempDb};
 use kaal_core::Adapter;
 use kaal_diesel_mysql::{lock_name, MysqlNamedLockAdapter, MysqlOptions};
 
@@ -65,13 +65,16 @@ fn lock_names_match_the_rule_as_the_server_computes_it() {
 fn a_held_lock_excludes_other_sessions_under_the_gems_name() {
     let db = TempDb::migrated();
     // No namespace: the lock name is the key's, as a Ruby node computes it.
-    let a = MysqlNamedLockAdapter::open(&db.url).unwrap();
+    let a = MysqlNamedLockAdapter::open(db.locator()).unwrap();
     let long = format!(
         "kaal:dispatch:{}:{}:1767225600",
-        db.name(),
+        database_of(db.locator()),
         "job".repeat(30)
     );
-    for key in [format!("kaal:dispatch:{}:1767225600", db.name()), long] {
+    for key in [
+        format!("kaal:dispatch:{}:1767225600", database_of(db.locator())),
+        long,
+    ] {
         let name = lock_name(&key);
         assert_eq!(a.lock_name(&key), name);
         assert!(free_for_others(&db, &name));
@@ -88,8 +91,8 @@ fn a_held_lock_excludes_other_sessions_under_the_gems_name() {
 #[test]
 fn acquire_of_a_held_key_from_the_same_process_returns_false() {
     let db = TempDb::migrated();
-    let a = open_named(&db.url);
-    let b = open_named(&db.url);
+    let a = open_named(db.locator());
+    let b = open_named(db.locator());
     assert!(a.acquire("mine", TTL).unwrap());
     assert!(
         !a.acquire("mine", TTL).unwrap(),
@@ -110,8 +113,8 @@ fn acquire_of_a_held_key_from_the_same_process_returns_false() {
 #[test]
 fn release_from_another_adapter_returns_false_and_leaves_the_lock_held() {
     let db = TempDb::migrated();
-    let holder = open_named(&db.url);
-    let other = open_named(&db.url);
+    let holder = open_named(db.locator());
+    let other = open_named(db.locator());
     assert!(holder.acquire("held", TTL).unwrap());
     assert!(!other.release("held").unwrap());
     assert!(
@@ -127,8 +130,8 @@ fn release_from_another_adapter_returns_false_and_leaves_the_lock_held() {
 fn a_killed_lock_session_is_reported_replaced_and_its_locks_treated_as_lost() {
     logs::capture();
     let db = TempDb::migrated();
-    let a = open_named(&db.url);
-    let b = open_named(&db.url);
+    let a = open_named(db.locator());
+    let b = open_named(db.locator());
     assert!(a.acquire("k1", TTL).unwrap());
     assert!(a
         .acquire_many(&["k2".to_string(), "k3".to_string()], TTL)
@@ -171,7 +174,7 @@ fn a_killed_lock_session_is_reported_replaced_and_its_locks_treated_as_lost() {
 #[test]
 fn a_lock_past_its_ttl_is_released_by_its_holder() {
     let db = TempDb::migrated();
-    let a = open_named(&db.url);
+    let a = open_named(db.locator());
     let name = a.lock_name("short");
     assert!(a.acquire("short", Duration::from_millis(300)).unwrap());
     assert!(!free_for_others(&db, &name));
@@ -184,8 +187,8 @@ fn a_lock_past_its_ttl_is_released_by_its_holder() {
 #[test]
 fn a_batch_of_many_locks_is_taken_in_one_call_and_excludes_others() {
     let db = TempDb::migrated();
-    let a = open_named(&db.url);
-    let b = open_named(&db.url);
+    let a = open_named(db.locator());
+    let b = open_named(db.locator());
     let keys: Vec<String> = (0..1_000)
         .map(|i| format!("kaal:dispatch:job:{i}"))
         .collect();
@@ -204,30 +207,36 @@ fn a_batch_of_many_locks_is_taken_in_one_call_and_excludes_others() {
 fn namespaces_keep_fleets_on_one_server_apart() {
     let db = TempDb::migrated();
     let open = |namespace: &str| {
-        MysqlNamedLockAdapter::open_with(&db.url, MysqlOptions::default(), namespace).unwrap()
+        MysqlNamedLockAdapter::open_with(db.locator(), MysqlOptions::default(), namespace).unwrap()
     };
     let (blue_1, blue_2) = (
-        open(&format!("{}-blue:", db.name())),
-        open(&format!("{}-blue:", db.name())),
+        open(&format!("{}-blue:", database_of(db.locator()))),
+        open(&format!("{}-blue:", database_of(db.locator()))),
     );
-    let green = open(&format!("{}-green:", db.name()));
+    let green = open(&format!("{}-green:", database_of(db.locator())));
     assert!(blue_1.acquire("kaal:dispatch:report:60", TTL).unwrap());
     assert!(!blue_2.acquire("kaal:dispatch:report:60", TTL).unwrap());
     assert!(
         green.acquire("kaal:dispatch:report:60", TTL).unwrap(),
         "fleets collided"
     );
-    assert_eq!(blue_1.namespace(), format!("{}-blue:", db.name()));
+    assert_eq!(
+        blue_1.namespace(),
+        format!("{}-blue:", database_of(db.locator()))
+    );
     assert_eq!(
         blue_1.lock_name("kaal:dispatch:report:60"),
-        lock_name(&format!("{}-blue:kaal:dispatch:report:60", db.name()))
+        lock_name(&format!(
+            "{}-blue:kaal:dispatch:report:60",
+            database_of(db.locator())
+        ))
     );
 }
 
 #[test]
 fn a_key_over_255_bytes_is_a_clear_error() {
     let db = TempDb::migrated();
-    let a = open_named(&db.url);
+    let a = open_named(db.locator());
     let long = "k".repeat(256);
     let err = a.acquire(&long, TTL).unwrap_err().to_string();
     assert!(
@@ -249,7 +258,7 @@ fn a_key_over_255_bytes_is_a_clear_error() {
 #[test]
 fn the_registries_are_the_databases_tables() {
     let db = TempDb::migrated();
-    let a = open_named(&db.url);
+    let a = open_named(db.locator());
     let t = chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap();
     a.dispatch_registry()
         .unwrap()

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use common::{logs, server_url, url_for, TempDb};
+use common::{logs, server_url, with_database, TempDb};
 use kaal_core::{
     Adapter, DefinitionRegistry, DefinitionSource, DispatchRegistry, DispatchStatus, NewDefinition,
 };
@@ -119,7 +119,7 @@ fn a_wrong_password_is_one_clear_error_without_the_password() {
 
 #[test]
 fn a_missing_database_is_one_clear_error_without_the_password() {
-    let url = url_for(&server_url(), "kaal_no_such_database");
+    let url = with_database(&server_url(), "kaal_no_such_database");
     let err = MysqlStore::open(&url).unwrap_err();
     assert_clear(
         &err,
@@ -144,7 +144,7 @@ fn urls_that_are_not_mysql_are_refused_and_mariadb_is_accepted() {
         assert!(!err.to_string().contains("s3cret"), "{err}");
     }
     let db = TempDb::migrated();
-    let maria = db.url.replacen("mysql://", "mariadb://", 1);
+    let maria = db.locator().replacen("mysql://", "mariadb://", 1);
     let store = MysqlStore::open(&maria).unwrap();
     assert!(store.acquire("via-mariadb-scheme", TTL).unwrap());
     assert!(store.locator().starts_with("mariadb://"));
@@ -346,7 +346,7 @@ fn kaal_tables_of_the_wrong_shape_are_refused_and_left_untouched() {
          INSERT INTO kaal_locks (`key`, acquired_at) VALUES ('kept', '2026-01-01')",
     );
     let before = schema(&db);
-    let err = MysqlStore::open(&db.url).unwrap_err();
+    let err = MysqlStore::open(db.locator()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -359,7 +359,7 @@ fn kaal_tables_of_the_wrong_shape_are_refused_and_left_untouched() {
     );
     let message = err.to_string();
     assert!(message.contains("expires_at"), "{message}");
-    assert!(message.contains(&db.url), "{message}");
+    assert!(message.contains(db.locator()), "{message}");
     assert_eq!(schema(&db), before);
     assert_eq!(db.text("SELECT `key` AS value FROM kaal_locks"), "kept");
 

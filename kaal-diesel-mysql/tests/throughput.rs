@@ -79,7 +79,7 @@ fn single_acquire_and_batch_throughput() {
         assert!(store.acquire_many(&keys, ttl).unwrap().iter().all(|w| *w));
     });
 
-    let named = common::open_named(&db.url);
+    let named = common::open_named(db.locator());
     rate("named acquire (won)", n, |i| {
         assert!(named.acquire(&format!("a{i}"), ttl).unwrap());
     });

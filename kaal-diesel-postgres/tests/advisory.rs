@@ -19,7 +19,7 @@ const TTL: Duration = Duration::from_secs(60);
 /// Whether another session could take the advisory lock of `key` right now (it takes and
 /// gives it back), as a Ruby node would try.
 fn free_for_others(db: &TempDb, key: &str) -> bool {
-    let mut conn = PgConnection::establish(&db.url).unwrap();
+    let mut conn = PgConnection::establish(db.locator()).unwrap();
     let id = advisory_lock_id(key);
     common::text_on(
         &mut conn,
@@ -60,7 +60,7 @@ fn lock_ids_are_the_ones_postgresql_and_the_ruby_gem_compute() {
 #[test]
 fn a_held_lock_excludes_other_sessions_under_the_gems_id() {
     let db = TempDb::migrated();
-    let a = open_advisory(&db.url);
+    let a = open_advisory(db.locator());
     let key = "kaal:dispatch:report:1767225600";
     assert!(free_for_others(&db, key));
     assert!(a.acquire(key, TTL).unwrap());
@@ -79,8 +79,8 @@ fn a_held_lock_excludes_other_sessions_under_the_gems_id() {
 #[test]
 fn acquire_of_a_held_key_from_the_same_process_returns_false() {
     let db = TempDb::migrated();
-    let a = open_advisory(&db.url);
-    let b = open_advisory(&db.url);
+    let a = open_advisory(db.locator());
+    let b = open_advisory(db.locator());
     assert!(a.acquire("mine", TTL).unwrap());
     assert!(
         !a.acquire("mine", TTL).unwrap(),
@@ -100,8 +100,8 @@ fn acquire_of_a_held_key_from_the_same_process_returns_false() {
 #[test]
 fn release_from_another_adapter_returns_false_and_leaves_the_lock_held() {
     let db = TempDb::migrated();
-    let holder = open_advisory(&db.url);
-    let other = open_advisory(&db.url);
+    let holder = open_advisory(db.locator());
+    let other = open_advisory(db.locator());
     assert!(holder.acquire("held", TTL).unwrap());
     assert!(!other.release("held").unwrap());
     assert!(
@@ -117,8 +117,8 @@ fn release_from_another_adapter_returns_false_and_leaves_the_lock_held() {
 fn a_terminated_lock_session_is_reported_replaced_and_its_locks_treated_as_lost() {
     logs::capture();
     let db = TempDb::migrated();
-    let a = open_advisory(&db.url);
-    let b = open_advisory(&db.url);
+    let a = open_advisory(db.locator());
+    let b = open_advisory(db.locator());
     assert!(a.acquire("k1", TTL).unwrap());
     assert!(a
         .acquire_many(&["k2".to_string(), "k3".to_string()], TTL)
@@ -168,7 +168,7 @@ fn a_terminated_lock_session_is_reported_replaced_and_its_locks_treated_as_lost(
 #[test]
 fn a_lock_past_its_ttl_is_released_by_its_holder() {
     let db = TempDb::migrated();
-    let a = open_advisory(&db.url);
+    let a = open_advisory(db.locator());
     assert!(a.acquire("short", Duration::from_millis(300)).unwrap());
     let batch: Vec<String> = (0..50).map(|i| format!("short-batch-{i}")).collect();
     assert!(a
@@ -196,8 +196,8 @@ fn a_lock_past_its_ttl_is_released_by_its_holder() {
 #[test]
 fn a_batch_of_many_locks_is_taken_in_one_call_and_excludes_others() {
     let db = TempDb::migrated();
-    let a = open_advisory(&db.url);
-    let b = open_advisory(&db.url);
+    let a = open_advisory(db.locator());
+    let b = open_advisory(db.locator());
     let keys: Vec<String> = (0..2_000)
         .map(|i| format!("kaal:dispatch:job:{i}"))
         .collect();
@@ -219,7 +219,7 @@ fn a_claim_on_a_fire_time_its_dead_holder_logged_is_given_back() {
     let key = lock_key("kaal", "report", fire);
     {
         // The holder claims, logs, and its process ends (session and locks gone).
-        let holder = open_advisory(&db.url);
+        let holder = open_advisory(db.locator());
         assert!(holder.acquire(&key, TTL).unwrap());
         holder
             .dispatch_registry()
@@ -227,7 +227,7 @@ fn a_claim_on_a_fire_time_its_dead_holder_logged_is_given_back() {
             .log_dispatch("report", fire, "holder", DispatchStatus::Dispatched)
             .unwrap();
     }
-    let late = open_advisory(&db.url);
+    let late = open_advisory(db.locator());
     assert!(!late.acquire(&key, TTL).unwrap());
     assert_eq!(late.held_count(), 0, "the claim was not given back");
     assert!(free_for_others(&db, &key));
@@ -239,7 +239,7 @@ fn a_claim_on_a_fire_time_its_dead_holder_logged_is_given_back() {
 #[test]
 fn a_key_over_255_bytes_is_a_clear_error() {
     let db = TempDb::migrated();
-    let a = open_advisory(&db.url);
+    let a = open_advisory(db.locator());
     let err = a.acquire(&"é".repeat(128), TTL).unwrap_err().to_string();
     assert!(
         err.starts_with("PostgreSQL advisory acquire failed for "),
@@ -252,7 +252,7 @@ fn a_key_over_255_bytes_is_a_clear_error() {
 #[test]
 fn the_adapter_keeps_the_registries_of_its_store() {
     let db = TempDb::migrated();
-    let a = open_advisory(&db.url);
+    let a = open_advisory(db.locator());
     let fire = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     a.dispatch_registry()
         .unwrap()

@@ -5,5 +5,5 @@
 
 mod common;
 
-kaal_testkit::conformance_suite!(common::PgAdvisory);
-kaal_testkit::fleet_suite!(common::PgAdvisory);
+kaal_testkit::conformance_suite!(common::PG_ADVISORY);
+kaal_testkit::fleet_suite!(common::PG_ADVISORY);

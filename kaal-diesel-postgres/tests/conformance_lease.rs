@@ -3,5 +3,5 @@
 
 mod common;
 
-kaal_testkit::conformance_suite!(common::PgLeases);
-kaal_testkit::fleet_suite!(common::PgLeases);
+kaal_testkit::conformance_suite!(common::PG_LEASES);
+kaal_testkit::fleet_suite!(common::PG_LEASES);

@@ -18,7 +18,7 @@ const TTL: Duration = Duration::from_secs(60);
 #[test]
 fn a_batch_that_overflows_the_lock_table_fails_and_takes_nothing() {
     let db = common::TempDb::migrated();
-    let a = common::open_advisory(&db.url);
+    let a = common::open_advisory(db.locator());
     assert!(a.acquire("held-before", TTL).unwrap());
     let capacity = db.text(
         "SELECT (current_setting('max_locks_per_transaction')::int * \
@@ -39,7 +39,7 @@ fn a_batch_that_overflows_the_lock_table_fails_and_takes_nothing() {
     );
     assert_eq!(advisory, "1", "the failed batch left locks behind");
     assert_eq!(a.held_count(), 1);
-    assert!(!common::open_advisory(&db.url)
+    assert!(!common::open_advisory(db.locator())
         .acquire("held-before", TTL)
         .unwrap());
     assert!(a.acquire("after", TTL).unwrap());

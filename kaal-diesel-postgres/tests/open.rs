@@ -124,7 +124,7 @@ fn urls_that_are_not_postgresql_are_refused() {
 #[test]
 fn postgresql_scheme_and_query_parameters_are_accepted() {
     let db = TempDb::migrated();
-    let url = db.url.replacen("postgres://", "postgresql://", 1);
+    let url = db.locator().replacen("postgres://", "postgresql://", 1);
     let url = format!(
         "{url}{}sslmode=disable",
         if url.contains('?') { '&' } else { '?' }
@@ -335,7 +335,7 @@ fn kaal_tables_of_the_wrong_shape_are_refused_and_left_untouched() {
     let db = TempDb::empty();
     db.exec(r#"CREATE TABLE kaal_locks (id bigserial primary key, "key" varchar(255) NOT NULL, acquired_at timestamp NOT NULL)"#);
     let before = schema(&db);
-    let err = PgStore::open(&db.url).unwrap_err();
+    let err = PgStore::open(db.locator()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -389,7 +389,7 @@ fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace()
     use diesel_migrations::MigrationHarness;
     let db = TempDb::empty();
     {
-        let mut conn = PgConnection::establish(&db.url).unwrap();
+        let mut conn = PgConnection::establish(db.locator()).unwrap();
         conn.run_next_migration(kaal_diesel_postgres::MIGRATIONS)
             .unwrap();
         conn.run_next_migration(kaal_diesel_postgres::MIGRATIONS)
@@ -454,7 +454,7 @@ fn the_schedule_since_migration_keeps_every_definition_and_reads_null_as_created
     use diesel_migrations::MigrationHarness;
     let db = TempDb::empty();
     {
-        let mut conn = PgConnection::establish(&db.url).unwrap();
+        let mut conn = PgConnection::establish(db.locator()).unwrap();
         for _ in 0..3 {
             conn.run_next_migration(kaal_diesel_postgres::MIGRATIONS)
                 .unwrap();

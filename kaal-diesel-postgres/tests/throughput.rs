@@ -58,7 +58,7 @@ fn single_acquire_throughput() {
         keys.len() as f64 / elapsed.as_secs_f64()
     );
 
-    let advisory = common::open_advisory(&db.url);
+    let advisory = common::open_advisory(db.locator());
     rate("advisory acquire (won)", n, |i| {
         assert!(advisory.acquire(&format!("a{i}"), ttl).unwrap());
     });

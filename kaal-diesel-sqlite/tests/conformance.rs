@@ -3,5 +3,5 @@
 
 mod common;
 
-kaal_testkit::conformance_suite!(common::SqliteFiles);
-kaal_testkit::fleet_suite!(common::SqliteFiles);
+kaal_testkit::conformance_suite!(common::SQLITE_FILES);
+kaal_testkit::fleet_suite!(common::SQLITE_FILES);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use common::{exec_file, text, TempDb};
+use common::{exec_file, text, FileDb, TempDb};
 use kaal_core::{Adapter, DefinitionRegistry, DispatchRegistry, DispatchStatus};
 use kaal_diesel_sqlite::{OpenError, SqliteStore, TableShape};
 
@@ -57,7 +57,7 @@ fn definition_unique_indexes(store: &SqliteStore) -> String {
 #[test]
 fn a_path_in_a_missing_directory_is_refused_and_nothing_is_created() {
     let db = TempDb::empty();
-    let missing = db.dir.path().join("no-such-dir");
+    let missing = db.dir().join("no-such-dir");
     let path = missing.join("kaal.db");
     let err = SqliteStore::open(path.to_str().unwrap()).unwrap_err();
     assert!(matches!(err, OpenError::MissingDirectory { .. }), "{err:?}");
@@ -71,25 +71,25 @@ fn a_path_in_a_missing_directory_is_refused_and_nothing_is_created() {
 fn a_file_that_is_not_a_database_is_refused_and_left_untouched() {
     let db = TempDb::empty();
     let content = "name,schedule\nreport,0 * * * *\n".repeat(20);
-    fs::write(&db.path, &content).unwrap();
+    fs::write(db.path(), &content).unwrap();
     let err = SqliteStore::open(db.locator()).unwrap_err();
     assert!(matches!(err, OpenError::NotADatabase { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains(db.locator()), "{message}");
     assert!(message.contains("not a SQLite database"), "{message}");
-    assert_eq!(fs::read_to_string(&db.path).unwrap(), content);
-    let siblings: Vec<_> = fs::read_dir(db.dir.path()).unwrap().collect();
+    assert_eq!(fs::read_to_string(db.path()).unwrap(), content);
+    let siblings: Vec<_> = fs::read_dir(db.dir()).unwrap().collect();
     assert_eq!(
         siblings.len(),
         1,
         "journal files were created next to the file"
     );
 
-    fs::write(&db.path, "tiny").unwrap();
+    fs::write(db.path(), "tiny").unwrap();
     let err = SqliteStore::open(db.locator()).unwrap_err().to_string();
     assert!(err.contains("shorter than a SQLite header"), "{err}");
 
-    let err = SqliteStore::open(db.dir.path().to_str().unwrap())
+    let err = SqliteStore::open(db.dir().to_str().unwrap())
         .unwrap_err()
         .to_string();
     assert!(err.contains("it is a directory"), "{err}");
@@ -99,7 +99,7 @@ fn a_file_that_is_not_a_database_is_refused_and_left_untouched() {
 fn kaal_tables_of_the_wrong_shape_are_refused_without_changing_the_file() {
     let db = TempDb::empty();
     exec_file(
-        &db.path,
+        &db.path(),
         r#"CREATE TABLE kaal_locks (id INTEGER PRIMARY KEY, "key" TEXT NOT NULL UNIQUE, acquired_at TEXT NOT NULL);
            INSERT INTO kaal_locks ("key", acquired_at) VALUES ('kept', '2026-01-01 00:00:00');"#,
     );
@@ -118,7 +118,7 @@ fn kaal_tables_of_the_wrong_shape_are_refused_without_changing_the_file() {
     assert!(message.contains(db.locator()), "{message}");
     assert!(message.contains("expires_at"), "{message}");
 
-    let raw = diesel_tables(&db.path);
+    let raw = diesel_tables(&db.path());
     assert_eq!(raw, ["kaal_locks"], "tables were created or dropped");
 }
 
@@ -146,9 +146,9 @@ fn diesel_tables(path: &std::path::Path) -> Vec<String> {
 #[test]
 fn tables_created_by_the_ruby_gem_are_accepted_as_they_are() {
     let db = TempDb::empty();
-    exec_file(&db.path, RUBY_GEM_TABLES);
+    exec_file(&db.path(), RUBY_GEM_TABLES);
     exec_file(
-        &db.path,
+        &db.path(),
         r#"INSERT INTO kaal_locks ("key", acquired_at, expires_at)
              VALUES ('ruby-held', strftime('%Y-%m-%d %H:%M:%f', 'now'), strftime('%Y-%m-%d %H:%M:%f', 'now', '+60 seconds'));
            INSERT INTO kaal_dispatches ("key", fire_time, dispatched_at, node_id)
@@ -233,7 +233,7 @@ fn older_gem_tables_with_required_timestamps_get_them_written() {
             r#"DEFAULT 'dispatched' NOT NULL, "created_at" datetime(6) NOT NULL, "updated_at" datetime(6) NOT NULL)"#,
         );
     assert_ne!(with_timestamps, RUBY_GEM_TABLES);
-    exec_file(&db.path, &with_timestamps);
+    exec_file(&db.path(), &with_timestamps);
     let store = SqliteStore::open(db.locator()).unwrap();
     store.run_migrations().unwrap();
     assert_eq!(
@@ -268,7 +268,7 @@ fn older_gem_tables_with_required_timestamps_get_them_written() {
 fn a_missing_unique_index_is_reported_and_the_migrations_add_it() {
     let db = TempDb::empty();
     exec_file(
-        &db.path,
+        &db.path(),
         &RUBY_GEM_TABLES.replace(
             r#"CREATE UNIQUE INDEX "index_kaal_locks_on_key" ON "kaal_locks" ("key");"#,
             "",
@@ -370,7 +370,7 @@ fn urls_and_wal_mode() {
 #[test]
 fn the_gem_tables_report_the_pending_migration_until_it_runs() {
     let db = TempDb::empty();
-    exec_file(&db.path, RUBY_GEM_TABLES);
+    exec_file(&db.path(), RUBY_GEM_TABLES);
     let store = SqliteStore::open(db.locator()).unwrap();
     let err = store.verify_schema().unwrap_err();
     assert!(
@@ -397,7 +397,7 @@ fn the_gem_tables_report_the_pending_migration_until_it_runs() {
 fn a_unique_index_on_the_definition_key_alone_is_refused() {
     let db = TempDb::migrated();
     exec_file(
-        &db.path,
+        &db.path(),
         r#"CREATE UNIQUE INDEX "index_kaal_definitions_on_key" ON "kaal_definitions" ("key");"#,
     );
     let err = db.open().verify_schema().unwrap_err();
@@ -427,7 +427,7 @@ fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace()
             .unwrap();
     }
     exec_file(
-        &db.path,
+        &db.path(),
         r#"INSERT INTO kaal_definitions ("key", cron, enabled, source, metadata, disabled_at, created_at, updated_at)
              VALUES ('sync', '*/5 * * * *', 0, 'file', '{"kaal":{"command":["sync"]}}', '2026-01-02 03:04:05.000000', '2026-01-01 00:00:00.000000', '2026-01-02 03:04:05.000000'),
                     ('report', '@daily', 1, 'code', '{}', NULL, '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000');"#,
@@ -483,7 +483,7 @@ fn the_schedule_since_migration_keeps_every_definition_and_reads_null_as_created
         }
     }
     exec_file(
-        &db.path,
+        &db.path(),
         r#"INSERT INTO kaal_definitions (namespace, "key", cron, enabled, source, metadata, disabled_at, created_at, updated_at)
              VALUES ('kaal', 'sync', '*/5 * * * *', 0, 'file', '{"kaal":{"command":["sync"]}}', '2026-01-02 03:04:05.000000', '2026-01-01 00:00:00.000000', '2026-01-02 03:04:05.000000'),
                     ('app2', 'report', '@daily', 1, 'code', '{}', NULL, '2026-01-01 00:00:00.250000', '2026-01-01 00:00:00.250000');"#,

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use std::{env, fs, thread};
 
-use common::{exec_file, text, TempDb};
+use common::{exec_file, text, FileDb, TempDb};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use kaal_core::Adapter;
@@ -84,7 +84,7 @@ fn database(dir: &Path) -> String {
 /// Starts [`PROCESSES`] children on `db`'s file at once, runs `meanwhile` right after the
 /// go signal, waits for them all; returns the messages of those that failed.
 fn start_together(db: &TempDb, meanwhile: impl FnOnce()) -> Vec<String> {
-    let dir = db.dir.path();
+    let dir = &db.dir();
     let exe = env::current_exe().expect("no test binary path");
     let children: Vec<Child> = (0..PROCESSES)
         .map(|index| {
@@ -182,7 +182,10 @@ fn check_the_file(db: &TempDb, started: usize) {
 /// A file in rollback-journal mode, as another program (or the Ruby gem) may have made it.
 fn rollback_journal_file() -> TempDb {
     let db = TempDb::empty();
-    exec_file(&db.path, "CREATE TABLE app_data (id INTEGER PRIMARY KEY);");
+    exec_file(
+        &db.path(),
+        "CREATE TABLE app_data (id INTEGER PRIMARY KEY);",
+    );
     db
 }
 

@@ -73,6 +73,8 @@ mod session;
 mod shape;
 mod statement;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod time;
 
 pub use batch::chunks_within;

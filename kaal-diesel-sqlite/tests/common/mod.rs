@@ -1,66 +1,96 @@
-//! The SQLite backend as the conformance suite sees it: every store a fresh file in its own
-//! temporary directory, migrated; every node its own pool on that file.
+//! The SQLite backend as the tests see it: every store a fresh file in its own temporary
+//! directory; every node its own pool on that file. [`SqliteHooks`] runs kaal-diesel's
+//! shared store behaviours, and ([`SQLITE_FILES`]) kaal-testkit's conformance suite.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use kaal_core::Adapter;
-use kaal_diesel_sqlite::SqliteStore;
+use kaal_diesel::testing::{Conformance, SqlBackend};
+use kaal_diesel_sqlite::{SqliteDialect, SqliteStore};
 
-/// Prefix of the directories [`SqliteFiles`] creates (and the only ones it removes).
+/// Prefix of the directories [`SqliteHooks`] creates (and the only ones it removes).
 const DIR_PREFIX: &str = "kaal-sqlite-test-";
 
-/// Stores in fresh files under the system's temporary directory.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SqliteFiles;
+/// A fresh database file, removed (with its directory) when the guard drops.
+pub type TempDb = kaal_diesel::testing::TempDb<SqliteHooks>;
 
-impl kaal_testkit::Backend for SqliteFiles {
-    fn create_store(&self) -> String {
+/// What kaal-diesel's shared store behaviours need of SQLite: a file `kaal.db` (not yet
+/// created) in a fresh temporary directory per database, plain connections that wait out a
+/// moment's lock as the store does, and SQLite's text times.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteHooks;
+
+impl SqlBackend for SqliteHooks {
+    type Dialect = SqliteDialect;
+    type Connection = diesel::SqliteConnection;
+
+    fn create_database(&self) -> String {
         let dir = tempfile::Builder::new()
             .prefix(DIR_PREFIX)
             .tempdir()
             .expect("cannot create a temporary directory")
             .keep();
-        let path = dir.join("kaal.db");
-        let locator = path
+        dir.join("kaal.db")
             .to_str()
             .expect("temporary path is not UTF-8")
-            .to_string();
-        let store = SqliteStore::open(&locator)
-            .unwrap_or_else(|err| panic!("cannot create store {locator}: {err}"));
-        store
-            .run_migrations()
-            .unwrap_or_else(|err| panic!("cannot migrate store {locator}: {err}"));
-        locator
+            .to_string()
     }
 
-    fn open(&self, locator: &str) -> Arc<dyn Adapter> {
-        Arc::new(open(locator))
+    fn drop_database(&self, locator: &str) {
+        let dir = Path::new(locator).parent().map(Path::to_path_buf);
+        if let Some(dir) = dir.filter(|dir| is_ours(dir)) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 
-    fn open_with_clock(
-        &self,
-        locator: &str,
-        clock: Arc<dyn kaal_core::Clock>,
-    ) -> Option<Arc<dyn Adapter>> {
-        Some(Arc::new(open(locator).with_clock(clock)))
+    fn connect(&self, locator: &str) -> diesel::SqliteConnection {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let mut conn = diesel::SqliteConnection::establish(locator)
+            .unwrap_or_else(|err| panic!("cannot open {locator}: {err}"));
+        // Wait, as the store does, rather than fail on a moment's lock by another connection.
+        conn.batch_execute("PRAGMA busy_timeout = 5000")
+            .expect("cannot set busy_timeout");
+        conn
     }
 
+    fn now_plus(&self, seconds: i64) -> String {
+        format!("strftime('%Y-%m-%d %H:%M:%f', 'now', '{seconds:+} seconds') || '000'")
+    }
+
+    fn seconds_until(&self, column: &str) -> String {
+        format!("(julianday({column}) - julianday('now')) * 86400.0")
+    }
+
+    /// Another connection holds the file's write lock.
     fn outage(&self, locator: &str) -> Option<Box<dyn kaal_testkit::Outage>> {
         Some(Box::new(WriterHoldsTheLock {
             path: locator.to_string(),
             writer: None,
         }))
     }
+}
 
-    fn drop_store(&self, locator: &str) {
-        let dir = Path::new(locator).parent().map(Path::to_path_buf);
-        if let Some(dir) = dir.filter(|dir| is_ours(dir)) {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+/// The file and directory of a [`TempDb`].
+pub trait FileDb {
+    /// The database file (`kaal.db`, which may not exist yet).
+    fn path(&self) -> PathBuf;
+    /// The temporary directory holding it.
+    fn dir(&self) -> PathBuf;
+}
+
+impl FileDb for TempDb {
+    fn path(&self) -> PathBuf {
+        PathBuf::from(self.locator())
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.path().parent().expect("no directory").to_path_buf()
     }
 }
+
+/// Stores in fresh migrated files, as the conformance suite sees them.
+pub const SQLITE_FILES: Conformance<SqliteHooks> = Conformance::leases(SqliteHooks);
 
 fn is_ours(dir: &Path) -> bool {
     dir.file_name()
@@ -73,73 +103,21 @@ pub fn open(locator: &str) -> SqliteStore {
     SqliteStore::open(locator).unwrap_or_else(|err| panic!("cannot open store {locator}: {err}"))
 }
 
-/// A fresh migrated database file, removed when the returned guard drops.
-pub struct TempDb {
-    pub dir: tempfile::TempDir,
-    pub path: PathBuf,
-}
-
-impl TempDb {
-    /// An empty directory with `kaal.db` not yet created.
-    pub fn empty() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix(DIR_PREFIX)
-            .tempdir()
-            .expect("cannot create a temporary directory");
-        let path = dir.path().join("kaal.db");
-        Self { dir, path }
-    }
-
-    /// A migrated database.
-    pub fn migrated() -> Self {
-        let db = Self::empty();
-        db.open().run_migrations().expect("migrations failed");
-        db
-    }
-
-    pub fn locator(&self) -> &str {
-        self.path.to_str().expect("temporary path is not UTF-8")
-    }
-
-    pub fn open(&self) -> SqliteStore {
-        open(self.locator())
-    }
-}
-
-/// Runs raw SQL on `store`'s database.
+/// Runs raw SQL on `store`'s database, through the store's pool.
 pub fn exec(store: &SqliteStore, sql: &str) {
-    use diesel::connection::SimpleConnection;
-    let mut conn = store.pool().get().expect("no connection");
-    conn.batch_execute(sql)
-        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    kaal_diesel::testing::exec_on(&mut *store.pool().get().expect("no connection"), sql);
 }
 
-/// The single text value `sql` selects.
+/// The single text value `sql` selects (as column `value`), through `store`'s pool (whose
+/// connections carry the store's settings).
 pub fn text(store: &SqliteStore, sql: &str) -> String {
-    #[derive(diesel::QueryableByName)]
-    struct Value {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        value: String,
-    }
-    use diesel::RunQueryDsl;
-    let mut conn = store.pool().get().expect("no connection");
-    let rows: Vec<Value> = diesel::sql_query(sql)
-        .load(&mut conn)
-        .unwrap_or_else(|err| panic!("{sql}: {err}"));
-    rows.into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("{sql}: no row"))
-        .value
+    kaal_diesel::testing::text_on(&mut *store.pool().get().expect("no connection"), sql)
 }
 
 /// Runs raw SQL on a database file through a plain connection (no kaal store involved).
 pub fn exec_file(path: &Path, sql: &str) {
-    use diesel::connection::SimpleConnection;
-    use diesel::Connection;
-    let mut conn = diesel::SqliteConnection::establish(path.to_str().expect("UTF-8 path"))
-        .expect("cannot open the file");
-    conn.batch_execute(sql)
-        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    let mut conn = SqliteHooks.connect(path.to_str().expect("UTF-8 path"));
+    kaal_diesel::testing::exec_on(&mut conn, sql);
 }
 
 /// An outage of an SQLite file: another connection holds the write lock (an open `BEGIN
