@@ -12,27 +12,37 @@
 //! // tests/leases.rs of kaal-diesel-foo, beside the tests of what only Foo does:
 //! mod common;
 //! kaal_diesel::lease_suite!(common::FooHooks);
+//!
+//! // tests/open.rs
+//! kaal_diesel::open_suite!(common::FooHooks);
 //! ```
 //!
 //! Each macro expands into one `#[test]` per behaviour, named after it, so a behaviour that
-//! every backend shares is written once and still runs once per backend. Every test makes
+//! every backend shares is written once and still runs once per backend
+//! ([`store_suite!`](crate::store_suite) runs both groups in one binary). Every test makes
 //! its own database ([`TempDb`]) and removes it afterwards, so tests run in parallel. The
 //! same hooks run kaal-testkit's suites on the backend's stores ([`Conformance`]).
 //!
 //! * [`leases`] — the lease table: claim, release, expiry by the database's clock whatever
 //!   a node's clock says, the batch form, key limits, races between pools, pruning;
+//! * [`open`] — opening and migrating: tables of the wrong shape refused untouched, tables
+//!   the Ruby gem created accepted as they are, databases an older kaal migrated part-way,
+//!   raced migrations;
 //! * [`logs`] — what the crate logs, captured so a test can check it.
 #![allow(clippy::unwrap_used)]
 
 pub mod leases;
 pub mod logs;
+pub mod open;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use diesel::connection::{LoadConnection, SimpleConnection};
+use diesel::migration::MigrationSource;
 use diesel::query_dsl::methods::LoadQuery;
 use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 use kaal_core::{Adapter, Clock};
 
 use crate::{Dialect, DieselStore};
@@ -51,6 +61,28 @@ pub trait SqlBackend: Clone + Send + Sync + 'static {
     /// The plain connection (no kaal store involved) raw SQL runs on: the dialect's Diesel
     /// connection.
     type Connection: PlainConnection;
+
+    /// The backend's embedded migrations, in order.
+    const MIGRATIONS: EmbeddedMigrations;
+
+    /// The tables as the Ruby gem's current ActiveRecord migrations create them on this
+    /// database: `kaal_dispatches`, `kaal_locks` and `kaal_definitions` with their indexes,
+    /// no `created_at` / `updated_at` on locks and dispatches (statements `;`-separated).
+    const RUBY_GEM_TABLES: &'static str;
+
+    /// A `kaal_locks` table without `expires_at` (the wrong shape), with one row of key
+    /// `kept` (statements `;`-separated).
+    const LOCK_TABLE_WITHOUT_EXPIRES_AT: &'static str;
+
+    /// The two entries the migrations add to the gem's
+    /// [`definition_columns`](SqlBackend::definition_columns): `namespace` (not null,
+    /// default `'kaal'`) and `schedule_since` (nullable).
+    const COLUMNS_ADDED_TO_THE_GEMS_DEFINITIONS: [&'static str; 2];
+
+    /// The primary key of the gem's `kaal_definitions` as
+    /// [`unique_indexes`](SqlBackend::unique_indexes) lists it (`None` where it is no index
+    /// of its own, as SQLite's rowid).
+    const DEFINITIONS_PRIMARY_KEY: Option<&'static str>;
 
     /// How many keys one `acquire_many` call of the large-batch behaviour takes.
     const LARGE_BATCH: usize = 40_000;
@@ -74,6 +106,15 @@ pub trait SqlBackend: Clone + Send + Sync + 'static {
         self.connect(locator).texts(sql)
     }
 
+    /// Runs the first `count` of the backend's [`MIGRATIONS`](SqlBackend::MIGRATIONS) on
+    /// the database at `locator`, as an older kaal would have left it.
+    fn run_first_migrations(&self, locator: &str, count: usize) {
+        let mut conn = self.connect(locator);
+        for _ in 0..count {
+            conn.run_next_migration_of(Self::MIGRATIONS);
+        }
+    }
+
     /// `identifier` quoted (`"key"` by default; MySQL: `` `key` ``).
     fn quote(&self, identifier: &str) -> String {
         format!("\"{identifier}\"")
@@ -92,6 +133,22 @@ pub trait SqlBackend: Clone + Send + Sync + 'static {
     /// `column` (negative when it has passed), as a number.
     fn seconds_until(&self, column: &str) -> String;
 
+    /// The names of every table in the database, sorted.
+    fn table_names(&self, locator: &str) -> Vec<String>;
+
+    /// What the database says of `tables` — at least every column with its type — as one
+    /// text, to compare before and after (indexes the migrations add to the gem's tables
+    /// may be left out).
+    fn schema_of(&self, locator: &str, tables: &[&str]) -> String;
+
+    /// The columns of `kaal_definitions` in table order, one text each, with their type,
+    /// nullability and default.
+    fn definition_columns(&self, locator: &str) -> Vec<String>;
+
+    /// The unique indexes of `table` as `name(column,column)`, the primary key included
+    /// where the database lists it as an index.
+    fn unique_indexes(&self, locator: &str, table: &str) -> Vec<String>;
+
     /// An outage of the database at `locator`, for kaal-testkit's database-outage case (see
     /// [`kaal_testkit::Backend::outage`]); `None` by default.
     fn outage(&self, locator: &str) -> Option<Box<dyn kaal_testkit::Outage>> {
@@ -100,20 +157,29 @@ pub trait SqlBackend: Clone + Send + Sync + 'static {
     }
 }
 
-/// A Diesel connection the shared behaviours read text from: every connection of the three
-/// databases, by a blanket implementation.
+/// A Diesel connection the shared behaviours read text from and migrate step by step:
+/// every connection of the three databases, by a blanket implementation.
 pub trait PlainConnection: Connection + Sized + 'static {
     /// The column `value` of every row `sql` selects, as text.
     fn texts(&mut self, sql: &str) -> Vec<String>;
+
+    /// Runs the first migration of `migrations` that has not run.
+    fn run_next_migration_of(&mut self, migrations: EmbeddedMigrations);
 }
 
 impl<C> PlainConnection for C
 where
-    C: LoadConnection + 'static,
+    C: LoadConnection + MigrationHarness<<C as Connection>::Backend> + 'static,
     for<'a> diesel::query_builder::SqlQuery: LoadQuery<'a, C, TextValue>,
+    EmbeddedMigrations: MigrationSource<<C as Connection>::Backend>,
 {
     fn texts(&mut self, sql: &str) -> Vec<String> {
         texts_on(self, sql)
+    }
+
+    fn run_next_migration_of(&mut self, migrations: EmbeddedMigrations) {
+        self.run_next_migration(migrations)
+            .unwrap_or_else(|err| panic!("cannot run the next migration: {err}"));
     }
 }
 
@@ -389,6 +455,33 @@ macro_rules! lease_suite {
             overlapping_batches_in_opposite_orders_neither_deadlock_nor_share_a_key,
             batch_claims_delete_leases_expired_over_an_hour_ago_at_most_once_a_minute,
         );
+    };
+}
+
+/// Expands into one `#[test]` per behaviour of [`open`] for the backend `$backend` (an
+/// expression yielding a [`SqlBackend`], evaluated once per test).
+#[macro_export]
+macro_rules! open_suite {
+    ($backend:expr) => {
+        $crate::__store_tests!($backend; open;
+            kaal_tables_of_the_wrong_shape_are_refused_and_left_untouched,
+            tables_the_ruby_gem_created_are_accepted_and_used_as_they_are,
+            migrations_raced_by_several_processes_apply_once,
+            the_namespace_migration_keeps_existing_definitions_in_the_default_namespace,
+            the_schedule_since_migration_keeps_every_definition_and_reads_null_as_created_at,
+            an_unmigrated_database_says_to_run_the_migrations,
+            the_gem_tables_report_the_pending_migration_until_it_runs,
+            a_unique_index_on_the_definition_key_alone_is_refused,
+        );
+    };
+}
+
+/// [`lease_suite!`] and [`open_suite!`] in one test binary.
+#[macro_export]
+macro_rules! store_suite {
+    ($backend:expr) => {
+        $crate::lease_suite!($backend);
+        $crate::open_suite!($backend);
     };
 }
 

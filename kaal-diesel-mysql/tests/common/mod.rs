@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, MysqlConnection};
+use diesel_migrations::EmbeddedMigrations;
 use kaal_diesel::testing::{fresh_database_name, Conformance, SqlBackend};
 use kaal_diesel_mysql::{MysqlDialect, MysqlNamedLockAdapter, MysqlOptions, MysqlStore};
 
@@ -16,6 +17,21 @@ pub use kaal_diesel::testing::{database_of, logs, text_on, with_database};
 
 /// How MySQL prints a `DATETIME(6)` cast to text.
 pub const TEXT_TIME: &str = "%Y-%m-%d %H:%M:%S%.6f";
+
+/// The tables as the Ruby gem's ActiveRecord migrations create them on MySQL (Rails 7 with
+/// mysql2: `t.string` is `varchar(255)` in the server's default collation, `t.datetime` is
+/// `datetime(6)`, `metadata` is `text`; no `created_at` / `updated_at` on locks and
+/// dispatches).
+pub const RUBY_GEM_TABLES: &str = "
+CREATE TABLE `kaal_dispatches` (`id` bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, `key` varchar(255) NOT NULL, `fire_time` datetime(6) NOT NULL, `dispatched_at` datetime(6) NOT NULL, `node_id` varchar(255) NOT NULL, `status` varchar(50) DEFAULT 'dispatched' NOT NULL) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
+CREATE UNIQUE INDEX `index_kaal_dispatches_on_key_and_fire_time` ON `kaal_dispatches` (`key`, `fire_time`);
+CREATE INDEX `index_kaal_dispatches_on_key` ON `kaal_dispatches` (`key`);
+CREATE TABLE `kaal_locks` (`id` bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, `key` varchar(255) NOT NULL, `acquired_at` datetime(6) NOT NULL, `expires_at` datetime(6) NOT NULL) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
+CREATE UNIQUE INDEX `index_kaal_locks_on_key` ON `kaal_locks` (`key`);
+CREATE INDEX `index_kaal_locks_on_expires_at` ON `kaal_locks` (`expires_at`);
+CREATE TABLE `kaal_definitions` (`id` bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, `key` varchar(255) NOT NULL, `cron` varchar(255) NOT NULL, `enabled` tinyint(1) DEFAULT 1 NOT NULL, `source` varchar(255) NOT NULL, `metadata` text NOT NULL, `disabled_at` datetime(6), `created_at` datetime(6) NOT NULL, `updated_at` datetime(6) NOT NULL) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
+CREATE UNIQUE INDEX `index_kaal_definitions_on_key` ON `kaal_definitions` (`key`);
+";
 
 /// A fresh database, dropped when the guard drops.
 pub type TempDb = kaal_diesel::testing::TempDb<MysqlHooks>;
@@ -47,6 +63,17 @@ impl SqlBackend for MysqlHooks {
     type Dialect = MysqlDialect;
     type Connection = MysqlConnection;
 
+    const MIGRATIONS: EmbeddedMigrations = kaal_diesel_mysql::MIGRATIONS;
+    const RUBY_GEM_TABLES: &'static str = RUBY_GEM_TABLES;
+    const LOCK_TABLE_WITHOUT_EXPIRES_AT: &'static str =
+        "CREATE TABLE kaal_locks (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+         `key` varchar(255) NOT NULL, acquired_at datetime(6) NOT NULL); \
+         INSERT INTO kaal_locks (`key`, acquired_at) VALUES ('kept', '2026-01-01')";
+    const COLUMNS_ADDED_TO_THE_GEMS_DEFINITIONS: [&'static str; 2] = [
+        "namespace varchar(255) utf8mb4_bin NO 'kaal'",
+        "schedule_since datetime(6) - YES NULL",
+    ];
+    const DEFINITIONS_PRIMARY_KEY: Option<&'static str> = Some("PRIMARY(id)");
     const LARGE_BATCH: usize = 5_000;
 
     fn create_database(&self) -> String {
@@ -80,6 +107,58 @@ impl SqlBackend for MysqlHooks {
 
     fn seconds_until(&self, column: &str) -> String {
         format!("TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), {column}) / 1000000")
+    }
+
+    fn table_names(&self, locator: &str) -> Vec<String> {
+        self.texts(
+            locator,
+            "SELECT CAST(table_name AS CHAR) AS value FROM information_schema.tables \
+             WHERE table_schema = DATABASE() ORDER BY table_name",
+        )
+    }
+
+    /// `SHOW CREATE TABLE` of each table (nothing for a missing one).
+    fn schema_of(&self, locator: &str, tables: &[&str]) -> String {
+        #[derive(diesel::QueryableByName)]
+        struct Create {
+            #[diesel(sql_type = diesel::sql_types::Text, column_name = "Create Table")]
+            create: String,
+        }
+        use diesel::RunQueryDsl;
+        let mut conn = self.connect(locator);
+        tables
+            .iter()
+            .map(|table| {
+                diesel::sql_query(format!("SHOW CREATE TABLE {table}"))
+                    .load::<Create>(&mut conn)
+                    .map(|rows| rows.into_iter().map(|r| r.create).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `name type collation nullable default`.
+    fn definition_columns(&self, locator: &str) -> Vec<String> {
+        self.texts(
+            locator,
+            "SELECT CONCAT_WS(' ', column_name, column_type, COALESCE(collation_name, '-'), \
+             is_nullable, COALESCE(column_default, 'NULL')) AS value FROM information_schema.columns \
+             WHERE table_schema = DATABASE() AND table_name = 'kaal_definitions' \
+             ORDER BY ordinal_position",
+        )
+    }
+
+    fn unique_indexes(&self, locator: &str, table: &str) -> Vec<String> {
+        self.texts(
+            locator,
+            &format!(
+                "SELECT CONCAT(index_name, '(', GROUP_CONCAT(column_name ORDER BY seq_in_index \
+                 SEPARATOR ','), ')') AS value FROM information_schema.statistics \
+                 WHERE table_schema = DATABASE() AND table_name = '{table}' AND non_unique = 0 \
+                 GROUP BY index_name ORDER BY index_name"
+            ),
+        )
     }
 
     fn outage(&self, locator: &str) -> Option<Box<dyn kaal_testkit::Outage>> {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
+use diesel_migrations::EmbeddedMigrations;
 use kaal_core::Adapter;
 use kaal_diesel::testing::{fresh_database_name, Conformance, SqlBackend};
 use kaal_diesel_postgres::{PgAdvisoryAdapter, PgDialect, PgStore};
@@ -22,6 +23,21 @@ pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// Prefix of the databases the tests create (and the only ones they drop).
 const DB_PREFIX: &str = "kaal_test";
+
+/// The tables as the Ruby gem's current ActiveRecord migrations create them on PostgreSQL
+/// (Rails 7: `t.string` is `character varying` without a length, `t.datetime` is
+/// `timestamp(6)`, `metadata` is `text`; no `created_at` / `updated_at` on locks and
+/// dispatches).
+pub const RUBY_GEM_TABLES: &str = r#"
+CREATE TABLE "kaal_dispatches" ("id" bigserial primary key, "key" character varying NOT NULL, "fire_time" timestamp(6) NOT NULL, "dispatched_at" timestamp(6) NOT NULL, "node_id" character varying NOT NULL, "status" character varying(50) DEFAULT 'dispatched' NOT NULL);
+CREATE UNIQUE INDEX "index_kaal_dispatches_on_key_and_fire_time" ON "kaal_dispatches" ("key", "fire_time");
+CREATE INDEX "index_kaal_dispatches_on_key" ON "kaal_dispatches" ("key");
+CREATE TABLE "kaal_locks" ("id" bigserial primary key, "key" character varying NOT NULL, "acquired_at" timestamp(6) NOT NULL, "expires_at" timestamp(6) NOT NULL);
+CREATE UNIQUE INDEX "index_kaal_locks_on_key" ON "kaal_locks" ("key");
+CREATE INDEX "index_kaal_locks_on_expires_at" ON "kaal_locks" ("expires_at");
+CREATE TABLE "kaal_definitions" ("id" bigserial primary key, "key" character varying NOT NULL, "cron" character varying NOT NULL, "enabled" boolean DEFAULT TRUE NOT NULL, "source" character varying NOT NULL, "metadata" text DEFAULT '{}' NOT NULL, "disabled_at" timestamp(6), "created_at" timestamp(6) NOT NULL, "updated_at" timestamp(6) NOT NULL);
+CREATE UNIQUE INDEX "index_kaal_definitions_on_key" ON "kaal_definitions" ("key");
+"#;
 
 /// A fresh database, dropped when the guard drops.
 pub type TempDb = kaal_diesel::testing::TempDb<PgHooks>;
@@ -59,6 +75,16 @@ pub struct PgHooks;
 impl SqlBackend for PgHooks {
     type Dialect = PgDialect;
     type Connection = PgConnection;
+
+    const MIGRATIONS: EmbeddedMigrations = kaal_diesel_postgres::MIGRATIONS;
+    const RUBY_GEM_TABLES: &'static str = RUBY_GEM_TABLES;
+    const LOCK_TABLE_WITHOUT_EXPIRES_AT: &'static str = r#"CREATE TABLE kaal_locks (id bigserial primary key, "key" varchar(255) NOT NULL, acquired_at timestamp NOT NULL);
+        INSERT INTO kaal_locks ("key", acquired_at) VALUES ('kept', '2026-01-01 00:00:00')"#;
+    const COLUMNS_ADDED_TO_THE_GEMS_DEFINITIONS: [&'static str; 2] = [
+        "namespace character varying NO 'kaal'::character varying",
+        "schedule_since timestamp without time zone YES NULL",
+    ];
+    const DEFINITIONS_PRIMARY_KEY: Option<&'static str> = Some("kaal_definitions_pkey(id)");
 
     fn create_database(&self) -> String {
         let name = fresh_database_name(DB_PREFIX);
@@ -99,6 +125,56 @@ impl SqlBackend for PgHooks {
 
     fn seconds_until(&self, column: &str) -> String {
         format!("extract(epoch FROM {column} - (now() AT TIME ZONE 'UTC'))::numeric")
+    }
+
+    fn table_names(&self, url: &str) -> Vec<String> {
+        self.texts(
+            url,
+            "SELECT table_name::text AS value FROM information_schema.tables \
+             WHERE table_schema = current_schema() ORDER BY table_name",
+        )
+    }
+
+    /// `table.column:type nullable default` of every column.
+    fn schema_of(&self, url: &str, tables: &[&str]) -> String {
+        let tables: Vec<String> = tables.iter().map(|table| format!("'{table}'")).collect();
+        self.texts(
+            url,
+            &format!(
+                "SELECT table_name || '.' || column_name || ':' || data_type || ' ' || is_nullable \
+                 || ' ' || coalesce(column_default, 'NULL') AS value FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name IN ({}) \
+                 ORDER BY table_name, ordinal_position",
+                tables.join(", ")
+            ),
+        )
+        .join("\n")
+    }
+
+    /// `name type nullable default`.
+    fn definition_columns(&self, url: &str) -> Vec<String> {
+        self.texts(
+            url,
+            "SELECT column_name || ' ' || data_type || ' ' || is_nullable || ' ' \
+             || coalesce(column_default, 'NULL') AS value FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = 'kaal_definitions' \
+             ORDER BY ordinal_position",
+        )
+    }
+
+    fn unique_indexes(&self, url: &str, table: &str) -> Vec<String> {
+        self.texts(
+            url,
+            &format!(
+                "SELECT i.relname::text || '(' || string_agg(a.attname::text, ',' ORDER BY k.n) || ')' AS value \
+                 FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+                 JOIN pg_class t ON t.oid = x.indrelid \
+                 CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+                 JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
+                 WHERE t.relname = '{table}' AND t.relnamespace = current_schema()::regnamespace \
+                 AND x.indisunique GROUP BY i.relname ORDER BY i.relname"
+            ),
+        )
     }
 
     fn outage(&self, url: &str) -> Option<Box<dyn kaal_testkit::Outage>> {

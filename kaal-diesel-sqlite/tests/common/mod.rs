@@ -5,11 +5,24 @@
 
 use std::path::{Path, PathBuf};
 
+use diesel_migrations::EmbeddedMigrations;
 use kaal_diesel::testing::{Conformance, SqlBackend};
 use kaal_diesel_sqlite::{SqliteDialect, SqliteStore};
 
 /// Prefix of the directories [`SqliteHooks`] creates (and the only ones it removes).
 const DIR_PREFIX: &str = "kaal-sqlite-test-";
+
+/// The tables as the Ruby gem's current ActiveRecord migrations create them on SQLite.
+pub const RUBY_GEM_TABLES: &str = r#"
+CREATE TABLE "kaal_dispatches" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "key" varchar NOT NULL, "fire_time" datetime(6) NOT NULL, "dispatched_at" datetime(6) NOT NULL, "node_id" varchar NOT NULL, "status" varchar(50) DEFAULT 'dispatched' NOT NULL);
+CREATE UNIQUE INDEX "index_kaal_dispatches_on_key_and_fire_time" ON "kaal_dispatches" ("key", "fire_time");
+CREATE INDEX "index_kaal_dispatches_on_key" ON "kaal_dispatches" ("key");
+CREATE TABLE "kaal_locks" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "key" varchar NOT NULL, "acquired_at" datetime(6) NOT NULL, "expires_at" datetime(6) NOT NULL);
+CREATE UNIQUE INDEX "index_kaal_locks_on_key" ON "kaal_locks" ("key");
+CREATE INDEX "index_kaal_locks_on_expires_at" ON "kaal_locks" ("expires_at");
+CREATE TABLE "kaal_definitions" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "key" varchar NOT NULL, "cron" varchar NOT NULL, "enabled" boolean DEFAULT 1 NOT NULL, "source" varchar NOT NULL, "metadata" text DEFAULT '{}' NOT NULL, "disabled_at" datetime(6), "created_at" datetime(6) NOT NULL, "updated_at" datetime(6) NOT NULL);
+CREATE UNIQUE INDEX "index_kaal_definitions_on_key" ON "kaal_definitions" ("key");
+"#;
 
 /// A fresh database file, removed (with its directory) when the guard drops.
 pub type TempDb = kaal_diesel::testing::TempDb<SqliteHooks>;
@@ -23,6 +36,16 @@ pub struct SqliteHooks;
 impl SqlBackend for SqliteHooks {
     type Dialect = SqliteDialect;
     type Connection = diesel::SqliteConnection;
+
+    const MIGRATIONS: EmbeddedMigrations = kaal_diesel_sqlite::MIGRATIONS;
+    const RUBY_GEM_TABLES: &'static str = RUBY_GEM_TABLES;
+    const LOCK_TABLE_WITHOUT_EXPIRES_AT: &'static str = r#"CREATE TABLE kaal_locks (id INTEGER PRIMARY KEY, "key" TEXT NOT NULL UNIQUE, acquired_at TEXT NOT NULL);
+        INSERT INTO kaal_locks ("key", acquired_at) VALUES ('kept', '2026-01-01 00:00:00');"#;
+    const COLUMNS_ADDED_TO_THE_GEMS_DEFINITIONS: [&'static str; 2] = [
+        "namespace VARCHAR(255) 1 'kaal'",
+        "schedule_since DATETIME(6) 0 NULL",
+    ];
+    const DEFINITIONS_PRIMARY_KEY: Option<&'static str> = None;
 
     fn create_database(&self) -> String {
         let dir = tempfile::Builder::new()
@@ -60,6 +83,43 @@ impl SqlBackend for SqliteHooks {
 
     fn seconds_until(&self, column: &str) -> String {
         format!("(julianday({column}) - julianday('now')) * 86400.0")
+    }
+
+    fn table_names(&self, locator: &str) -> Vec<String> {
+        self.texts(
+            locator,
+            "SELECT name AS value FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        )
+    }
+
+    /// The SQL that created the tables.
+    fn schema_of(&self, locator: &str, tables: &[&str]) -> String {
+        let tables: Vec<String> = tables.iter().map(|table| format!("'{table}'")).collect();
+        self.texts(
+            locator,
+            &format!(
+                "SELECT sql AS value FROM sqlite_master WHERE type = 'table' AND name IN ({}) ORDER BY name",
+                tables.join(", ")
+            ),
+        )
+        .join(";\n")
+    }
+
+    /// `name type notnull default`.
+    fn definition_columns(&self, locator: &str) -> Vec<String> {
+        self.texts(
+            locator,
+            "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || coalesce(dflt_value, 'NULL') AS value FROM pragma_table_info('kaal_definitions') ORDER BY cid",
+        )
+    }
+
+    fn unique_indexes(&self, locator: &str, table: &str) -> Vec<String> {
+        self.texts(
+            locator,
+            &format!(
+                "SELECT idx.name || '(' || (SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_index_info(idx.name) ORDER BY seqno)) || ')' AS value FROM pragma_index_list('{table}') AS idx WHERE idx.\"unique\" = 1 ORDER BY idx.name"
+            ),
+        )
     }
 
     /// Another connection holds the file's write lock.
