@@ -28,12 +28,14 @@
 //! * [`open`] — opening and migrating: tables of the wrong shape refused untouched, tables
 //!   the Ruby gem created accepted as they are, databases an older kaal migrated part-way,
 //!   raced migrations;
+//! * [`throughput`] — the lease rates the backends print for the record;
 //! * [`logs`] — what the crate logs, captured so a test can check it.
 #![allow(clippy::unwrap_used)]
 
 pub mod leases;
 pub mod logs;
 pub mod open;
+pub mod throughput;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
