@@ -164,6 +164,37 @@ impl Database {
         })
     }
 
+    /// Runs one data-changing statement `sql` (an `UPDATE`, say) in this database; returns
+    /// how many rows it changed. Panics with the database's error.
+    pub fn execute(&self, sql: &str) -> usize {
+        let result = match self.backend {
+            Backend::Sqlite => sqlite_execute(&self.sqlite_path().unwrap(), sql),
+            // psql prints the command tag, `UPDATE 3`.
+            Backend::Postgres => psql(&self.server(), Some(&self.name), sql).and_then(|out| {
+                out.split_whitespace()
+                    .last()
+                    .and_then(|count| count.parse().ok())
+                    .ok_or_else(|| format!("no row count in {out:?}"))
+            }),
+            Backend::Mysql => mysql(
+                &self.server(),
+                Some(&self.name),
+                &format!("{sql}; SELECT ROW_COUNT()"),
+            )
+            .and_then(|out| {
+                out.trim()
+                    .parse()
+                    .map_err(|_| format!("no row count in {out:?}"))
+            }),
+        };
+        result.unwrap_or_else(|err| {
+            panic!(
+                "{sql} on {} failed: {err}",
+                kaal_diesel::redact_password(&self.url)
+            )
+        })
+    }
+
     fn server(&self) -> String {
         self.backend.server_url().unwrap_or_default()
     }
@@ -286,5 +317,15 @@ fn sqlite_scalar(path: &std::path::Path, sql: &str) -> Result<String, String> {
     diesel::select(diesel::dsl::sql::<Nullable<Text>>(&format!("({sql})")))
         .get_result::<Option<String>>(&mut conn)
         .map(Option::unwrap_or_default)
+        .map_err(|err| err.to_string())
+}
+
+/// Runs the statement `sql` in the SQLite file at `path`; how many rows it changed.
+fn sqlite_execute(path: &std::path::Path, sql: &str) -> Result<usize, String> {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    let mut conn = SqliteConnection::establish(&path.display().to_string())
+        .map_err(|err| format!("cannot open {}: {err}", path.display()))?;
+    diesel::sql_query(sql)
+        .execute(&mut conn)
         .map_err(|err| err.to_string())
 }
