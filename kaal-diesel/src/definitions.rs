@@ -22,6 +22,7 @@ use crate::error::error_chain;
 use crate::queries::SharedQueries;
 use crate::rows::DefinitionRow;
 use crate::store::DieselStore;
+use crate::time::DbTime;
 
 impl<D: Dialect> DieselStore<D> {
     fn definition(
@@ -85,6 +86,24 @@ impl From<Error> for BatchFailure {
     }
 }
 
+/// Writes the row that upserting `new` over `previous` (read in this transaction) makes, by
+/// the rules of [`definition_rules`](crate::definition_rules); returns it.
+fn write_upserted<C: SharedQueries>(
+    conn: &mut C,
+    namespace: &str,
+    previous: Option<&DefinitionRow>,
+    new: NewDefinition,
+    now: DbTime,
+) -> Result<DefinitionRow, Error> {
+    let row = DefinitionRow::upserted(namespace, previous, new, now);
+    if previous.is_some() {
+        conn.update_definition_row(&row)?;
+    } else {
+        conn.insert_definition_row(&row)?;
+    }
+    Ok(row)
+}
+
 fn is_unique_violation(err: &Error) -> bool {
     matches!(
         err,
@@ -106,14 +125,7 @@ impl<D: Dialect> DefinitionRegistry for DieselStore<D> {
                     D::lock_definitions(conn, namespace, Some(&new.key))?;
                     let now = self.definition_now(conn)?;
                     let previous = conn.find_definition_row(namespace, &new.key)?;
-                    let row =
-                        DefinitionRow::upserted(namespace, previous.as_ref(), new.clone(), now);
-                    if previous.is_some() {
-                        conn.update_definition_row(&row)?;
-                    } else {
-                        conn.insert_definition_row(&row)?;
-                    }
-                    Ok(row)
+                    write_upserted(conn, namespace, previous.as_ref(), new.clone(), now)
                 })
             };
             match attempt(conn) {
@@ -197,13 +209,7 @@ impl<D: Dialect> DefinitionRegistry for DieselStore<D> {
                 }
                 match (&write.write, &previous) {
                     (Some(new), _) => {
-                        let row =
-                            DefinitionRow::upserted(namespace, previous.as_ref(), new.clone(), now);
-                        if previous.is_some() {
-                            conn.update_definition_row(&row)?;
-                        } else {
-                            conn.insert_definition_row(&row)?;
-                        }
+                        write_upserted(conn, namespace, previous.as_ref(), new.clone(), now)?;
                     }
                     (None, Some(_)) => {
                         conn.delete_definition_row(namespace, &write.key)?;
