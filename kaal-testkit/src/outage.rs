@@ -168,6 +168,14 @@ fn accept_loop(listener: &TcpListener, upstream: SocketAddr, state: &Arc<RelaySt
             // Forget streams that have finished, so the list does not grow without bound.
             live.retain(|s| s.peer_addr().is_ok());
         }
+        // An outage that began after the check above but before the push missed this
+        // connection in its cut: cut it now. (`begin` sets `down` before cutting, so every
+        // connection is either in the list when it cuts or sees `down` here.)
+        if state.down.load(Ordering::SeqCst) {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = server.shutdown(Shutdown::Both);
+            continue;
+        }
         let (up, down) = (state.clone(), state.clone());
         thread::spawn(move || pump(client, server2, &up, true));
         thread::spawn(move || pump(server, client2, &down, false));
