@@ -2,11 +2,12 @@
 //! the claims and upserts rely on are there, and whether lock keys compare exactly.
 
 use diesel::mysql::MysqlConnection;
-use diesel::sql_types::{BigInt, Nullable, Text};
-use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
+use diesel::sql_types::{Nullable, Text};
+use diesel::{OptionalExtension, RunQueryDsl};
 use kaal_diesel::Statement;
 
-/// Whether a table exists in the connection's database. Parameter: table name.
+/// Whether a table exists in the connection's database (a count, 0 or 1). Parameter: table
+/// name.
 pub(crate) const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM information_schema.tables \
 WHERE table_schema = DATABASE() AND table_name = ?";
 
@@ -23,14 +24,6 @@ WHERE idx.cols = LOWER(?) AND idx.prefixed = 0";
 /// The collation of a table's `key` column. Parameter: table.
 pub(crate) const KEY_COLLATION: &str = "SELECT collation_name FROM information_schema.columns \
 WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'key'";
-
-pub(crate) fn table_exists(conn: &mut MysqlConnection, table: &str) -> QueryResult<bool> {
-    let count = Statement::new(TABLE_EXISTS)
-        .bind(table)
-        .returning::<BigInt>()
-        .get_result::<i64>(conn)?;
-    Ok(count > 0)
-}
 
 /// Warns when `table.key` compares case- or accent-insensitively (tables created with the
 /// server's default collation, e.g. by the Ruby gem): then `kaal:a` and `KAAL:a` are one key.

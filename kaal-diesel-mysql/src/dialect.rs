@@ -1,18 +1,13 @@
 //! [`MysqlDialect`]: MySQL's side of [`kaal_diesel::Dialect`].
 
 use std::error::Error as StdError;
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use diesel::mysql::MysqlConnection;
 use diesel::result::{DatabaseErrorKind, Error};
 use diesel::sql_types::{BigInt, Nullable};
 use diesel::{Connection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-use kaal_core::DispatchStatus;
-use kaal_diesel::{
-    ConnectionPool, DbTime, Dialect, DispatchWrite, OpenError, Statement, TableShape,
-};
+use kaal_diesel::{ConnectionPool, Dialect, OpenError, Statement, TableShape};
 
 use crate::options::MysqlOptions;
 use crate::{checks, open, sql, BACKEND};
@@ -43,6 +38,9 @@ impl Dialect for MysqlDialect {
     type Options = MysqlOptions;
     const NAME: &'static str = BACKEND;
     const NOW_SQL: &'static str = sql::NOW;
+    const TABLE_EXISTS_SQL: &'static str = checks::TABLE_EXISTS;
+    const UNIQUE_INDEXES_SQL: &'static str = checks::UNIQUE_INDEXES_ON;
+    type Steps = sql::MysqlSteps;
 
     fn connect(
         locator: &str,
@@ -78,10 +76,6 @@ impl Dialect for MysqlDialect {
         }
     }
 
-    fn table_exists(conn: &mut MysqlConnection, table: &str) -> QueryResult<bool> {
-        checks::table_exists(conn, table)
-    }
-
     fn run_migrations(
         conn: &mut MysqlConnection,
     ) -> Result<Vec<String>, Box<dyn StdError + Send + Sync>> {
@@ -104,51 +98,10 @@ impl Dialect for MysqlDialect {
         conn: &mut MysqlConnection,
         _shape: TableShape,
     ) -> Result<(), (&'static str, Error)> {
-        kaal_diesel::require_unique_indexes(conn, checks::UNIQUE_INDEXES_ON)?;
+        kaal_diesel::require_unique_indexes(conn, Self::UNIQUE_INDEXES_SQL)?;
         for table in ["kaal_locks", "kaal_dispatches", "kaal_definitions"] {
             checks::warn_unless_binary_keys(conn, table);
         }
         Ok(())
-    }
-
-    fn claim(
-        conn: &mut MysqlConnection,
-        key: &str,
-        ttl: Duration,
-        shape: TableShape,
-    ) -> QueryResult<bool> {
-        sql::claim(conn, key, ttl, shape)
-    }
-
-    fn claim_many(
-        conn: &mut MysqlConnection,
-        keys: &[String],
-        ttl: Duration,
-        shape: TableShape,
-    ) -> QueryResult<Vec<bool>> {
-        sql::claim_many(conn, keys, ttl, shape)
-    }
-
-    fn release(conn: &mut MysqlConnection, key: &str) -> QueryResult<bool> {
-        sql::release(conn, key)
-    }
-
-    fn upsert_dispatches(
-        conn: &mut MysqlConnection,
-        pairs: &[(String, DateTime<Utc>)],
-        node_id: &str,
-        status: DispatchStatus,
-        dispatched_at: DbTime,
-        shape: TableShape,
-        write: DispatchWrite,
-    ) -> QueryResult<()> {
-        sql::upsert_dispatches(conn, pairs, node_id, status, dispatched_at, shape, write)
-    }
-
-    fn dispatched_many(
-        conn: &mut MysqlConnection,
-        pairs: &[(String, DateTime<Utc>)],
-    ) -> QueryResult<Vec<bool>> {
-        sql::dispatched_many(conn, pairs)
     }
 }

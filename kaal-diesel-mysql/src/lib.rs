@@ -189,6 +189,7 @@ pub use kaal_diesel::{OpenError, PoolOptions, TableShape};
 pub use lock_name::{lock_name, MAX_LOCK_NAME_CHARS};
 pub use named::MysqlNamedLockAdapter;
 pub use options::MysqlOptions;
+pub use sql::MysqlSteps;
 
 /// The backend's name in messages.
 const BACKEND: &str = "MySQL";

@@ -51,7 +51,9 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryResult, RunQueryDsl};
 use kaal_core::DispatchStatus;
 use kaal_diesel::schema::sql_types::KaalTimestamp;
-use kaal_diesel::{DbTime, DispatchWrite, Statement, TableShape};
+use kaal_diesel::{ClaimSteps, DbTime, DispatchWrite, Shaped, Statement, TableShape};
+
+use crate::MysqlDialect;
 
 use crate::statement::{padded, SqlBuilder, MAX_BATCH};
 
@@ -89,6 +91,18 @@ SET acquired_at = UTC_TIMESTAMP(6), expires_at = UTC_TIMESTAMP(6) + INTERVAL ? M
 updated_at = UTC_TIMESTAMP(6) \
 WHERE `key` = ? AND expires_at + INTERVAL 0 MICROSECOND <= UTC_TIMESTAMP(6)";
 
+/// [`CLAIM_INSERT`] in both table shapes.
+const CLAIM_INSERTS: Shaped = Shaped {
+    plain: CLAIM_INSERT,
+    with_timestamps: CLAIM_INSERT_WITH_TIMESTAMPS,
+};
+
+/// [`CLAIM_TAKEOVER`] in both table shapes.
+const CLAIM_TAKEOVERS: Shaped = Shaped {
+    plain: CLAIM_TAKEOVER,
+    with_timestamps: CLAIM_TAKEOVER_WITH_TIMESTAMPS,
+};
+
 /// Deletes a live lease; one row means a live lease was released. Parameter: key.
 pub(crate) const RELEASE_LIVE: &str =
     "DELETE FROM kaal_locks WHERE `key` = ? AND expires_at + INTERVAL 0 MICROSECOND > UTC_TIMESTAMP(6)";
@@ -97,36 +111,6 @@ pub(crate) const RELEASE_LIVE: &str =
 /// linger). Parameter: key.
 pub(crate) const RELEASE_EXPIRED: &str =
     "DELETE FROM kaal_locks WHERE `key` = ? AND expires_at + INTERVAL 0 MICROSECOND <= UTC_TIMESTAMP(6)";
-
-pub(crate) fn claim(
-    conn: &mut MysqlConnection,
-    key: &str,
-    ttl: Duration,
-    shape: TableShape,
-) -> QueryResult<bool> {
-    let ttl = ttl_micros(ttl);
-    let insert = if shape.lock_timestamps {
-        CLAIM_INSERT_WITH_TIMESTAMPS
-    } else {
-        CLAIM_INSERT
-    };
-    match Statement::new(insert)
-        .bind(key)
-        .bind(ttl.as_str())
-        .execute(conn)
-    {
-        Ok(inserted) => return Ok(inserted == 1),
-        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
-        Err(err) => return Err(err),
-    }
-    let takeover = if shape.lock_timestamps {
-        CLAIM_TAKEOVER_WITH_TIMESTAMPS
-    } else {
-        CLAIM_TAKEOVER
-    };
-    let taken = Statement::new(takeover).bind(ttl).bind(key).execute(conn)?;
-    Ok(taken == 1)
-}
 
 /// The most keys one statement of a batch claim names (one parameter per key): a batch of
 /// 10 000 keys is three `INSERT`s (4 096, 4 096 and 1 808 rows, the last padded to 2 048)
@@ -178,31 +162,176 @@ impl From<Error> for Halt {
     }
 }
 
-/// Claims a batch: its keys sorted and distinct, in one transaction (two when the first
-/// cannot settle every key); see [`claim_sorted`]. A deadlock is retried.
-pub(crate) fn claim_many(
-    conn: &mut MysqlConnection,
-    keys: &[String],
-    ttl: Duration,
-    shape: TableShape,
-) -> QueryResult<Vec<bool>> {
-    // Sorted, so that concurrent batches lock rows in the same order; a key given twice is
-    // claimed once.
-    let mut sorted: Vec<&str> = keys.iter().map(String::as_str).collect();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let ttl = ttl_micros(ttl);
-    let mut won = retry_deadlocks("batch claim", sorted.len(), || {
-        claim_sorted(conn, &sorted, &ttl, shape)
-    })?;
-    // A key given twice is taken once: its first position says so, as a loop would.
-    Ok(keys
-        .iter()
-        .map(|key| match sorted.binary_search(&key.as_str()) {
-            Ok(i) => std::mem::take(&mut won[i]),
-            Err(_) => false,
-        })
-        .collect())
+/// MySQL's lease and dispatch steps, [`MysqlDialect`]'s
+/// [`Steps`](kaal_diesel::Dialect::Steps): a claim is an `INSERT`, then an `UPDATE` when the
+/// key exists; a batch claim a transaction of multi-row `INSERT IGNORE`s read back; a
+/// dispatch write a multi-row `INSERT` per 1 024 pairs. MySQL has no `RETURNING` and its
+/// upsert cannot tell "inserted" from "found live", so these take more than one statement
+/// (the `sql` module's docs say why each is exact).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MysqlSteps;
+
+impl ClaimSteps<MysqlDialect> for MysqlSteps {
+    fn claim(
+        conn: &mut MysqlConnection,
+        key: &str,
+        ttl: Duration,
+        shape: TableShape,
+    ) -> QueryResult<bool> {
+        let ttl = ttl_micros(ttl);
+        match Statement::new(CLAIM_INSERTS.pick(shape.lock_timestamps))
+            .bind(key)
+            .bind(ttl.as_str())
+            .execute(conn)
+        {
+            Ok(inserted) => return Ok(inserted == 1),
+            Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+            Err(err) => return Err(err),
+        }
+        let taken = Statement::new(CLAIM_TAKEOVERS.pick(shape.lock_timestamps))
+            .bind(ttl)
+            .bind(key)
+            .execute(conn)?;
+        Ok(taken == 1)
+    }
+
+    /// Claims a batch: its keys sorted and distinct, in one transaction (two when the first
+    /// cannot settle every key); see `claim_sorted`. A deadlock is retried.
+    fn claim_many(
+        conn: &mut MysqlConnection,
+        keys: &[String],
+        ttl: Duration,
+        shape: TableShape,
+    ) -> QueryResult<Vec<bool>> {
+        // Sorted, so that concurrent batches lock rows in the same order; a key given twice is
+        // claimed once.
+        let mut sorted: Vec<&str> = keys.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let ttl = ttl_micros(ttl);
+        let mut won = retry_deadlocks("batch claim", sorted.len(), || {
+            claim_sorted(conn, &sorted, &ttl, shape)
+        })?;
+        // A key given twice is taken once: its first position says so, as a loop would.
+        Ok(keys
+            .iter()
+            .map(|key| match sorted.binary_search(&key.as_str()) {
+                Ok(i) => std::mem::take(&mut won[i]),
+                Err(_) => false,
+            })
+            .collect())
+    }
+
+    fn release(conn: &mut MysqlConnection, key: &str) -> QueryResult<bool> {
+        if Statement::new(RELEASE_LIVE).bind(key).execute(conn)? > 0 {
+            return Ok(true);
+        }
+        Statement::new(RELEASE_EXPIRED).bind(key).execute(conn)?;
+        Ok(false)
+    }
+
+    fn upsert_dispatches(
+        conn: &mut MysqlConnection,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+        status: DispatchStatus,
+        dispatched_at: DbTime,
+        shape: TableShape,
+        write: DispatchWrite,
+    ) -> QueryResult<()> {
+        let at = dispatched_at.to_db_text();
+        let verb = match write {
+            DispatchWrite::Upsert => "INSERT INTO",
+            // Insert-only: a pair that has a row is skipped, the row untouched (the commit
+            // point of a claim).
+            DispatchWrite::InsertOnly => "INSERT IGNORE INTO",
+        };
+        // Sorted, so that concurrent upserts lock index entries in the same order.
+        let mut rows: Vec<(&str, DbTime)> = pairs
+            .iter()
+            .map(|(key, fire_time)| (key.as_str(), DbTime::new(*fire_time)))
+            .collect();
+        rows.sort_unstable();
+        let rows: Vec<(&str, String)> = rows
+            .into_iter()
+            .map(|(key, time)| (key, time.to_db_text()))
+            .collect();
+        for chunk in rows.chunks(MAX_BATCH) {
+            let mut upsert = SqlBuilder::new(verb);
+            upsert.push(if shape.dispatch_timestamps {
+                " kaal_dispatches (`key`, fire_time, dispatched_at, node_id, status, created_at, updated_at) VALUES "
+            } else {
+                " kaal_dispatches (`key`, fire_time, dispatched_at, node_id, status) VALUES "
+            });
+            for (i, (key, fire_time)) in padded(chunk).enumerate() {
+                upsert.push(if i == 0 { "(" } else { ", (" });
+                upsert
+                    .bind(*key)
+                    .push(", ")
+                    .bind(fire_time.as_str())
+                    .push(", ")
+                    .bind(at.as_str())
+                    .push(", ")
+                    .bind(node_id)
+                    .push(", ")
+                    .bind(status.as_str());
+                if shape.dispatch_timestamps {
+                    upsert
+                        .push(", ")
+                        .bind(at.as_str())
+                        .push(", ")
+                        .bind(at.as_str());
+                }
+                upsert.push(")");
+            }
+            if write == DispatchWrite::Upsert {
+                // VALUES(col) is deprecated on MySQL 8.0.20+ (a warning) but is the one form
+                // both MySQL and MariaDB accept.
+                upsert.push(
+                    " ON DUPLICATE KEY UPDATE dispatched_at = VALUES(dispatched_at), \
+                     node_id = VALUES(node_id), status = VALUES(status)",
+                );
+                if shape.dispatch_timestamps {
+                    upsert.push(", updated_at = VALUES(updated_at)");
+                }
+            }
+            retry_deadlocks("dispatch upsert", chunk.len(), || (&upsert).execute(conn))?;
+        }
+        Ok(())
+    }
+
+    fn dispatched_many(
+        conn: &mut MysqlConnection,
+        pairs: &[(String, DateTime<Utc>)],
+    ) -> QueryResult<Vec<bool>> {
+        let rows: Vec<(&str, DbTime, String)> = pairs
+            .iter()
+            .map(|(key, fire_time)| {
+                let time = DbTime::new(*fire_time);
+                (key.as_str(), time, time.to_db_text())
+            })
+            .collect();
+        let mut found: HashSet<(String, DbTime)> = HashSet::new();
+        for chunk in rows.chunks(MAX_BATCH) {
+            // An OR of (key, fire_time) equalities: a union of point ranges on the unique index.
+            let mut lookup = SqlBuilder::new("SELECT `key`, fire_time FROM kaal_dispatches WHERE ");
+            for (i, (key, _, fire_time)) in padded(chunk).enumerate() {
+                lookup.push(if i == 0 { "(`key` = " } else { " OR (`key` = " });
+                lookup
+                    .bind(*key)
+                    .push(" AND fire_time = ")
+                    .bind(fire_time.as_str())
+                    .push(")");
+            }
+            let rows: Vec<(String, DbTime)> =
+                lookup.returning::<(Text, KaalTimestamp)>().load(conn)?;
+            found.extend(rows);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(key, time, _)| found.contains(&(key.to_string(), time)))
+            .collect())
+    }
 }
 
 /// Runs `attempt` again (up to [`BATCH_ATTEMPTS`] times in all, after a [`backoff`]) while
@@ -439,118 +568,8 @@ fn read_back(conn: &mut MysqlConnection, keys: &[&str]) -> QueryResult<Vec<(Stri
     read.returning::<(Text, BigInt)>().load(conn)
 }
 
-pub(crate) fn release(conn: &mut MysqlConnection, key: &str) -> QueryResult<bool> {
-    if Statement::new(RELEASE_LIVE).bind(key).execute(conn)? > 0 {
-        return Ok(true);
-    }
-    Statement::new(RELEASE_EXPIRED).bind(key).execute(conn)?;
-    Ok(false)
-}
-
 /// The database's clock, as the UTC `DATETIME(6)` the columns hold.
 pub(crate) const NOW: &str = "SELECT UTC_TIMESTAMP(6)";
-
-pub(crate) fn upsert_dispatches(
-    conn: &mut MysqlConnection,
-    pairs: &[(String, DateTime<Utc>)],
-    node_id: &str,
-    status: DispatchStatus,
-    dispatched_at: DbTime,
-    shape: TableShape,
-    write: DispatchWrite,
-) -> QueryResult<()> {
-    let at = dispatched_at.to_db_text();
-    let verb = match write {
-        DispatchWrite::Upsert => "INSERT INTO",
-        // Insert-only: a pair that has a row is skipped, the row untouched (the commit
-        // point of a claim).
-        DispatchWrite::InsertOnly => "INSERT IGNORE INTO",
-    };
-    // Sorted, so that concurrent upserts lock index entries in the same order.
-    let mut rows: Vec<(&str, DbTime)> = pairs
-        .iter()
-        .map(|(key, fire_time)| (key.as_str(), DbTime::new(*fire_time)))
-        .collect();
-    rows.sort_unstable();
-    let rows: Vec<(&str, String)> = rows
-        .into_iter()
-        .map(|(key, time)| (key, time.to_db_text()))
-        .collect();
-    for chunk in rows.chunks(MAX_BATCH) {
-        let mut upsert = SqlBuilder::new(verb);
-        upsert.push(if shape.dispatch_timestamps {
-            " kaal_dispatches (`key`, fire_time, dispatched_at, node_id, status, created_at, updated_at) VALUES "
-        } else {
-            " kaal_dispatches (`key`, fire_time, dispatched_at, node_id, status) VALUES "
-        });
-        for (i, (key, fire_time)) in padded(chunk).enumerate() {
-            upsert.push(if i == 0 { "(" } else { ", (" });
-            upsert
-                .bind(*key)
-                .push(", ")
-                .bind(fire_time.as_str())
-                .push(", ")
-                .bind(at.as_str())
-                .push(", ")
-                .bind(node_id)
-                .push(", ")
-                .bind(status.as_str());
-            if shape.dispatch_timestamps {
-                upsert
-                    .push(", ")
-                    .bind(at.as_str())
-                    .push(", ")
-                    .bind(at.as_str());
-            }
-            upsert.push(")");
-        }
-        if write == DispatchWrite::Upsert {
-            // VALUES(col) is deprecated on MySQL 8.0.20+ (a warning) but is the one form
-            // both MySQL and MariaDB accept.
-            upsert.push(
-                " ON DUPLICATE KEY UPDATE dispatched_at = VALUES(dispatched_at), \
-                 node_id = VALUES(node_id), status = VALUES(status)",
-            );
-            if shape.dispatch_timestamps {
-                upsert.push(", updated_at = VALUES(updated_at)");
-            }
-        }
-        retry_deadlocks("dispatch upsert", chunk.len(), || (&upsert).execute(conn))?;
-    }
-    Ok(())
-}
-
-pub(crate) fn dispatched_many(
-    conn: &mut MysqlConnection,
-    pairs: &[(String, DateTime<Utc>)],
-) -> QueryResult<Vec<bool>> {
-    let rows: Vec<(&str, DbTime, String)> = pairs
-        .iter()
-        .map(|(key, fire_time)| {
-            let time = DbTime::new(*fire_time);
-            (key.as_str(), time, time.to_db_text())
-        })
-        .collect();
-    let mut found: HashSet<(String, DbTime)> = HashSet::new();
-    for chunk in rows.chunks(MAX_BATCH) {
-        // An OR of (key, fire_time) equalities: a union of point ranges on the unique index.
-        let mut lookup = SqlBuilder::new("SELECT `key`, fire_time FROM kaal_dispatches WHERE ");
-        for (i, (key, _, fire_time)) in padded(chunk).enumerate() {
-            lookup.push(if i == 0 { "(`key` = " } else { " OR (`key` = " });
-            lookup
-                .bind(*key)
-                .push(" AND fire_time = ")
-                .bind(fire_time.as_str())
-                .push(")");
-        }
-        let rows: Vec<(String, DbTime)> = lookup.returning::<(Text, KaalTimestamp)>().load(conn)?;
-        found.extend(rows);
-    }
-    Ok(rows
-        .into_iter()
-        .map(|(key, time, _)| found.contains(&(key.to_string(), time)))
-        .collect())
-}
 
 #[cfg(test)]
 mod tests {

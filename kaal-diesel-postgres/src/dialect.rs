@@ -1,15 +1,12 @@
 //! [`PgDialect`]: PostgreSQL's side of [`kaal_diesel::Dialect`].
 
 use std::error::Error as StdError;
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error};
 use diesel::{Connection, PgConnection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-use kaal_core::DispatchStatus;
 use kaal_diesel::{
-    ConnectionPool, DbTime, Dialect, DispatchWrite, OpenError, Statement, TableShape,
+    ConnectionPool, Dialect, JsonBatch, JsonBatchDialect, JsonBatchSql, OpenError, Statement,
 };
 
 use crate::options::PgOptions;
@@ -43,6 +40,9 @@ impl Dialect for PgDialect {
     type Options = PgOptions;
     const NAME: &'static str = BACKEND;
     const NOW_SQL: &'static str = sql::NOW;
+    const TABLE_EXISTS_SQL: &'static str = sql::TABLE_EXISTS;
+    const UNIQUE_INDEXES_SQL: &'static str = sql::UNIQUE_INDEXES_ON;
+    type Steps = JsonBatch;
 
     fn connect(
         locator: &str,
@@ -80,10 +80,6 @@ impl Dialect for PgDialect {
         }
     }
 
-    fn table_exists(conn: &mut PgConnection, table: &str) -> QueryResult<bool> {
-        sql::table_exists(conn, table)
-    }
-
     fn run_migrations(
         conn: &mut PgConnection,
     ) -> Result<Vec<String>, Box<dyn StdError + Send + Sync>> {
@@ -97,52 +93,8 @@ impl Dialect for PgDialect {
             kaal_diesel::run_pending(conn, MIGRATIONS)
         })
     }
+}
 
-    fn check_statements(
-        conn: &mut PgConnection,
-        _shape: TableShape,
-    ) -> Result<(), (&'static str, Error)> {
-        kaal_diesel::require_unique_indexes(conn, sql::UNIQUE_INDEXES_ON)
-    }
-
-    fn claim(
-        conn: &mut PgConnection,
-        key: &str,
-        ttl: Duration,
-        shape: TableShape,
-    ) -> QueryResult<bool> {
-        sql::claim(conn, key, ttl, shape)
-    }
-
-    fn claim_many(
-        conn: &mut PgConnection,
-        keys: &[String],
-        ttl: Duration,
-        shape: TableShape,
-    ) -> QueryResult<Vec<bool>> {
-        sql::claim_many(conn, keys, ttl, shape)
-    }
-
-    fn release(conn: &mut PgConnection, key: &str) -> QueryResult<bool> {
-        sql::release(conn, key)
-    }
-
-    fn upsert_dispatches(
-        conn: &mut PgConnection,
-        pairs: &[(String, DateTime<Utc>)],
-        node_id: &str,
-        status: DispatchStatus,
-        dispatched_at: DbTime,
-        shape: TableShape,
-        write: DispatchWrite,
-    ) -> QueryResult<()> {
-        sql::upsert_dispatches(conn, pairs, node_id, status, dispatched_at, shape, write)
-    }
-
-    fn dispatched_many(
-        conn: &mut PgConnection,
-        pairs: &[(String, DateTime<Utc>)],
-    ) -> QueryResult<Vec<bool>> {
-        sql::dispatched_many(conn, pairs)
-    }
+impl JsonBatchDialect for PgDialect {
+    const JSON_BATCH: JsonBatchSql = sql::STATEMENTS;
 }

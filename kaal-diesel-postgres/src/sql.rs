@@ -14,21 +14,15 @@
 //! deduplicated (an upsert may not touch a row twice) and sorted, so concurrent batches take
 //! their row locks in the same order and cannot deadlock each other.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
-use kaal_core::DispatchStatus;
-use kaal_diesel::{DbTime, DispatchWrite, Statement, TableShape};
-use serde_json::Value;
+use kaal_diesel::{JsonBatchSql, Shaped};
 
 /// The longest lease honoured; longer ttls are cut to it.
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// `ttl` as a PostgreSQL interval literal with microseconds: `125.000000 seconds`.
-pub(crate) fn interval(ttl: Duration) -> String {
+fn interval(ttl: Duration) -> String {
     let ttl = ttl.min(MAX_TTL);
     format!("{}.{:06} seconds", ttl.as_secs(), ttl.subsec_micros())
 }
@@ -78,10 +72,10 @@ ORDER BY entry.position
 ON CONFLICT ("key", fire_time) DO UPDATE SET dispatched_at = EXCLUDED.dispatched_at, node_id = EXCLUDED.node_id, status = EXCLUDED.status"#;
 
 /// [`UPSERT_DISPATCHES`] for tables with `created_at` / `updated_at`. Parameters:
-/// dispatched_at, node_id, status, created_at / updated_at, pairs.
+/// dispatched_at, node_id, status, created_at, updated_at, pairs.
 pub(crate) const UPSERT_DISPATCHES_WITH_TIMESTAMPS: &str = r#"INSERT INTO kaal_dispatches ("key", fire_time, dispatched_at, node_id, status, created_at, updated_at)
-SELECT entry.value ->> 0, CAST(entry.value ->> 1 AS timestamp), CAST(? AS timestamp), ?, ?, stamp.at, stamp.at
-FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS entry(value, position), (SELECT CAST(? AS timestamp) AS at) AS stamp
+SELECT entry.value ->> 0, CAST(entry.value ->> 1 AS timestamp), CAST(? AS timestamp), ?, ?, CAST(? AS timestamp), CAST(? AS timestamp)
+FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS entry(value, position)
 ORDER BY entry.position
 ON CONFLICT ("key", fire_time) DO UPDATE SET dispatched_at = EXCLUDED.dispatched_at, node_id = EXCLUDED.node_id, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at"#;
 
@@ -95,8 +89,8 @@ ON CONFLICT ("key", fire_time) DO NOTHING"#;
 
 /// [`UPSERT_DISPATCHES_WITH_TIMESTAMPS`], insert-only. Same parameters.
 pub(crate) const INSERT_DISPATCHES_WITH_TIMESTAMPS: &str = r#"INSERT INTO kaal_dispatches ("key", fire_time, dispatched_at, node_id, status, created_at, updated_at)
-SELECT entry.value ->> 0, CAST(entry.value ->> 1 AS timestamp), CAST(? AS timestamp), ?, ?, stamp.at, stamp.at
-FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS entry(value, position), (SELECT CAST(? AS timestamp) AS at) AS stamp
+SELECT entry.value ->> 0, CAST(entry.value ->> 1 AS timestamp), CAST(? AS timestamp), ?, ?, CAST(? AS timestamp), CAST(? AS timestamp)
+FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS entry(value, position)
 ORDER BY entry.position
 ON CONFLICT ("key", fire_time) DO NOTHING"#;
 
@@ -109,8 +103,10 @@ pub(crate) const DISPATCHED_MANY: &str = r#"SELECT pair.position - 1 FROM json_a
 WHERE EXISTS (SELECT 1 FROM kaal_dispatches AS d
               WHERE d."key" = pair.value ->> 0 AND d.fire_time = CAST(pair.value ->> 1 AS timestamp))"#;
 
-/// Whether a table exists in the session's search path. Parameter: table name.
-pub(crate) const TABLE_EXISTS: &str = "SELECT to_regclass(CAST(? AS text)) IS NOT NULL";
+/// Whether a table exists in the session's search path (a count, 0 or 1). Parameter: table
+/// name.
+pub(crate) const TABLE_EXISTS: &str =
+    "SELECT count(*) FROM (SELECT to_regclass(CAST(? AS text)) AS oid) AS t WHERE t.oid IS NOT NULL";
 
 /// How many unique, non-partial indexes on plain columns of a table cover exactly the given
 /// columns (in order, comma-separated): the upserts' `ON CONFLICT` targets. Parameters:
@@ -121,146 +117,28 @@ WHERE idx.indrelid = to_regclass(CAST(? AS text)) AND idx.indisunique AND idx.in
        FROM unnest(CAST(idx.indkey AS int2[])) WITH ORDINALITY AS col(attnum, position)
        JOIN pg_attribute AS att ON att.attrelid = idx.indrelid AND att.attnum = col.attnum) = ?"#;
 
-/// `keys` without repetitions, sorted (the order every batch takes its row locks in).
-fn distinct_sorted(keys: &[String]) -> Vec<&str> {
-    keys.iter()
-        .map(String::as_str)
-        .collect::<BTreeSet<&str>>()
-        .into_iter()
-        .collect()
-}
-
-pub(crate) fn claim(
-    conn: &mut PgConnection,
-    key: &str,
-    ttl: Duration,
-    shape: TableShape,
-) -> QueryResult<bool> {
-    let sql = if shape.lock_timestamps {
-        CLAIM_WITH_TIMESTAMPS
-    } else {
-        CLAIM
-    };
-    let changed = Statement::new(sql)
-        .bind(key)
-        .bind(interval(ttl))
-        .execute(conn)?;
-    Ok(changed == 1)
-}
-
-pub(crate) fn claim_many(
-    conn: &mut PgConnection,
-    keys: &[String],
-    ttl: Duration,
-    shape: TableShape,
-) -> QueryResult<Vec<bool>> {
-    let sql = if shape.lock_timestamps {
-        CLAIM_MANY_WITH_TIMESTAMPS
-    } else {
-        CLAIM_MANY
-    };
-    let json = Value::from(distinct_sorted(keys)).to_string();
-    let mut taken: HashSet<String> = Statement::new(sql)
-        .bind(interval(ttl))
-        .bind(json)
-        .returning::<Text>()
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
-    // A key given twice is taken once: its first position says so, as a loop would.
-    Ok(keys.iter().map(|key| taken.remove(key)).collect())
-}
-
-pub(crate) fn release(conn: &mut PgConnection, key: &str) -> QueryResult<bool> {
-    let live = Statement::new(RELEASE)
-        .bind(key)
-        .returning::<Bool>()
-        .load::<bool>(conn)?;
-    Ok(live.first().copied().unwrap_or(false))
-}
-
-/// `[[key, fire_time_text], ...]` with fire times as `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC).
-fn pairs_json<'a>(pairs: impl IntoIterator<Item = (&'a str, DbTime)>) -> String {
-    Value::Array(
-        pairs
-            .into_iter()
-            .map(|(key, fire_time)| {
-                Value::Array(vec![Value::from(key), Value::from(fire_time.to_db_text())])
-            })
-            .collect(),
-    )
-    .to_string()
-}
-
-pub(crate) fn upsert_dispatches(
-    conn: &mut PgConnection,
-    pairs: &[(String, DateTime<Utc>)],
-    node_id: &str,
-    status: DispatchStatus,
-    dispatched_at: DbTime,
-    shape: TableShape,
-    write: DispatchWrite,
-) -> QueryResult<()> {
-    // Distinct and sorted: an upsert may not touch a row twice, and a fixed order keeps
-    // concurrent upserts of the same pairs from deadlocking.
-    let distinct: BTreeMap<(&str, DbTime), ()> = pairs
-        .iter()
-        .map(|(key, fire_time)| ((key.as_str(), DbTime::new(*fire_time)), ()))
-        .collect();
-    let json = pairs_json(distinct.into_keys());
-    let at = dispatched_at.to_db_text();
-    let (plain, stamped) = match write {
-        DispatchWrite::Upsert => (UPSERT_DISPATCHES, UPSERT_DISPATCHES_WITH_TIMESTAMPS),
-        DispatchWrite::InsertOnly => (INSERT_DISPATCHES, INSERT_DISPATCHES_WITH_TIMESTAMPS),
-    };
-    let statement = if shape.dispatch_timestamps {
-        Statement::new(stamped)
-            .bind(at.clone())
-            .bind(node_id)
-            .bind(status.as_str())
-            .bind(json)
-            .bind(at)
-    } else {
-        Statement::new(plain)
-            .bind(at)
-            .bind(node_id)
-            .bind(status.as_str())
-            .bind(json)
-    };
-    statement.execute(conn).map(drop)
-}
-
-pub(crate) fn dispatched_many(
-    conn: &mut PgConnection,
-    pairs: &[(String, DateTime<Utc>)],
-) -> QueryResult<Vec<bool>> {
-    let mut found = vec![false; pairs.len()];
-    let json = pairs_json(
-        pairs
-            .iter()
-            .map(|(key, fire_time)| (key.as_str(), DbTime::new(*fire_time))),
-    );
-    let positions = Statement::new(DISPATCHED_MANY)
-        .bind(json)
-        .returning::<BigInt>()
-        .load::<i64>(conn)?;
-    for position in positions {
-        if let Some(slot) = usize::try_from(position)
-            .ok()
-            .and_then(|i| found.get_mut(i))
-        {
-            *slot = true;
-        }
-    }
-    Ok(found)
-}
-
-pub(crate) fn table_exists(conn: &mut PgConnection, table: &str) -> QueryResult<bool> {
-    Statement::new(TABLE_EXISTS)
-        .bind(table)
-        .returning::<Bool>()
-        .get_result::<bool>(conn)
-}
+/// The lease and dispatch statements, run by [`JsonBatch`](kaal_diesel::JsonBatch).
+pub(crate) const STATEMENTS: JsonBatchSql = JsonBatchSql {
+    claim: Shaped {
+        plain: CLAIM,
+        with_timestamps: CLAIM_WITH_TIMESTAMPS,
+    },
+    claim_many: Shaped {
+        plain: CLAIM_MANY,
+        with_timestamps: CLAIM_MANY_WITH_TIMESTAMPS,
+    },
+    release: RELEASE,
+    upsert_dispatches: Shaped {
+        plain: UPSERT_DISPATCHES,
+        with_timestamps: UPSERT_DISPATCHES_WITH_TIMESTAMPS,
+    },
+    insert_dispatches: Shaped {
+        plain: INSERT_DISPATCHES,
+        with_timestamps: INSERT_DISPATCHES_WITH_TIMESTAMPS,
+    },
+    dispatched_many: DISPATCHED_MANY,
+    ttl: interval,
+};
 
 #[cfg(test)]
 mod tests {
@@ -279,24 +157,11 @@ mod tests {
     #[test]
     fn statements_have_no_stray_placeholders() {
         let marks = |sql: &str| sql.matches('?').count();
-        assert_eq!(marks(CLAIM), 2);
-        assert_eq!(marks(CLAIM_WITH_TIMESTAMPS), 2);
-        assert_eq!(marks(CLAIM_MANY), 2);
-        assert_eq!(marks(CLAIM_MANY_WITH_TIMESTAMPS), 2);
-        assert_eq!(marks(RELEASE), 1);
-        assert_eq!(marks(UPSERT_DISPATCHES), 4);
-        assert_eq!(marks(UPSERT_DISPATCHES_WITH_TIMESTAMPS), 5);
-        assert_eq!(marks(INSERT_DISPATCHES), 4);
-        assert_eq!(marks(INSERT_DISPATCHES_WITH_TIMESTAMPS), 5);
+        for (sql, expected) in STATEMENTS.placeholders() {
+            assert_eq!(marks(sql), expected, "{sql}");
+        }
         assert_eq!(marks(NOW), 0);
-        assert_eq!(marks(DISPATCHED_MANY), 1);
         assert_eq!(marks(TABLE_EXISTS), 1);
         assert_eq!(marks(UNIQUE_INDEXES_ON), 2);
-    }
-
-    #[test]
-    fn batches_are_distinct_and_sorted() {
-        let keys: Vec<String> = ["b", "a", "b", "c", "a"].map(String::from).to_vec();
-        assert_eq!(distinct_sorted(&keys), ["a", "b", "c"]);
     }
 }

@@ -1,14 +1,11 @@
 //! [`SqliteDialect`]: SQLite's side of [`kaal_diesel::Dialect`].
 
 use std::error::Error as StdError;
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error};
-use diesel::{QueryResult, SqliteConnection};
+use diesel::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-use kaal_core::DispatchStatus;
-use kaal_diesel::{ConnectionPool, DbTime, Dialect, DispatchWrite, OpenError, TableShape};
+use kaal_diesel::{ConnectionPool, Dialect, JsonBatch, JsonBatchDialect, JsonBatchSql, OpenError};
 
 use crate::options::SqliteOptions;
 use crate::{open, sql, BACKEND};
@@ -26,6 +23,9 @@ impl Dialect for SqliteDialect {
     type Options = SqliteOptions;
     const NAME: &'static str = BACKEND;
     const NOW_SQL: &'static str = sql::NOW;
+    const TABLE_EXISTS_SQL: &'static str = sql::TABLE_EXISTS;
+    const UNIQUE_INDEXES_SQL: &'static str = sql::UNIQUE_INDEXES_ON;
+    type Steps = JsonBatch;
 
     fn connect(
         locator: &str,
@@ -52,10 +52,6 @@ impl Dialect for SqliteDialect {
         }
     }
 
-    fn table_exists(conn: &mut SqliteConnection, table: &str) -> QueryResult<bool> {
-        sql::table_exists(conn, table)
-    }
-
     fn run_migrations(
         conn: &mut SqliteConnection,
     ) -> Result<Vec<String>, Box<dyn StdError + Send + Sync>> {
@@ -63,52 +59,8 @@ impl Dialect for SqliteDialect {
         // and then finds nothing to do.
         conn.immediate_transaction(|conn| kaal_diesel::run_pending(conn, MIGRATIONS))
     }
+}
 
-    fn check_statements(
-        conn: &mut SqliteConnection,
-        _shape: TableShape,
-    ) -> Result<(), (&'static str, Error)> {
-        kaal_diesel::require_unique_indexes(conn, sql::UNIQUE_INDEXES_ON)
-    }
-
-    fn claim(
-        conn: &mut SqliteConnection,
-        key: &str,
-        ttl: Duration,
-        shape: TableShape,
-    ) -> QueryResult<bool> {
-        sql::claim(conn, key, ttl, shape)
-    }
-
-    fn claim_many(
-        conn: &mut SqliteConnection,
-        keys: &[String],
-        ttl: Duration,
-        shape: TableShape,
-    ) -> QueryResult<Vec<bool>> {
-        sql::claim_many(conn, keys, ttl, shape)
-    }
-
-    fn release(conn: &mut SqliteConnection, key: &str) -> QueryResult<bool> {
-        sql::release(conn, key)
-    }
-
-    fn upsert_dispatches(
-        conn: &mut SqliteConnection,
-        pairs: &[(String, DateTime<Utc>)],
-        node_id: &str,
-        status: DispatchStatus,
-        dispatched_at: DbTime,
-        shape: TableShape,
-        write: DispatchWrite,
-    ) -> QueryResult<()> {
-        sql::upsert_dispatches(conn, pairs, node_id, status, dispatched_at, shape, write)
-    }
-
-    fn dispatched_many(
-        conn: &mut SqliteConnection,
-        pairs: &[(String, DateTime<Utc>)],
-    ) -> QueryResult<Vec<bool>> {
-        sql::dispatched_many(conn, pairs)
-    }
+impl JsonBatchDialect for SqliteDialect {
+    const JSON_BATCH: JsonBatchSql = sql::STATEMENTS;
 }

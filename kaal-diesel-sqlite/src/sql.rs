@@ -12,12 +12,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
-use kaal_core::DispatchStatus;
-use kaal_diesel::{DbTime, DispatchWrite, Statement, TableShape};
-use serde_json::Value;
+use kaal_diesel::{JsonBatchSql, Shaped};
 
 /// The longest lease honoured; longer ttls are cut to it (SQLite's dates end at 9999).
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -98,7 +93,7 @@ pub(crate) const DISPATCHED_MANY: &str = r#"SELECT pair.key FROM json_each(?) AS
 WHERE EXISTS (SELECT 1 FROM kaal_dispatches AS d
               WHERE d."key" = json_extract(pair.value, '$[0]') AND d.fire_time = json_extract(pair.value, '$[1]'))"#;
 
-/// Whether a table exists. Parameter: table name.
+/// Whether a table exists (a count, 0 or 1). Parameter: table name.
 pub(crate) const TABLE_EXISTS: &str =
     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?";
 
@@ -108,128 +103,28 @@ pub(crate) const UNIQUE_INDEXES_ON: &str = r#"SELECT count(*) FROM pragma_index_
 WHERE idx."unique" = 1 AND idx.partial = 0
   AND (SELECT group_concat(info.name, ',') FROM (SELECT name FROM pragma_index_info(idx.name) ORDER BY seqno) AS info) = ?"#;
 
-pub(crate) fn claim(
-    conn: &mut SqliteConnection,
-    key: &str,
-    ttl: Duration,
-    shape: TableShape,
-) -> QueryResult<bool> {
-    let sql = if shape.lock_timestamps {
-        CLAIM_WITH_TIMESTAMPS
-    } else {
-        CLAIM
-    };
-    let changed = Statement::new(sql)
-        .bind(key)
-        .bind(ttl_modifier(ttl))
-        .execute(conn)?;
-    Ok(changed == 1)
-}
-
-pub(crate) fn claim_many(
-    conn: &mut SqliteConnection,
-    keys: &[String],
-    ttl: Duration,
-    shape: TableShape,
-) -> QueryResult<Vec<bool>> {
-    let sql = if shape.lock_timestamps {
-        CLAIM_MANY_WITH_TIMESTAMPS
-    } else {
-        CLAIM_MANY
-    };
-    let json = Value::from(keys.to_vec()).to_string();
-    let mut taken: std::collections::HashSet<String> = Statement::new(sql)
-        .bind(ttl_modifier(ttl))
-        .bind(json)
-        .returning::<Text>()
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
-    // A key given twice is taken once: its first position says so, as a loop would.
-    Ok(keys.iter().map(|key| taken.remove(key)).collect())
-}
-
-pub(crate) fn release(conn: &mut SqliteConnection, key: &str) -> QueryResult<bool> {
-    let live = Statement::new(RELEASE)
-        .bind(key)
-        .returning::<Bool>()
-        .load::<bool>(conn)?;
-    Ok(live.first().copied().unwrap_or(false))
-}
-
-/// `[[key, fire_time_text], ...]` with fire times in the stored text format.
-fn pairs_json(pairs: &[(String, DateTime<Utc>)]) -> String {
-    Value::Array(
-        pairs
-            .iter()
-            .map(|(key, fire_time)| {
-                Value::Array(vec![
-                    Value::from(key.as_str()),
-                    Value::from(DbTime::new(*fire_time).to_db_text()),
-                ])
-            })
-            .collect(),
-    )
-    .to_string()
-}
-
-pub(crate) fn upsert_dispatches(
-    conn: &mut SqliteConnection,
-    pairs: &[(String, DateTime<Utc>)],
-    node_id: &str,
-    status: DispatchStatus,
-    dispatched_at: DbTime,
-    shape: TableShape,
-    write: DispatchWrite,
-) -> QueryResult<()> {
-    let at = dispatched_at.to_db_text();
-    let (plain, stamped) = match write {
-        DispatchWrite::Upsert => (UPSERT_DISPATCHES, UPSERT_DISPATCHES_WITH_TIMESTAMPS),
-        DispatchWrite::InsertOnly => (INSERT_DISPATCHES, INSERT_DISPATCHES_WITH_TIMESTAMPS),
-    };
-    let statement = if shape.dispatch_timestamps {
-        Statement::new(stamped)
-            .bind(at.clone())
-            .bind(node_id)
-            .bind(status.as_str())
-            .bind(at.clone())
-            .bind(at)
-    } else {
-        Statement::new(plain)
-            .bind(at)
-            .bind(node_id)
-            .bind(status.as_str())
-    };
-    statement.bind(pairs_json(pairs)).execute(conn).map(drop)
-}
-
-pub(crate) fn dispatched_many(
-    conn: &mut SqliteConnection,
-    pairs: &[(String, DateTime<Utc>)],
-) -> QueryResult<Vec<bool>> {
-    let mut found = vec![false; pairs.len()];
-    let positions = Statement::new(DISPATCHED_MANY)
-        .bind(pairs_json(pairs))
-        .returning::<BigInt>()
-        .load::<i64>(conn)?;
-    for position in positions {
-        if let Some(slot) = usize::try_from(position)
-            .ok()
-            .and_then(|i| found.get_mut(i))
-        {
-            *slot = true;
-        }
-    }
-    Ok(found)
-}
-
-pub(crate) fn table_exists(conn: &mut SqliteConnection, table: &str) -> QueryResult<bool> {
-    let count = Statement::new(TABLE_EXISTS)
-        .bind(table)
-        .returning::<BigInt>()
-        .get_result::<i64>(conn)?;
-    Ok(count > 0)
-}
+/// The lease and dispatch statements, run by [`JsonBatch`](kaal_diesel::JsonBatch).
+pub(crate) const STATEMENTS: JsonBatchSql = JsonBatchSql {
+    claim: Shaped {
+        plain: CLAIM,
+        with_timestamps: CLAIM_WITH_TIMESTAMPS,
+    },
+    claim_many: Shaped {
+        plain: CLAIM_MANY,
+        with_timestamps: CLAIM_MANY_WITH_TIMESTAMPS,
+    },
+    release: RELEASE,
+    upsert_dispatches: Shaped {
+        plain: UPSERT_DISPATCHES,
+        with_timestamps: UPSERT_DISPATCHES_WITH_TIMESTAMPS,
+    },
+    insert_dispatches: Shaped {
+        plain: INSERT_DISPATCHES,
+        with_timestamps: INSERT_DISPATCHES_WITH_TIMESTAMPS,
+    },
+    dispatched_many: DISPATCHED_MANY,
+    ttl: ttl_modifier,
+};
 
 #[cfg(test)]
 mod tests {
@@ -251,13 +146,11 @@ mod tests {
     #[test]
     fn statements_have_no_stray_placeholders() {
         let marks = |sql: &str| sql.matches('?').count();
-        assert_eq!(marks(CLAIM), 2);
-        assert_eq!(marks(CLAIM_WITH_TIMESTAMPS), 2);
-        assert_eq!(marks(CLAIM_MANY), 2);
-        assert_eq!(marks(CLAIM_MANY_WITH_TIMESTAMPS), 2);
-        assert_eq!(marks(RELEASE), 1);
-        assert_eq!(marks(UPSERT_DISPATCHES), 4);
-        assert_eq!(marks(UPSERT_DISPATCHES_WITH_TIMESTAMPS), 6);
-        assert_eq!(marks(DISPATCHED_MANY), 1);
+        for (sql, expected) in STATEMENTS.placeholders() {
+            assert_eq!(marks(sql), expected, "{sql}");
+        }
+        assert_eq!(marks(NOW), 0);
+        assert_eq!(marks(TABLE_EXISTS), 1);
+        assert_eq!(marks(UNIQUE_INDEXES_ON), 2);
     }
 }

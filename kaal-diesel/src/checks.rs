@@ -1,12 +1,9 @@
 //! Schema checks every backend runs the same way; only the SQL that counts the indexes
 //! differs per database.
 
-use diesel::query_dsl::LoadQuery;
 use diesel::result::Error;
-use diesel::sql_types::BigInt;
-use diesel::RunQueryDsl;
 
-use crate::Statement;
+use crate::SharedQueries;
 
 /// The unique indexes the claims and upserts rely on: `(table, comma-separated columns)`.
 ///
@@ -35,19 +32,12 @@ pub const FORBIDDEN_UNIQUE_INDEXES: [(&str, &str, &str); 1] = [(
 /// none of [`FORBIDDEN_UNIQUE_INDEXES`] does. `count_sql` is the backend's query counting
 /// the unique indexes of a table (first parameter) on exactly the given columns (second
 /// parameter, comma-separated).
-pub fn require_unique_indexes<C>(
+pub fn require_unique_indexes<C: SharedQueries>(
     conn: &mut C,
     count_sql: &'static str,
-) -> Result<(), (&'static str, Error)>
-where
-    Statement<'static, BigInt>: LoadQuery<'static, C, i64>,
-{
+) -> Result<(), (&'static str, Error)> {
     let count = |conn: &mut C, table: &'static str, columns: &'static str| {
-        Statement::new(count_sql)
-            .bind(table)
-            .bind(columns)
-            .returning::<BigInt>()
-            .get_result::<i64>(conn)
+        conn.select_count(count_sql, &[table, columns])
             .map_err(|err| (table, err))
     };
     for (table, columns) in REQUIRED_UNIQUE_INDEXES {

@@ -2,22 +2,21 @@
 
 use std::error::Error as StdError;
 use std::fmt::Debug;
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use diesel::r2d2::{Pool, R2D2Connection};
 use diesel::result::Error;
 use diesel::QueryResult;
-use kaal_core::DispatchStatus;
 
+use crate::checks::require_unique_indexes;
 use crate::claim_queries::ClaimQueries;
 use crate::error::OpenError;
+use crate::json_batch::ClaimSteps;
 use crate::pool::CheckedManager;
 use crate::queries::SharedQueries;
 use crate::shape::TableShape;
 use crate::time::DbTime;
 
-/// How [`Dialect::upsert_dispatches`] treats a pair that has a row already.
+/// How [`ClaimSteps::upsert_dispatches`] treats a pair that has a row already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DispatchWrite {
     /// Overwrite it (the administrative [`log_dispatch`](kaal_core::DispatchRegistry::log_dispatch)).
@@ -31,6 +30,14 @@ pub enum DispatchWrite {
 pub type ConnectionPool<D> = Pool<CheckedManager<<D as Dialect>::Connection>>;
 
 /// The SQL that differs between databases, and how to connect to one.
+///
+/// Mostly data: the statements that differ per database are constants
+/// ([`NOW_SQL`](Dialect::NOW_SQL), [`TABLE_EXISTS_SQL`](Dialect::TABLE_EXISTS_SQL),
+/// [`UNIQUE_INDEXES_SQL`](Dialect::UNIQUE_INDEXES_SQL), and the lease and dispatch
+/// statements of a [`JsonBatchDialect`](crate::JsonBatchDialect)); the Rust that binds them
+/// and collects their answers is written once in this crate. What a backend writes as code
+/// is what only it can say: how to connect, its write transaction, which errors are
+/// contention, its migrations, and steps that need more than one statement.
 ///
 /// A backend crate implements `Dialect` on a marker type and gets a complete store —
 /// [`Adapter`](kaal_core::Adapter), [`DispatchRegistry`](kaal_core::DispatchRegistry) and
@@ -53,6 +60,24 @@ pub trait Dialect: Sized + Send + Sync + 'static {
     /// precision of the timestamp columns. The database's clock decides lease pruning, node
     /// liveness and the latest fire time a claim is accepted for.
     const NOW_SQL: &'static str;
+    /// A `SELECT` of one `BigInt`: how many tables named by its one parameter exist in the
+    /// database the connection uses (0 or 1).
+    const TABLE_EXISTS_SQL: &'static str;
+    /// A `SELECT` of one `BigInt`: how many unique, non-partial indexes on plain columns of
+    /// a table (first parameter) cover exactly the given columns (second parameter, the
+    /// column names comma-separated, in index order) — the upserts' conflict targets.
+    const UNIQUE_INDEXES_SQL: &'static str;
+
+    /// How leases are claimed and released and dispatches recorded and looked up:
+    /// [`JsonBatch`](crate::JsonBatch) for a database that does each in one statement
+    /// (it then implements [`JsonBatchDialect`](crate::JsonBatchDialect) with its SQL), or
+    /// the backend's own [`ClaimSteps`] where a step takes several statements (MySQL).
+    ///
+    /// These steps were methods of `Dialect` (`claim`, `claim_many`, `release`,
+    /// `upsert_dispatches`, `dispatched_many`) until the statements became data; they are
+    /// now the methods of [`ClaimSteps`], with the same meaning, called as
+    /// `D::Steps::claim(...)`.
+    type Steps: ClaimSteps<Self>;
 
     /// Opens a pool on `locator` (a path or URL), checking what can be checked before
     /// anything is written. Returns the pool and the locator as it should appear in messages
@@ -97,8 +122,12 @@ pub trait Dialect: Sized + Send + Sync + 'static {
     /// fails so reports "not acquired" instead of an error.
     fn is_contention(error: &Error) -> bool;
 
-    /// Whether `table` exists in the database the connection uses.
-    fn table_exists(conn: &mut Self::Connection, table: &str) -> QueryResult<bool>;
+    /// Whether `table` exists in the database the connection uses
+    /// ([`TABLE_EXISTS_SQL`](Dialect::TABLE_EXISTS_SQL)).
+    fn table_exists(conn: &mut Self::Connection, table: &str) -> QueryResult<bool> {
+        conn.select_count(Self::TABLE_EXISTS_SQL, &[table])
+            .map(|count| count > 0)
+    }
 
     /// Runs the backend's embedded migrations that have not run yet; returns the versions
     /// applied. Must be idempotent and safe when several processes run it at once.
@@ -106,54 +135,16 @@ pub trait Dialect: Sized + Send + Sync + 'static {
         conn: &mut Self::Connection,
     ) -> Result<Vec<String>, Box<dyn StdError + Send + Sync>>;
 
-    /// Extra schema checks beyond the columns (e.g. that the unique indexes the upserts rely
-    /// on exist). `Err` carries the table at fault and the cause. The default checks nothing.
+    /// Schema checks beyond the columns: `Err` carries the table at fault and the cause.
+    /// The default requires the unique indexes the claims and upserts rely on
+    /// ([`require_unique_indexes`](crate::require_unique_indexes) with
+    /// [`UNIQUE_INDEXES_SQL`](Dialect::UNIQUE_INDEXES_SQL)); a backend adds its own checks
+    /// by overriding it and calling that first.
     fn check_statements(
         conn: &mut Self::Connection,
         shape: TableShape,
     ) -> Result<(), (&'static str, Error)> {
-        let _ = (conn, shape);
-        Ok(())
+        let _ = shape;
+        require_unique_indexes(conn, Self::UNIQUE_INDEXES_SQL)
     }
-
-    /// Takes `key` for `ttl` if it is free or its lease has expired (by the database's
-    /// clock); returns whether it did.
-    fn claim(
-        conn: &mut Self::Connection,
-        key: &str,
-        ttl: Duration,
-        shape: TableShape,
-    ) -> QueryResult<bool>;
-
-    /// [`claim`](Dialect::claim) for every key of `keys` (no duplicates) in as few
-    /// statements as the database allows; element `i` says whether `keys[i]` was taken.
-    fn claim_many(
-        conn: &mut Self::Connection,
-        keys: &[String],
-        ttl: Duration,
-        shape: TableShape,
-    ) -> QueryResult<Vec<bool>>;
-
-    /// Deletes the lease of `key`; returns whether a lease that had not expired (by the
-    /// database's clock) was deleted.
-    fn release(conn: &mut Self::Connection, key: &str) -> QueryResult<bool>;
-
-    /// Records `(key, fire_time)` of every pair as dispatched by `node_id` with `status` at
-    /// `dispatched_at`; an existing record of the same pair is overwritten or left alone, as
-    /// `write` says.
-    fn upsert_dispatches(
-        conn: &mut Self::Connection,
-        pairs: &[(String, DateTime<Utc>)],
-        node_id: &str,
-        status: DispatchStatus,
-        dispatched_at: DbTime,
-        shape: TableShape,
-        write: DispatchWrite,
-    ) -> QueryResult<()>;
-
-    /// Element `i` says whether `pairs[i]` has a dispatch record.
-    fn dispatched_many(
-        conn: &mut Self::Connection,
-        pairs: &[(String, DateTime<Utc>)],
-    ) -> QueryResult<Vec<bool>>;
 }

@@ -12,6 +12,7 @@ use kaal_core::{
 use crate::claim_queries::ClaimQueries;
 use crate::dialect::{Dialect, DispatchWrite};
 use crate::error::error_chain;
+use crate::json_batch::ClaimSteps;
 use crate::queries::SharedQueries;
 use crate::rows::DispatchRow;
 use crate::store::DieselStore;
@@ -61,7 +62,7 @@ impl<D: Dialect> DieselStore<D> {
         let shape = self
             .shape_on(&mut conn)
             .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
-        D::upsert_dispatches(
+        D::Steps::upsert_dispatches(
             &mut conn,
             pairs,
             node_id,
@@ -146,7 +147,7 @@ impl<D: Dialect> DispatchRegistry for DieselStore<D> {
         }
         let found = self.registry_call(
             || format!("dispatched_many({} pairs)", pairs.len()),
-            |conn| D::dispatched_many(conn, pairs),
+            |conn| D::Steps::dispatched_many(conn, pairs),
         )?;
         if found.len() != pairs.len() {
             return Err(RegistryError::new(
@@ -204,7 +205,7 @@ impl<D: Dialect> DispatchRegistry for DieselStore<D> {
             if due.is_empty() {
                 return QueryResult::Ok((now, HashSet::new()));
             }
-            D::upsert_dispatches(
+            D::Steps::upsert_dispatches(
                 conn,
                 &due,
                 node_id,

@@ -13,6 +13,7 @@ use kaal_core::{Adapter, DefinitionRegistry, DispatchRegistry, LockError, MAX_KE
 
 use crate::dialect::Dialect;
 use crate::error::error_chain;
+use crate::json_batch::ClaimSteps;
 use crate::store::DieselStore;
 
 /// Fails, saying why, when `key` is longer than [`MAX_KEY_LEN`] (255) bytes — the width of
@@ -51,7 +52,7 @@ impl<D: Dialect> Adapter for DieselStore<D> {
         let shape = self
             .shape_on(&mut conn)
             .map_err(|cause| self.lock_error("acquire", key, cause))?;
-        match D::claim(&mut conn, key, ttl, shape) {
+        match D::Steps::claim(&mut conn, key, ttl, shape) {
             Ok(acquired) => {
                 if !acquired {
                     log::debug!("{} lease {key} is held by another holder", D::NAME);
@@ -70,7 +71,8 @@ impl<D: Dialect> Adapter for DieselStore<D> {
         let mut conn = self
             .checkout()
             .map_err(|cause| self.lock_error("release", key, cause))?;
-        D::release(&mut conn, key).map_err(|err| self.lock_error("release", key, error_chain(&err)))
+        D::Steps::release(&mut conn, key)
+            .map_err(|err| self.lock_error("release", key, error_chain(&err)))
     }
 
     fn acquire_many(&self, keys: &[String], ttl: Duration) -> Result<Vec<bool>, LockError> {
@@ -86,7 +88,7 @@ impl<D: Dialect> Adapter for DieselStore<D> {
         let shape = self
             .shape_on(&mut conn)
             .map_err(|cause| self.lock_error("batch acquire", first, cause))?;
-        match D::claim_many(&mut conn, keys, ttl, shape) {
+        match D::Steps::claim_many(&mut conn, keys, ttl, shape) {
             Ok(acquired) if acquired.len() == keys.len() => {
                 self.prune_leases(&mut conn);
                 Ok(acquired)

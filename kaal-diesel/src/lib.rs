@@ -23,8 +23,11 @@
 //!   and [`DefinitionRegistry`](kaal_core::DefinitionRegistry); opens, checks the tables'
 //!   shape and runs migrations.
 //! * [`Dialect`] — what a backend supplies: how to connect, its transactions, which errors
-//!   are contention, and the statements that differ (the lease upserts, the batch forms, the
-//!   dispatch upsert).
+//!   are contention, its migrations, and the statements that differ, as constants.
+//! * [`ClaimSteps`] — claim, batch claim, release, dispatch write, dispatch lookup: run by
+//!   [`JsonBatch`] from a [`JsonBatchDialect`]'s [`JsonBatchSql`] (each statement a
+//!   [`Shaped`] pair for the two table shapes), or written by a backend whose steps take
+//!   several statements (MySQL).
 //! * [`SharedQueries`] — the statements that are the same SQL everywhere (query builder).
 //! * [`schema`], [`DbTime`], [`Metadata`], [`DispatchRow`], [`DefinitionRow`] — one schema
 //!   for the three databases; only the encodings of the kaal timestamp and JSON column types
@@ -38,12 +41,17 @@
 //!
 //! # Adding a backend
 //!
-//! A crate `kaal-diesel-foo` depends on this crate with feature `foo`, defines a marker type
-//! and implements [`Dialect`] for it — connection type, [`Dialect::connect`] (parse the URL,
-//! build the pool with [`build_pool`]), its write transaction, its contention errors, its
-//! migrations (with `diesel_migrations::embed_migrations!` and [`run_pending`]) and the lease
-//! and dispatch statements (usually [`Statement`]s). Its store is then
-//! `pub type FooStore = DieselStore<FooDialect>;`, opened with `FooStore::open(url)`.
+//! Adding a backend means writing SQL, not plumbing. A crate `kaal-diesel-foo` depends on
+//! this crate with feature `foo`, defines a marker type and implements [`Dialect`] for it —
+//! connection type, [`Dialect::connect`] (parse the URL, build the pool with
+//! [`build_pool`]), its write transaction, its contention errors, its migrations (with
+//! `diesel_migrations::embed_migrations!` and [`run_pending`]), and as constants its clock,
+//! table-exists and unique-index queries. If its database can claim, release, record and
+//! look up in one statement each over a JSON array, it fills a [`JsonBatchSql`] (parameters
+//! in the order [`JsonBatch`] binds them), implements [`JsonBatchDialect`] and sets
+//! `type Steps = JsonBatch;`; otherwise it implements [`ClaimSteps`] itself. Its store is
+//! then `pub type FooStore = DieselStore<FooDialect>;`, opened with `FooStore::open(url)`,
+//! and its tests call [`testing`]'s shared store behaviours (feature `testing`).
 //!
 //! # Dependencies
 //!
@@ -60,6 +68,7 @@ mod definitions;
 mod dialect;
 mod dispatch_log;
 mod error;
+mod json_batch;
 mod lease;
 mod locator;
 mod metadata;
@@ -82,6 +91,7 @@ pub use checks::{require_unique_indexes, FORBIDDEN_UNIQUE_INDEXES, REQUIRED_UNIQ
 pub use claim_queries::ClaimQueries;
 pub use dialect::{ConnectionPool, Dialect, DispatchWrite};
 pub use error::{error_chain, OpenError};
+pub use json_batch::{ClaimSteps, JsonBatch, JsonBatchDialect, JsonBatchSql, Shaped};
 pub use lease::check_key_len;
 pub use locator::{redact_password, scheme};
 pub use metadata::Metadata;

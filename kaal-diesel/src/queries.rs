@@ -8,10 +8,12 @@
 use diesel::dsl::auto_type;
 use diesel::prelude::*;
 use diesel::query_dsl::methods::{ExecuteDsl, LoadQuery};
+use diesel::sql_types::BigInt;
 
 use crate::metadata::Metadata;
 use crate::rows::{DefinitionRow, DispatchRow};
 use crate::schema::{kaal_definitions, kaal_dispatches, kaal_locks};
+use crate::statement::Statement;
 use crate::time::DbTime;
 
 /// The columns the store reads and writes in each table (the error messages list them).
@@ -324,6 +326,10 @@ pub trait SharedQueries: Connection {
     fn update_definition_row(&mut self, row: &DefinitionRow) -> QueryResult<()>;
     /// Deletes the definition of `key` in `namespace`; returns whether one was stored.
     fn delete_definition_row(&mut self, namespace: &str, key: &str) -> QueryResult<bool>;
+
+    /// Runs `sql`, a backend's `SELECT` of one `BigInt` (a count), with `binds` as its text
+    /// parameters, and returns the count.
+    fn select_count(&mut self, sql: &'static str, binds: &[&str]) -> QueryResult<i64>;
 }
 
 impl<C> SharedQueries for C
@@ -348,6 +354,7 @@ where
     insert_definition: ExecuteDsl<C>,
     update_definition: ExecuteDsl<C>,
     delete_definition: ExecuteDsl<C>,
+    Statement<'static, BigInt>: LoadQuery<'static, C, i64>,
 {
     fn probe_lock_columns(&mut self) -> QueryResult<()> {
         lock_columns()
@@ -449,5 +456,15 @@ where
         delete_definition(namespace.to_string(), key.to_string())
             .execute(self)
             .map(|deleted| deleted > 0)
+    }
+
+    fn select_count(&mut self, sql: &'static str, binds: &[&str]) -> QueryResult<i64> {
+        binds
+            .iter()
+            .fold(Statement::new(sql), |statement, bind| {
+                statement.bind(bind.to_string())
+            })
+            .returning::<BigInt>()
+            .get_result::<i64>(self)
     }
 }
