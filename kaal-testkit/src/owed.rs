@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use kaal_core::{Adapter, Config, Fire, Kaal, ManualClock, NewDefinition};
+use kaal_core::{Adapter, Config, DispatchStatus, Fire, Kaal, ManualClock, NewDefinition};
 
 use crate::{Backend, TestStore};
 
@@ -168,4 +168,145 @@ pub fn a_restart_after_a_cron_change_runs_nothing_of_the_new_cron_before_it(back
         ],
         "no every-minute fire time before the change"
     );
+}
+
+/// Recovery does not consult the dispatch log for where a job starts: with a logged fire
+/// time from before the job's definition (written by an older node, say), a restart still
+/// recovers nothing earlier than the definition.
+pub fn recovery_does_not_reach_back_to_the_earliest_logged_fire_time(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let Some((adapter, clock)) = clocked(backend, &store, t(6, 0, 30)) else {
+        return;
+    };
+    adapter
+        .dispatch_registry()
+        .expect("a dispatch log")
+        .log_dispatch("kaal:job", t(5, 0, 0), "old", DispatchStatus::Dispatched)
+        .expect("log");
+    let (tx, rx) = mpsc::channel();
+    let kaal = node(&adapter, &clock, "n", "*/10 * * * *", &tx);
+    clock.set(t(6, 25, 0));
+    kaal.recover_at(t(6, 25, 0));
+    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
+    assert_eq!(ran, [t(6, 10, 0), t(6, 20, 0)]);
+}
+
+/// A running node that did not tick while the job was disabled (paused, say) does not run
+/// the disabled minutes when it ticks again: its kept progress is held to the re-enable.
+pub fn a_node_that_slept_through_a_disable_and_re_enable_does_not_run_the_disabled_minutes(
+    backend: &dyn Backend,
+) {
+    let store = TestStore::new(backend);
+    let Some((adapter, clock)) = clocked(backend, &store, t(1, 30, 10)) else {
+        return;
+    };
+    let (tx, rx) = mpsc::channel();
+    let kaal = node(&adapter, &clock, "owed", "* * * * *", &tx);
+    tick_through(&kaal, &clock, t(1, 30, 10), t(1, 33, 5));
+    clock.set(t(1, 33, 10));
+    kaal.disable("job").expect("disable").expect("stored");
+    clock.set(t(1, 35, 50));
+    kaal.enable("job").expect("enable").expect("stored");
+    tick_through(&kaal, &clock, t(1, 36, 5), t(1, 37, 5));
+    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
+    assert_eq!(
+        ran,
+        [
+            t(1, 31, 0),
+            t(1, 32, 0),
+            t(1, 33, 0),
+            t(1, 36, 0),
+            t(1, 37, 0)
+        ]
+    );
+}
+
+/// A running node that sees the cron change from hourly to every minute starts the new cron
+/// at the change (05:30:20), not `window_lookback` before its tick: 05:30 was never owed.
+pub fn a_running_node_starts_a_changed_cron_at_the_change(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let Some((adapter, clock)) = clocked(backend, &store, t(4, 50, 0)) else {
+        return;
+    };
+    let (tx, rx) = mpsc::channel();
+    let kaal = node(&adapter, &clock, "owed", "0 * * * *", &tx);
+    clock.set(t(5, 0, 5));
+    kaal.tick_at(t(5, 0, 5));
+    clock.set(t(5, 30, 20));
+    adapter
+        .definition_registry()
+        .expect("a definition store")
+        .upsert_definition("kaal", NewDefinition::new("job", "* * * * *"))
+        .expect("upsert");
+    clock.set(t(5, 31, 5));
+    kaal.tick_at(t(5, 31, 5));
+    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
+    assert_eq!(ran, [t(5, 0, 0), t(5, 31, 0)]);
+}
+
+/// Re-applying an unchanged definition (as `kaal start` does with its file, or a code
+/// registration on every restart) keeps `schedule_since`, so a later restart still recovers
+/// every fire time owed since the job was created.
+pub fn re_applying_an_unchanged_definition_keeps_schedule_since(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let Some((adapter, clock)) = clocked(backend, &store, t(6, 0, 30)) else {
+        return;
+    };
+    let defs = adapter.definition_registry().expect("a definition store");
+    let first = defs
+        .upsert_definition("kaal", NewDefinition::new("job", "*/10 * * * *"))
+        .expect("upsert");
+    assert_eq!(first.schedule_since, t(6, 0, 30));
+    for minute in [5, 15, 24] {
+        clock.set(t(6, minute, 0));
+        let again = defs
+            .upsert_definition("kaal", NewDefinition::new("job", "*/10 * * * *"))
+            .expect("upsert");
+        assert_eq!(
+            (again.schedule_since, again.updated_at),
+            (t(6, 0, 30), t(6, minute, 0))
+        );
+    }
+    let (tx, rx) = mpsc::channel();
+    clock.set(t(6, 25, 0));
+    let kaal = node(&adapter, &clock, "owed", "*/10 * * * *", &tx);
+    let stored = defs
+        .find_definition("kaal", "job")
+        .expect("find")
+        .expect("stored");
+    assert_eq!(
+        stored.schedule_since,
+        t(6, 0, 30),
+        "registering the same cron moved it"
+    );
+    kaal.recover_at(t(6, 25, 0));
+    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
+    assert_eq!(ran, [t(6, 10, 0), t(6, 20, 0)]);
+}
+
+/// `schedule_since` is stamped by the store's (the database's) clock and compared with the
+/// node's: a node whose clock is 5 s behind sees a job created a moment ago as created in
+/// its future. That is still a real-time pass (within `max_clock_offset`), so the job's
+/// first tick does not run the minute it was created in — it used to take the instant for
+/// a replay of the past and run 09:00 for a job created at 09:00:33.
+pub fn a_node_behind_the_database_clock_does_not_run_the_minute_before_a_new_job(
+    backend: &dyn Backend,
+) {
+    let store = TestStore::new(backend);
+    let Some((adapter, database)) = clocked(backend, &store, t(9, 0, 33)) else {
+        return;
+    };
+    let node_clock = Arc::new(ManualClock::new(t(9, 0, 28)));
+    let (tx, rx) = mpsc::channel();
+    let kaal = node(&adapter, &node_clock, "behind", "* * * * *", &tx);
+    kaal.recover_at(t(9, 0, 28));
+    kaal.tick_at(t(9, 0, 28));
+    for second in [0, 30] {
+        let now = t(9, 1, second);
+        node_clock.set(now);
+        database.set(now + Duration::seconds(5));
+        kaal.tick_at(now);
+    }
+    let ran: Vec<DateTime<Utc>> = rx.try_iter().collect();
+    assert_eq!(ran, [t(9, 1, 0)], "09:00 was before the job existed");
 }

@@ -37,15 +37,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::databases::{Backend, Database};
-use common::{signal_pid, sorted_lines, Project};
-use kaal::chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use common::node::{
+    dispatch_rows, instant, sleep_until_unix, stored_instant, unix_now, Life, Node,
+};
+use common::{sorted_lines, Project};
+use kaal::chrono::{DateTime, Utc};
 
 /// The one job: appends its fire time and the pid of the node that ran it (the shell's
 /// parent).
@@ -70,9 +70,6 @@ const STORM_FROM: f64 = 45.0;
 
 /// How long after the last minute boundary the nodes keep running before the check.
 const AFTER_LAST_BOUNDARY: f64 = 8.0;
-
-/// How long a node may take to start (and run recovery) or to stop.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The storm on every backend this build includes, at once (one test, one thread per
 /// backend: the scenario mostly waits for the clock, and separate tests would run only two
@@ -101,143 +98,11 @@ fn restart_storm_runs_each_owed_fire_time_once_on_every_backend() {
     );
 }
 
-/// One `kaal start` with node id `id`; its stdout and stderr are read line by line.
-struct Member {
-    id: &'static str,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// Every line received so far, in order of arrival.
-    seen: Vec<String>,
-}
-
-impl Member {
-    fn start(project: &Project, id: &'static str) -> Member {
-        let mut child = project
-            .command(&["start"])
-            .env("STORM_NODE_ID", id)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
-        let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
-        for stream in [stdout, stderr] {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Member {
-            id,
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The first line containing `text` (among those seen or still to come); fails when the
-    /// node exits or stays silent for a minute instead.
-    fn wait_for(&mut self, text: &str) -> String {
-        if let Some(line) = self.seen.iter().find(|l| l.contains(text)) {
-            return line.clone();
-        }
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(text) {
-                        return line;
-                    }
-                }
-                Err(err) => panic!(
-                    "node {} (pid {}): no line containing {text:?} ({err}; exit status {:?}); its output:\n{}",
-                    self.id,
-                    self.pid(),
-                    self.child.try_wait(),
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Waits until the node has started under its id and run its recovery pass.
-    fn ready(&mut self) {
-        let starting = self.wait_for("starting:");
-        assert!(
-            starting.contains(&format!(", node {}, ", self.id)),
-            "the node does not run under its configured id: {starting}"
-        );
-        self.wait_for("recovery:");
-    }
-
-    /// SIGTERM, then waits for the exit; the exit status and every line the node printed.
-    fn stop(&mut self) -> (ExitStatus, Vec<String>) {
-        signal_pid(self.pid(), "TERM");
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} (pid {}) did not exit within {PATIENCE:?} of SIGTERM; its output:\n{}",
-                self.id,
-                self.pid(),
-                self.seen.join("\n")
-            );
-            thread::sleep(Duration::from_millis(10));
-        };
-        // The readers end at the pipes' end: every line is in the channel then.
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(line);
-        }
-        (status, std::mem::take(&mut self.seen))
-    }
-}
-
-impl Drop for Member {
-    /// A node left running by a failed test is killed, not orphaned.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// What one process of a node did, kept for the figures and the failure messages.
-struct Life {
-    id: &'static str,
-    pid: u32,
-    status: ExitStatus,
-    lines: Vec<String>,
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// `unix` as an RFC 3339 instant (milliseconds).
-fn instant(unix: f64) -> String {
-    let micros = (unix * 1e6).round() as i64;
-    DateTime::<Utc>::from_timestamp_micros(micros)
-        .unwrap()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+/// One `kaal start` of node `id`.
+fn start(project: &Project, id: &'static str) -> Node {
+    let mut command = project.command(&["start"]);
+    command.env("STORM_NODE_ID", id);
+    Node::spawn(command, id, "current")
 }
 
 /// A minute's fire time as `HH:MM`.
@@ -246,22 +111,6 @@ fn minute(unix: i64) -> String {
         .unwrap()
         .format("%H:%M")
         .to_string()
-}
-
-/// Sleeps until the wall clock reads `unix`.
-fn sleep_until_unix(unix: f64) {
-    let left = unix - unix_now();
-    if left > 0.0 {
-        thread::sleep(Duration::from_secs_f64(left));
-    }
-}
-
-/// A stored UTC timestamp (`2026-01-01 09:00:30.123456`, as every backend's client prints
-/// it) as Unix seconds.
-fn stored_instant(text: &str, column: &str) -> f64 {
-    let parsed = NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M:%S%.f")
-        .unwrap_or_else(|err| panic!("{column} = {text:?} is not a timestamp: {err}"));
-    parsed.and_utc().timestamp_micros() as f64 / 1e6
 }
 
 /// The one stored definition's `schedule_since` and `created_at`, as Unix seconds.
@@ -325,7 +174,7 @@ fn restart_storm(backend: Backend) {
     // The first start stores the job: its schedule is in force from then on.
     let mut lives: Vec<Life> = Vec::new();
     let before_first = unix_now();
-    let mut nodes: Vec<Member> = vec![Member::start(&project, NODE_IDS[0])];
+    let mut nodes: Vec<Node> = vec![start(&project, NODE_IDS[0])];
     nodes[0].ready();
     let after_first = unix_now();
     let (since, created) = stored_since(&db);
@@ -341,7 +190,7 @@ fn restart_storm(backend: Backend) {
         "a new job's schedule is in force from its creation"
     );
     for id in &NODE_IDS[1..] {
-        let mut node = Member::start(&project, id);
+        let mut node = start(&project, id);
         node.ready();
         nodes.push(node);
     }
@@ -363,17 +212,10 @@ fn restart_storm(backend: Backend) {
         sleep_until_unix(*due);
         let slot = k % NODE_IDS.len();
         let restart_began = Instant::now();
-        let node = &mut nodes[slot];
-        let pid = node.pid();
-        let (status, lines) = node.stop();
-        lives.push(Life {
-            id: node.id,
-            pid,
-            status,
-            lines,
-        });
-        nodes[slot] = Member::start(&project, NODE_IDS[slot]);
-        nodes[slot].ready();
+        lives.push(nodes.remove(slot).stop());
+        let mut node = start(&project, NODE_IDS[slot]);
+        node.ready();
+        nodes.insert(slot, node);
         longest_restart = longest_restart.max(restart_began.elapsed());
     }
     let storm_ended_unix = unix_now();
@@ -381,16 +223,7 @@ fn restart_storm(backend: Backend) {
     // All three run on until one more minute boundary has passed, plus a few ticks.
     let last_boundary = (storm_ended_unix / 60.0).floor() as i64 * 60 + 60;
     sleep_until_unix(last_boundary as f64 + AFTER_LAST_BOUNDARY);
-    for node in &mut nodes {
-        let pid = node.pid();
-        let (status, lines) = node.stop();
-        lives.push(Life {
-            id: node.id,
-            pid,
-            status,
-            lines,
-        });
-    }
+    lives.extend(nodes.into_iter().map(Node::stop));
     let stopped_unix = unix_now();
     assert!(
         stopped_unix < last_boundary as f64 + 60.0,
@@ -448,24 +281,7 @@ fn restart_storm(backend: Backend) {
 
     // The dispatch log, as `kaal dispatches` shows it: one row per fire time.
     let table = project.run(&["dispatches", "--key", "every-minute", "--limit", "1000"]);
-    let mut logged: Vec<(i64, String, String)> = table
-        .ok()
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty() && *l != "no dispatches match")
-        .map(|row| {
-            let cells: Vec<&str> = row.split_whitespace().collect();
-            let fire = NaiveDateTime::parse_from_str(
-                &format!("{} {}", cells[0], cells[1]),
-                "%Y-%m-%d %H:%M:%S",
-            )
-            .unwrap_or_else(|err| panic!("dispatch row {row:?}: {err}"))
-            .and_utc()
-            .timestamp();
-            (fire, cells[4].to_string(), cells[5].to_string())
-        })
-        .collect();
-    logged.sort();
+    let logged = dispatch_rows(table.ok());
 
     let waits: Vec<String> = lives
         .iter()

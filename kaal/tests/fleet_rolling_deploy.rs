@@ -62,16 +62,17 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use common::databases::{Backend, Database};
-use common::{signal_pid, sorted_lines, Project, Run};
-use kaal::chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use common::node::{
+    dispatch_rows, instant, sleep_until_unix, stored_instant, unix_now, Life, Node,
+};
+use common::{sorted_lines, Project, Run};
+use kaal::chrono::{DateTime, Utc};
 
 /// The nodes' ids; node `i` runs in project directory `i`.
 const NODE_IDS: [&str; 3] = ["roll-1", "roll-2", "roll-3"];
@@ -93,9 +94,6 @@ const AFTER_LAST_BOUNDARY: f64 = 8.0;
 /// A boundary this close (seconds) to an action deciding whether it is owed may go either
 /// way.
 const MARGIN: f64 = 3.0;
-
-/// How long a node may take to start (and run recovery) or to stop.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 #[test]
 fn a_rolling_deploy_runs_every_owed_fire_time_once_and_changes_jobs_only_at_apply() {
@@ -217,152 +215,28 @@ fn scheduler_file(out: &Path, v2: bool) -> String {
     format!("defaults:\n  jobs:\n{}", jobs.concat())
 }
 
-/// One `kaal start` of node `id`; its stdout (lines prefixed `out| `) and stderr (`err| `)
-/// are read line by line.
-struct Member {
-    id: &'static str,
-    /// `v1` or `v2`: the file it started with.
-    version: &'static str,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// Every line received so far, in order of arrival.
-    seen: Vec<String>,
+/// One `kaal start` of node `id` with the binary `bin`, the file of `version`.
+fn start(bin: &Path, project: &Project, id: &'static str, version: &'static str) -> Node {
+    let mut command = kaal_command(bin, project, &["start"]);
+    command.env("ROLL_NODE", id);
+    Node::spawn(command, id, version)
 }
 
-impl Member {
-    fn start(bin: &Path, project: &Project, id: &'static str, version: &'static str) -> Member {
-        let mut child = kaal_command(bin, project, &["start"])
-            .env("ROLL_NODE", id)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
-        let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
-        for (stream, tag) in [(stdout, "out| "), (stderr, "err| ")] {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(format!("{tag}{line}")).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Member {
-            id,
-            version,
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The first line containing `text` (among those seen or still to come); fails when the
-    /// node exits or stays silent for a minute instead.
-    fn wait_for(&mut self, text: &str) -> String {
-        if let Some(line) = self.seen.iter().find(|l| l.contains(text)) {
-            return line.clone();
-        }
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(text) {
-                        return line;
-                    }
-                }
-                Err(err) => panic!(
-                    "node {} ({}, pid {}): no line containing {text:?} ({err}; exit status {:?}); its output:\n{}",
-                    self.id,
-                    self.version,
-                    self.pid(),
-                    self.child.try_wait(),
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Waits until the node has printed its start-up summary (stdout) and run its recovery
-    /// pass (stderr).
-    fn ready(&mut self) {
-        let starting = self.wait_for("starting:");
-        assert!(
-            starting.contains(&format!(", node {}, ", self.id)),
-            "the node does not run under its configured id: {starting}"
-        );
-        self.wait_for("out| ticking every");
-        self.wait_for("recovery:");
-    }
-
-    /// The start-up summary: the stdout lines up to `ticking every`.
-    fn summary(&self) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter(|l| l.starts_with("out| "))
-            .take_while(|l| !l.contains("ticking every"))
-            .cloned()
-            .collect()
-    }
-
-    /// SIGTERM, then waits for the exit; what the process did.
-    fn stop(mut self) -> Life {
-        let pid = self.pid();
-        signal_pid(pid, "TERM");
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} ({}, pid {pid}) did not exit within {PATIENCE:?} of SIGTERM; its output:\n{}",
-                self.id,
-                self.version,
-                self.seen.join("\n")
-            );
-            thread::sleep(Duration::from_millis(10));
-        };
-        // The readers end at the pipes' end: every line is in the channel then.
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(line);
-        }
-        Life {
-            id: self.id,
-            version: self.version,
-            pid,
-            status,
-            lines: std::mem::take(&mut self.seen),
-        }
-    }
+/// Waits until the node has printed its start-up summary (stdout) and run its recovery
+/// pass (stderr).
+fn ready(node: &mut Node) {
+    node.ready();
+    node.wait_for("out| ticking every");
 }
 
-impl Drop for Member {
-    /// A node left running by a failed test is killed, not orphaned.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// What one process of a node did.
-struct Life {
-    id: &'static str,
-    version: &'static str,
-    pid: u32,
-    status: ExitStatus,
-    lines: Vec<String>,
+/// The start-up summary: the stdout lines up to `ticking every`.
+fn summary(node: &Node) -> Vec<String> {
+    node.seen
+        .iter()
+        .filter(|l| l.starts_with("out| "))
+        .take_while(|l| !l.contains("ticking every"))
+        .cloned()
+        .collect()
 }
 
 /// One restart of the roll, as Unix seconds.
@@ -374,21 +248,6 @@ struct Restart {
     exited: f64,
     /// The v2 process had run its recovery pass.
     ready: f64,
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// `unix` as an RFC 3339 instant (milliseconds).
-fn instant(unix: f64) -> String {
-    let micros = (unix * 1e6).round() as i64;
-    DateTime::<Utc>::from_timestamp_micros(micros)
-        .unwrap()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// A minute's fire time as `HH:MM`.
@@ -408,22 +267,6 @@ fn minutes(times: &[i64]) -> String {
         .map(|t| minute(*t))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Sleeps until the wall clock reads `unix`.
-fn sleep_until_unix(unix: f64) {
-    let left = unix - unix_now();
-    if left > 0.0 {
-        thread::sleep(Duration::from_secs_f64(left));
-    }
-}
-
-/// A stored UTC timestamp (`2026-01-01 09:00:30.123456`, as every backend's client prints
-/// it) as Unix seconds.
-fn stored_instant(text: &str, what: &str) -> f64 {
-    let parsed = NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M:%S%.f")
-        .unwrap_or_else(|err| panic!("{what} = {text:?} is not a timestamp: {err}"));
-    parsed.and_utc().timestamp_micros() as f64 / 1e6
 }
 
 /// The stored `schedule_since` of job `key`, as Unix seconds.
@@ -557,25 +400,7 @@ fn dispatch_log(bin: &Path, project: &Project, key: &str) -> Vec<(i64, String, S
         project,
         &["dispatches", "--key", key, "--limit", "1000"],
     );
-    let mut logged: Vec<(i64, String, String)> = table
-        .ok()
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty() && *l != "no dispatches match")
-        .map(|row| {
-            let cells: Vec<&str> = row.split_whitespace().collect();
-            let fire = NaiveDateTime::parse_from_str(
-                &format!("{} {}", cells[0], cells[1]),
-                "%Y-%m-%d %H:%M:%S",
-            )
-            .unwrap_or_else(|err| panic!("dispatch row {row:?}: {err}"))
-            .and_utc()
-            .timestamp();
-            (fire, cells[4].to_string(), cells[5].to_string())
-        })
-        .collect();
-    logged.sort();
-    logged
+    dispatch_rows(table.ok())
 }
 
 /// The stored jobs' table of `kaal status`: key -> (cron, enabled column).
@@ -657,11 +482,11 @@ fn rolling_deploy(backend: Backend, bin: &Path) {
     let since_v1 = schedule_since(&db, "keep");
 
     let mut lives: Vec<Life> = Vec::new();
-    let mut nodes: Vec<Member> = Vec::new();
+    let mut nodes: Vec<Node> = Vec::new();
     for (project, id) in projects.iter().zip(NODE_IDS) {
-        let mut node = Member::start(bin, project, id, "v1");
-        node.ready();
-        let summary = node.summary();
+        let mut node = start(bin, project, id, "v1");
+        ready(&mut node);
+        let summary = summary(&node);
         assert!(
             !summary.iter().any(|l| l.contains("differs from the database")),
             "{backend}: node {id}'s v1 start reports a difference from the database it applied:\n{}",
@@ -689,13 +514,13 @@ fn rolling_deploy(backend: Backend, bin: &Path) {
         let stop_sent = unix_now();
         lives.push(nodes.remove(slot).stop());
         let exited = unix_now();
-        let mut node = Member::start(bin, &projects[slot], id, "v2");
-        node.ready();
+        let mut node = start(bin, &projects[slot], id, "v2");
+        ready(&mut node);
         let ready = unix_now();
         if slot == 0 {
             since_new = schedule_since(&db, "new-only");
         }
-        v2_summaries.push((id, node.summary()));
+        v2_summaries.push((id, summary(&node)));
         nodes.insert(slot, node);
         restarts.push(Restart {
             id,

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod databases;
+pub mod node;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
