@@ -137,6 +137,17 @@
 //! * [`CallbackRegistry`] — the callbacks of this process; [`Coordinator`] — the tick loop;
 //!   [`Kaal`] — the facade that ties them together.
 //! * [`Clock`] — where "now" comes from ([`ManualClock`] for tests, [`OffsetClock`] for skew).
+//!
+//! # Moved
+//!
+//! The session-lock adapter (`SessionLockAdapter`, with its `LockSession` and
+//! `SessionFactory` traits and the `session` module) lived here and called back up into the
+//! backends through those traits. It is now `kaal_diesel::SessionLockStore`, generic over
+//! the backend's `kaal_diesel::LockSql` (the dedicated session, no re-entry, ttl reaping,
+//! lost-session recovery, and the dispatch-log confirm `kaal_diesel::give_back_dispatched`),
+//! so the path runs one way: [`Adapter`] here, the generic store in kaal-diesel, the SQL in
+//! the backend crate (`kaal_diesel_postgres::PgAdvisoryAdapter`,
+//! `kaal_diesel_mysql::MysqlNamedLockAdapter`).
 #![deny(missing_docs)]
 
 mod adapter;
@@ -153,7 +164,6 @@ mod memory;
 mod nodes;
 mod registry;
 mod schedule;
-pub mod session;
 
 pub use adapter::{with_lock, Adapter, NullAdapter};
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
@@ -187,7 +197,6 @@ pub use registry::{
 /// mistaken for a store like [`DispatchRegistry`] or [`DefinitionRegistry`]).
 #[deprecated(note = "renamed to `CallbackRegistry`")]
 pub type Registry = CallbackRegistry;
-pub use session::{LockSession, SessionFactory, SessionLockAdapter};
 
 pub use chrono;
 pub use chrono_tz;

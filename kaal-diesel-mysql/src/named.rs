@@ -2,29 +2,23 @@
 //! dedicated session, with the registries of a pooled [`MysqlStore`].
 //!
 //! The session rules — one session outside the pool, no re-entry, ttl reaping, a lost
-//! session detected, reported and replaced — are kaal-core's
-//! [`SessionLockAdapter`]; this module supplies the
-//! [`LockSession`] that speaks MySQL.
+//! session detected, reported and replaced, the dispatch-log confirm — are kaal-diesel's
+//! generic [`SessionLockStore`]; this module supplies only the SQL that speaks MySQL and how
+//! to open a session ([`LockSql`]), and the adapter's constructors.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
 
 use diesel::mysql::MysqlConnection;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::RunQueryDsl;
-use kaal_core::{
-    Adapter, DefinitionRegistry, DispatchRegistry, LockError, LockSession, SessionFactory,
-    SessionLockAdapter,
-};
-use kaal_diesel::{check_key_len, error_chain, give_back_dispatched, OpenError, Statement};
+use kaal_diesel::{error_chain, LockSql, OpenError, SessionLockStore, Statement};
 
 use crate::lock_name::lock_name;
 use crate::open::Locator;
 use crate::options::MysqlOptions;
 use crate::statement::SqlBuilder;
-use crate::{MysqlStore, BACKEND};
+use crate::{MysqlDialect, MysqlStore};
 
 /// The adapter's name in messages: `MySQL named lock acquire failed for <key>: <cause>`.
 const NAME: &str = "MySQL named lock";
@@ -39,9 +33,9 @@ const RELEASE: &str = "SELECT RELEASE_LOCK(?)";
 /// A trivial statement that fails when the session is gone.
 const PING: &str = "SELECT 1";
 
-/// MySQL named locks as a kaal [`Adapter`]: `GET_LOCK(name, 0)` to acquire,
-/// `RELEASE_LOCK(name)` to release, on one dedicated session; the dispatch log and the
-/// definitions live in the tables of a [`MysqlStore`] on its own pool.
+/// MySQL named locks as a kaal [`Adapter`](kaal_core::Adapter): `GET_LOCK(name, 0)` to
+/// acquire, `RELEASE_LOCK(name)` to release, on one dedicated session; the dispatch log and
+/// the definitions live in the tables of a [`MysqlStore`] on its own pool.
 ///
 /// # Names
 ///
@@ -59,7 +53,8 @@ const PING: &str = "SELECT 1";
 ///
 /// Locks live as long as the session that took them: a node that crashes or loses its
 /// connection releases them all at once (the server does), and only that session can
-/// release them. So:
+/// release them. So (these rules are kaal-diesel's [`SessionLockStore`], which this type
+/// wraps):
 ///
 /// * acquire and release run on one dedicated connection, never a pooled one;
 /// * a key this adapter holds is never acquired again by it (`false`), although MySQL would
@@ -72,11 +67,12 @@ const PING: &str = "SELECT 1";
 ///   operation: it logs an error, treats every lock it held as lost (the server released
 ///   them), reconnects and carries on;
 /// * because a lock can vanish before its ttl (its holder finished or crashed right after
-///   logging the dispatch), a claim won by [`acquire`](Adapter::acquire) on a fire time that
-///   the dispatch log already records is given back and answered `false`
-///   ([`give_back_dispatched`]). [`acquire_many`](Adapter::acquire_many), the coordinator's
-///   batch claim, leaves that check to the coordinator, which re-reads the log for every
-///   claim it wins and gives back those it finds logged — one lookup per tick, not two.
+///   logging the dispatch), a claim won by [`acquire`](kaal_core::Adapter::acquire) on a
+///   fire time that the dispatch log already records is given back and answered `false`
+///   ([`give_back_dispatched`](kaal_diesel::give_back_dispatched)).
+///   [`acquire_many`](kaal_core::Adapter::acquire_many), the coordinator's batch claim,
+///   leaves that check to the coordinator, which re-reads the log for every claim it wins
+///   and gives back those it finds logged — one lookup per tick, not two.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -95,18 +91,15 @@ const PING: &str = "SELECT 1";
 /// # Ok(())
 /// # }
 /// ```
-pub struct MysqlNamedLockAdapter {
-    locks: SessionLockAdapter,
-    store: Arc<MysqlStore>,
-    namespace: String,
-}
+pub struct MysqlNamedLockAdapter(SessionLockStore<MysqlDialect, NamedLocks>);
+
+kaal_diesel::delegate_adapter!(MysqlNamedLockAdapter, MysqlDialect);
 
 impl fmt::Debug for MysqlNamedLockAdapter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MysqlNamedLockAdapter")
-            .field("locator", &self.store.locator())
-            .field("namespace", &self.namespace)
-            .field("locks", &self.locks)
+            .field("namespace", &self.namespace())
+            .field("locks", &self.0)
             .finish()
     }
 }
@@ -127,138 +120,44 @@ impl MysqlNamedLockAdapter {
         options: MysqlOptions,
         namespace: impl Into<String>,
     ) -> Result<Self, OpenError> {
-        let namespace = namespace.into();
         let locator = Locator::parse(url)?;
-        let store = Arc::new(MysqlStore::open_with(url, options.clone())?);
-        let shown = locator.shown.clone();
-        let factory = NamedLockSessions {
+        let store = MysqlStore::open_with(url, options.clone())?;
+        let sql = NamedLocks {
             locator,
             options,
-            namespace: namespace.clone(),
+            namespace: namespace.into(),
         };
-        let locks =
-            SessionLockAdapter::new(NAME, Box::new(factory), None, None).map_err(|err| {
-                OpenError::Connect {
-                    backend: BACKEND,
-                    locator: shown,
-                    cause: format!("lock session: {}", err.cause),
-                }
-            })?;
-        Ok(Self {
-            locks,
-            store,
-            namespace,
-        })
-    }
-
-    /// The store holding the dispatch log and the definitions (and the lease table, unused
-    /// here); run its [`run_migrations`](kaal_diesel::DieselStore::run_migrations) once.
-    pub fn store(&self) -> &Arc<MysqlStore> {
-        &self.store
+        SessionLockStore::open(sql, store).map(Self)
     }
 
     /// The prefix of every lock name.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.0.lock_sql().namespace
     }
 
     /// The name this adapter locks for `key`.
     pub fn lock_name(&self, key: &str) -> String {
-        lock_name(&format!("{}{key}", self.namespace))
-    }
-
-    /// How many locks this adapter holds now (those past their ttl are released first).
-    pub fn held_count(&self) -> usize {
-        self.locks.held_count()
-    }
-
-    fn check_keys<'k>(
-        &self,
-        operation: &str,
-        keys: impl IntoIterator<Item = &'k str>,
-    ) -> Result<(), LockError> {
-        for key in keys {
-            check_key_len(key).map_err(|cause| LockError::new(NAME, operation, key, cause))?;
-        }
-        Ok(())
-    }
-
-    /// Gives back claims won on fire times the dispatch log already records: their previous
-    /// holder's session ended after it logged them (see [`give_back_dispatched`]).
-    fn confirm(
-        &self,
-        operation: &str,
-        keys: &[String],
-        won: Vec<bool>,
-    ) -> Result<Vec<bool>, LockError> {
-        give_back_dispatched(NAME, operation, &self.locks, &*self.store, keys, won)
+        self.0.lock_sql().name_of(key)
     }
 }
 
-impl Adapter for MysqlNamedLockAdapter {
-    fn acquire(&self, key: &str, ttl: Duration) -> Result<bool, LockError> {
-        self.check_keys("acquire", [key])?;
-        if !self.locks.acquire(key, ttl)? {
-            return Ok(false);
-        }
-        let won = self.confirm("acquire", &[key.to_string()], vec![true])?;
-        Ok(won.first().copied().unwrap_or(false))
-    }
-
-    fn release(&self, key: &str) -> Result<bool, LockError> {
-        self.locks.release(key)
-    }
-
-    fn acquire_many(&self, keys: &[String], ttl: Duration) -> Result<Vec<bool>, LockError> {
-        self.check_keys("batch acquire", keys.iter().map(String::as_str))?;
-        // The coordinator confirms batch claims against the log itself (see the type docs);
-        // a key given twice is claimed once (SessionLockAdapter).
-        self.locks.acquire_many(keys, ttl)
-    }
-
-    fn dispatch_registry(&self) -> Option<&dyn DispatchRegistry> {
-        Some(&*self.store)
-    }
-
-    fn definition_registry(&self) -> Option<&dyn DefinitionRegistry> {
-        Some(&*self.store)
-    }
-
-    fn node_registry(&self) -> Option<&dyn kaal_core::NodeRegistry> {
-        Some(&*self.store)
-    }
-
-    fn name(&self) -> &str {
-        NAME
-    }
-}
-
-/// Opens the dedicated sessions (the first, and a replacement after one is lost).
-struct NamedLockSessions {
+/// Named-lock SQL on one server: how to open the dedicated sessions (the first, and a
+/// replacement after one is lost) and the names of keys.
+struct NamedLocks {
     locator: Locator,
     options: MysqlOptions,
     namespace: String,
 }
 
-impl SessionFactory for NamedLockSessions {
-    fn open_session(&self) -> Result<Box<dyn LockSession>, String> {
-        let conn = self
-            .locator
-            .establish(&self.options)
-            .map_err(|err| err.to_string())?;
-        Ok(Box::new(NamedLockSession {
-            conn,
-            namespace: self.namespace.clone(),
-            held: HashSet::new(),
-            poisoned: false,
-        }))
+impl NamedLocks {
+    fn name_of(&self, key: &str) -> String {
+        lock_name(&format!("{}{key}", self.namespace))
     }
 }
 
 /// One MySQL connection holding named locks.
 struct NamedLockSession {
     conn: MysqlConnection,
-    namespace: String,
     /// Names this session holds: a second key with the same name (a digest collision of
     /// two long keys) is refused instead of re-entering the lock.
     held: HashSet<String>,
@@ -268,10 +167,6 @@ struct NamedLockSession {
 }
 
 impl NamedLockSession {
-    fn name_of(&self, key: &str) -> String {
-        lock_name(&format!("{}{key}", self.namespace))
-    }
-
     /// `GET_LOCK(name, 0)` for every name, in one `SELECT`: one character per name, `1`
     /// taken, `0` held elsewhere, `e` for a `NULL` (an error on that name).
     fn get_locks(&mut self, names: &[&str]) -> Result<String, String> {
@@ -309,17 +204,11 @@ impl NamedLockSession {
             }
         }
     }
-}
 
-impl LockSession for NamedLockSession {
-    fn try_lock(&mut self, key: &str) -> Result<bool, String> {
-        let answers = self.try_lock_many(&[key.to_string()])?;
-        Ok(answers.first().copied().unwrap_or(false))
-    }
-
-    fn try_lock_many(&mut self, keys: &[String]) -> Result<Vec<bool>, String> {
-        let names: Vec<String> = keys.iter().map(|key| self.name_of(key)).collect();
-        let mut answers = vec![false; keys.len()];
+    /// `GET_LOCK(name, 0)` for every name of `names`, at most
+    /// [`MAX_LOCKS_PER_STATEMENT`] per `SELECT`; element `i` answers `names[i]`.
+    fn try_names(&mut self, names: &[String]) -> Result<Vec<bool>, String> {
+        let mut answers = vec![false; names.len()];
         // Ask for each name once, and never for one this session holds.
         let mut asked: HashSet<&str> = HashSet::new();
         let to_ask: Vec<(usize, &str)> = names
@@ -365,18 +254,49 @@ impl LockSession for NamedLockSession {
         Ok(answers)
     }
 
-    fn unlock(&mut self, key: &str) -> Result<bool, String> {
-        let name = self.name_of(key);
+    /// `RELEASE_LOCK(name)`: `true` when this session held it.
+    fn release_name(&mut self, name: &str) -> Result<bool, String> {
         let released = Statement::new(RELEASE)
-            .bind(name.as_str())
+            .bind(name)
             .returning::<Nullable<BigInt>>()
             .get_result::<Option<i64>>(&mut self.conn)
             .map_err(|err| error_chain(&err))?;
-        self.held.remove(&name);
+        self.held.remove(name);
         Ok(released == Some(1))
     }
+}
 
-    fn is_alive(&mut self) -> bool {
-        !self.poisoned && Statement::new(PING).execute(&mut self.conn).is_ok()
+impl LockSql for NamedLocks {
+    type Session = NamedLockSession;
+    const NAME: &'static str = NAME;
+
+    fn open_session(&self) -> Result<NamedLockSession, String> {
+        let conn = self
+            .locator
+            .establish(&self.options)
+            .map_err(|err| err.to_string())?;
+        Ok(NamedLockSession {
+            conn,
+            held: HashSet::new(),
+            poisoned: false,
+        })
+    }
+
+    /// [`MAX_LOCKS_PER_STATEMENT`] `GET_LOCK`s per round trip.
+    fn try_lock_many(
+        &self,
+        session: &mut NamedLockSession,
+        keys: &[String],
+    ) -> Result<Vec<bool>, String> {
+        let names: Vec<String> = keys.iter().map(|key| self.name_of(key)).collect();
+        session.try_names(&names)
+    }
+
+    fn unlock(&self, session: &mut NamedLockSession, key: &str) -> Result<bool, String> {
+        session.release_name(&self.name_of(key))
+    }
+
+    fn is_alive(&self, session: &mut NamedLockSession) -> bool {
+        !session.poisoned && Statement::new(PING).execute(&mut session.conn).is_ok()
     }
 }

@@ -1,24 +1,17 @@
 //! [`PgAdvisoryAdapter`]: claims held as PostgreSQL advisory locks on one dedicated session.
 //!
 //! The lock rules (one session outside the pool, no re-entry, ttl reaping, lost-session
-//! recovery) are kaal-core's [`SessionLockAdapter`]; this module supplies the PostgreSQL
-//! session ([`LockSession`]) and the pooled [`PgStore`] for the dispatch log and the
-//! definitions.
-
-use std::fmt;
-use std::time::Duration;
+//! recovery, the dispatch-log confirm) are kaal-diesel's generic
+//! [`SessionLockStore`]; this module supplies only the PostgreSQL SQL and how to open a
+//! session ([`LockSql`]), and the adapter's constructors.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer};
-use kaal_core::{
-    Adapter, DefinitionRegistry, DispatchRegistry, LockError, LockSession, SessionFactory,
-    SessionLockAdapter,
-};
-use kaal_diesel::{check_key_len, error_chain, give_back_dispatched, OpenError, Statement};
+use kaal_diesel::{error_chain, LockSql, OpenError, SessionLockStore, Statement};
 
 use crate::open::Target;
 use crate::options::PgOptions;
-use crate::{advisory_lock_id, PgStore, BACKEND};
+use crate::{advisory_lock_id, PgDialect, PgStore};
 
 /// The adapter's name in messages: `PostgreSQL advisory acquire failed for <key>: <cause>`.
 const NAME: &str = "PostgreSQL advisory";
@@ -62,11 +55,11 @@ const PING: &str = "SELECT 1";
 ///   server released them with the session), opens a new session and carries on.
 /// * **A claim on a fire time already dispatched is given back.** Because a session lock
 ///   can vanish before its ttl (its holder finished or died), a dispatch key won by
-///   [`acquire`](Adapter::acquire) is checked against the dispatch log once more (one
-///   lookup) and released, answering `false`, when its previous holder already logged it.
-///   [`acquire_many`](Adapter::acquire_many), the coordinator's batch claim, leaves that
-///   check to the coordinator, which re-reads the log for every claim it wins and gives
-///   back those it finds logged — one lookup per tick, not two.
+///   [`acquire`](kaal_core::Adapter::acquire) is checked against the dispatch log once more
+///   (one lookup) and released, answering `false`, when its previous holder already logged
+///   it. [`acquire_many`](kaal_core::Adapter::acquire_many), the coordinator's batch claim,
+///   leaves that check to the coordinator, which re-reads the log for every claim it wins
+///   and gives back those it finds logged — one lookup per tick, not two.
 /// * Keys longer than 255 bytes are refused, as on the lease table.
 ///
 /// See the [crate docs](crate#lease-table-or-advisory-locks) for when to choose it.
@@ -85,19 +78,10 @@ const PING: &str = "SELECT 1";
 /// # Ok(())
 /// # }
 /// ```
-pub struct PgAdvisoryAdapter {
-    locks: SessionLockAdapter,
-    store: PgStore,
-}
+#[derive(Debug)]
+pub struct PgAdvisoryAdapter(SessionLockStore<PgDialect, AdvisoryLocks>);
 
-impl fmt::Debug for PgAdvisoryAdapter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgAdvisoryAdapter")
-            .field("locks", &self.locks)
-            .field("store", &self.store)
-            .finish()
-    }
-}
+kaal_diesel::delegate_adapter!(PgAdvisoryAdapter, PgDialect);
 
 impl PgAdvisoryAdapter {
     /// Opens the database at `url` (`postgres://` or `postgresql://`) with default options.
@@ -112,117 +96,18 @@ impl PgAdvisoryAdapter {
     pub fn open_with(url: &str, options: PgOptions) -> Result<Self, OpenError> {
         let target = Target::new(url, &options)?;
         let store = PgStore::open_with(url, options.clone())?;
-        let application_name = format!("{} advisory", options.application_name);
-        let factory = AdvisorySessions {
-            target: target.clone(),
-            application_name,
+        let sql = AdvisoryLocks {
+            target,
+            application_name: format!("{} advisory", options.application_name),
         };
-        let locks =
-            SessionLockAdapter::new(NAME, Box::new(factory), None, None).map_err(|err| {
-                OpenError::Connect {
-                    backend: BACKEND,
-                    locator: target.shown().to_string(),
-                    cause: format!("cannot open the advisory lock session: {}", err.cause),
-                }
-            })?;
-        Ok(Self { locks, store })
-    }
-
-    /// The pooled store: dispatch log, definitions, migrations.
-    pub fn store(&self) -> &PgStore {
-        &self.store
-    }
-
-    /// How many locks this adapter holds now (locks past their ttl are released first).
-    pub fn held_count(&self) -> usize {
-        self.locks.held_count()
-    }
-
-    fn check(&self, operation: &str, key: &str) -> Result<(), LockError> {
-        check_key_len(key).map_err(|cause| LockError::new(NAME, operation, key, cause))
-    }
-
-    /// Gives back claims won on fire times the dispatch log already records: their previous
-    /// holder's session ended after it logged them (see [`give_back_dispatched`]).
-    fn confirm(
-        &self,
-        operation: &str,
-        keys: &[String],
-        won: Vec<bool>,
-    ) -> Result<Vec<bool>, LockError> {
-        give_back_dispatched(NAME, operation, &self.locks, &self.store, keys, won)
+        SessionLockStore::open(sql, store).map(Self)
     }
 }
 
-impl Adapter for PgAdvisoryAdapter {
-    fn acquire(&self, key: &str, ttl: Duration) -> Result<bool, LockError> {
-        self.check("acquire", key)?;
-        if !self.locks.acquire(key, ttl)? {
-            return Ok(false);
-        }
-        let keys = [key.to_string()];
-        let won = self.confirm("acquire", &keys, vec![true])?;
-        Ok(won.first().copied().unwrap_or(false))
-    }
-
-    /// One round trip for the whole batch. A key given twice is taken once: its first
-    /// position says so, as a loop of `acquire` would.
-    fn acquire_many(&self, keys: &[String], ttl: Duration) -> Result<Vec<bool>, LockError> {
-        for key in keys {
-            self.check("batch acquire", key)?;
-        }
-        // The coordinator confirms batch claims against the log itself (see the type docs);
-        // a key given twice is claimed once (SessionLockAdapter).
-        self.locks.acquire_many(keys, ttl)
-    }
-
-    fn release(&self, key: &str) -> Result<bool, LockError> {
-        self.locks.release(key)
-    }
-
-    fn dispatch_registry(&self) -> Option<&dyn DispatchRegistry> {
-        Some(&self.store)
-    }
-
-    fn definition_registry(&self) -> Option<&dyn DefinitionRegistry> {
-        Some(&self.store)
-    }
-
-    fn node_registry(&self) -> Option<&dyn kaal_core::NodeRegistry> {
-        Some(&self.store)
-    }
-
-    fn name(&self) -> &str {
-        NAME
-    }
-}
-
-/// Opens advisory lock sessions on one database.
-struct AdvisorySessions {
+/// Advisory lock SQL on one database, and how to open its sessions.
+struct AdvisoryLocks {
     target: Target,
     application_name: String,
-}
-
-impl SessionFactory for AdvisorySessions {
-    fn open_session(&self) -> Result<Box<dyn LockSession>, String> {
-        let mut conn = self
-            .target
-            .establish(Some(&self.application_name))
-            .map_err(|cause| format!("cannot connect to {}: {cause}", self.target.shown()))?;
-        let pid = Statement::new(BACKEND_PID)
-            .returning::<Integer>()
-            .get_result::<i32>(&mut conn)
-            .map_err(|err| error_chain(&err))?;
-        log::debug!(
-            "{NAME}: lock session open on {} (backend pid {pid})",
-            self.target.shown()
-        );
-        Ok(Box::new(AdvisorySession {
-            conn,
-            pid,
-            poisoned: false,
-        }))
-    }
 }
 
 /// One dedicated connection holding advisory locks.
@@ -244,6 +129,15 @@ impl AdvisorySession {
             self.pid
         )
     }
+
+    /// One lock, without waiting.
+    fn try_lock(&mut self, key: &str) -> Result<bool, String> {
+        Statement::new(TRY_LOCK)
+            .bind(advisory_lock_id(key).to_string())
+            .returning::<Bool>()
+            .get_result::<bool>(&mut self.conn)
+            .map_err(|err| self.failed(&err))
+    }
 }
 
 /// `ids` as a PostgreSQL array literal: `{1,-2,3}`.
@@ -252,24 +146,44 @@ fn array_literal(ids: impl Iterator<Item = i64>) -> String {
     format!("{{{}}}", ids.join(","))
 }
 
-impl LockSession for AdvisorySession {
-    fn try_lock(&mut self, key: &str) -> Result<bool, String> {
-        Statement::new(TRY_LOCK)
-            .bind(advisory_lock_id(key).to_string())
-            .returning::<Bool>()
-            .get_result::<bool>(&mut self.conn)
-            .map_err(|err| self.failed(&err))
+impl LockSql for AdvisoryLocks {
+    type Session = AdvisorySession;
+    const NAME: &'static str = NAME;
+
+    fn open_session(&self) -> Result<AdvisorySession, String> {
+        let mut conn = self
+            .target
+            .establish(Some(&self.application_name))
+            .map_err(|cause| format!("cannot connect to {}: {cause}", self.target.shown()))?;
+        let pid = Statement::new(BACKEND_PID)
+            .returning::<Integer>()
+            .get_result::<i32>(&mut conn)
+            .map_err(|err| error_chain(&err))?;
+        log::debug!(
+            "{NAME}: lock session open on {} (backend pid {pid})",
+            self.target.shown()
+        );
+        Ok(AdvisorySession {
+            conn,
+            pid,
+            poisoned: false,
+        })
     }
 
-    fn try_lock_many(&mut self, keys: &[String]) -> Result<Vec<bool>, String> {
+    /// One round trip for the whole batch (one key: the plain `pg_try_advisory_lock`).
+    fn try_lock_many(
+        &self,
+        session: &mut AdvisorySession,
+        keys: &[String],
+    ) -> Result<Vec<bool>, String> {
         if let [key] = keys {
-            return self.try_lock(key).map(|won| vec![won]);
+            return session.try_lock(key).map(|won| vec![won]);
         }
         let ids = array_literal(keys.iter().map(|key| advisory_lock_id(key)));
         let rows = Statement::new(TRY_LOCK_MANY)
             .bind(ids.as_str())
             .returning::<(BigInt, Bool)>()
-            .load::<(i64, bool)>(&mut self.conn);
+            .load::<(i64, bool)>(&mut session.conn);
         let rows = match rows {
             Ok(rows) => rows,
             Err(err) => {
@@ -279,19 +193,19 @@ impl LockSession for AdvisorySession {
                 // fails too, the session reports itself dead and is replaced.
                 let undone = Statement::new(UNLOCK_MANY)
                     .bind(ids.as_str())
-                    .execute(&mut self.conn);
+                    .execute(&mut session.conn);
                 if let Err(undo) = undone {
-                    self.poisoned = true;
+                    session.poisoned = true;
                     log::warn!(
                         "{NAME}: a batch of {} locks failed part-way and could not be undone \
                          ({}); the lock session (backend pid {}) is replaced so that no lock \
                          it took stays held",
                         keys.len(),
                         error_chain(&undo),
-                        self.pid
+                        session.pid
                     );
                 }
-                return Err(self.failed(&err));
+                return Err(session.failed(&err));
             }
         };
         let mut won = vec![false; keys.len()];
@@ -306,29 +220,29 @@ impl LockSession for AdvisorySession {
         Ok(won)
     }
 
-    fn unlock(&mut self, key: &str) -> Result<bool, String> {
+    fn unlock(&self, session: &mut AdvisorySession, key: &str) -> Result<bool, String> {
         Statement::new(UNLOCK)
             .bind(advisory_lock_id(key).to_string())
             .returning::<Bool>()
-            .get_result::<bool>(&mut self.conn)
-            .map_err(|err| self.failed(&err))
+            .get_result::<bool>(&mut session.conn)
+            .map_err(|err| session.failed(&err))
     }
 
     /// One round trip for the reaper's whole batch.
-    fn unlock_many(&mut self, keys: &[String]) -> Result<(), String> {
+    fn unlock_many(&self, session: &mut AdvisorySession, keys: &[String]) -> Result<(), String> {
         if keys.is_empty() {
             return Ok(());
         }
         let ids = array_literal(keys.iter().map(|key| advisory_lock_id(key)));
         Statement::new(UNLOCK_MANY)
             .bind(ids.as_str())
-            .execute(&mut self.conn)
+            .execute(&mut session.conn)
             .map(drop)
-            .map_err(|err| self.failed(&err))
+            .map_err(|err| session.failed(&err))
     }
 
-    fn is_alive(&mut self) -> bool {
-        !self.poisoned && Statement::new(PING).execute(&mut self.conn).is_ok()
+    fn is_alive(&self, session: &mut AdvisorySession) -> bool {
+        !session.poisoned && Statement::new(PING).execute(&mut session.conn).is_ok()
     }
 }
 

@@ -36,7 +36,12 @@
 //! * [`Statement`] — hand-written SQL with text parameters that Diesel still caches.
 //! * [`OpenError`], [`PoolOptions`] / [`build_pool`], [`run_pending`], [`chunks_within`],
 //!   [`redact_password`], [`check_key_len`].
-//! * [`give_back_dispatched`] — for adapters over session locks, whose claims can vanish
+//! * [`SessionLockStore<D, L>`](SessionLockStore) — the adapter over session locks
+//!   (PostgreSQL advisory locks, MySQL named locks): one dedicated session, no re-entry, ttl
+//!   reaping, a lost session replaced, the registries of a pooled [`DieselStore`]. A backend
+//!   supplies only its lock SQL ([`LockSql`]) and wraps the store in a newtype whose
+//!   [`Adapter`](kaal_core::Adapter) impl [`delegate_adapter!`] writes.
+//! * [`give_back_dispatched`] — the confirm step of session locks, whose claims can vanish
 //!   before their ttl: a claim won on a fire time already logged is given back.
 //!
 //! # Adding a backend
@@ -52,6 +57,12 @@
 //! `type Steps = JsonBatch;`; otherwise it implements [`ClaimSteps`] itself. Its store is
 //! then `pub type FooStore = DieselStore<FooDialect>;`, opened with `FooStore::open(url)`,
 //! and its tests call [`testing`]'s shared store behaviours (feature `testing`).
+//!
+//! If the database also has locks scoped to a session, the crate implements [`LockSql`] on a
+//! private type (open a dedicated connection; take, give back and ping on it) and makes its
+//! adapter a newtype over [`SessionLockStore<FooDialect, ItsLockSql>`](SessionLockStore),
+//! with [`delegate_adapter!`] writing the [`Adapter`](kaal_core::Adapter) impl; the session
+//! rules and the dispatch-log confirm come from here.
 //!
 //! # Dependencies
 //!
@@ -78,7 +89,7 @@ mod pool;
 mod queries;
 mod rows;
 pub mod schema;
-mod session;
+pub mod session_locks;
 mod shape;
 mod statement;
 mod store;
@@ -99,8 +110,12 @@ pub use migrations::run_pending;
 pub use pool::{build_pool, CheckedManager, PoolOptions};
 pub use queries::{columns, lock_definition_rows, SharedQueries};
 pub use rows::{DefinitionRow, DispatchRow, NodeRow};
-pub use session::give_back_dispatched;
+pub use session_locks::{give_back_dispatched, LockSql, SessionLockStore};
 pub use shape::TableShape;
 pub use statement::Statement;
 pub use store::{DieselStore, StoreConnection};
 pub use time::DbTime;
+
+/// kaal-core, for the code [`delegate_adapter!`] expands to in a backend crate.
+#[doc(hidden)]
+pub use kaal_core as __kaal_core;

@@ -1,6 +1,5 @@
-//! What adapters over session locks (PostgreSQL advisory locks, MySQL named locks) add on
-//! top of kaal-core's [`SessionLockAdapter`](kaal_core::SessionLockAdapter), the same for
-//! every backend.
+//! The confirm step of session locks: [`give_back_dispatched`], which
+//! [`SessionLockStore::acquire`](super::SessionLockStore) runs on every claim it wins.
 
 use kaal_core::{parse_lock_key, Adapter, DispatchRegistry, LockError};
 
