@@ -10,7 +10,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use kaal_diesel::{ConnectionPool, Dialect, OpenError, Statement, TableShape};
 
 use crate::options::MysqlOptions;
-use crate::{checks, open, sql, BACKEND};
+use crate::{collation, open, sql, BACKEND};
 
 /// The migrations of `migrations/mysql`, compiled into the crate.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
@@ -38,8 +38,8 @@ impl Dialect for MysqlDialect {
     type Options = MysqlOptions;
     const NAME: &'static str = BACKEND;
     const NOW_SQL: &'static str = sql::NOW;
-    const TABLE_EXISTS_SQL: &'static str = checks::TABLE_EXISTS;
-    const UNIQUE_INDEXES_SQL: &'static str = checks::UNIQUE_INDEXES_ON;
+    const TABLE_EXISTS_SQL: &'static str = sql::TABLE_EXISTS;
+    const UNIQUE_INDEXES_SQL: &'static str = sql::UNIQUE_INDEXES_ON;
     type Steps = sql::MysqlSteps;
 
     fn connect(
@@ -100,7 +100,7 @@ impl Dialect for MysqlDialect {
     ) -> Result<(), (&'static str, Error)> {
         kaal_diesel::require_unique_indexes(conn, Self::UNIQUE_INDEXES_SQL)?;
         for table in ["kaal_locks", "kaal_dispatches", "kaal_definitions"] {
-            checks::warn_unless_binary_keys(conn, table);
+            collation::warn_unless_binary_keys(conn, table);
         }
         Ok(())
     }

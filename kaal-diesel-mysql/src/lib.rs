@@ -175,14 +175,14 @@
 //! does; RustCrypto, no C code).
 #![deny(missing_docs)]
 
-mod checks;
+mod builder;
+mod collation;
 mod dialect;
 mod lock_name;
 mod named;
 mod open;
 mod options;
 mod sql;
-mod statement;
 
 pub use dialect::{MysqlDialect, MIGRATIONS};
 pub use kaal_diesel::{OpenError, PoolOptions, TableShape};

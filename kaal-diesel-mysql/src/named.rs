@@ -14,10 +14,10 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::RunQueryDsl;
 use kaal_diesel::{error_chain, LockSql, OpenError, SessionLockStore, Statement};
 
+use crate::builder::SqlBuilder;
 use crate::lock_name::lock_name;
 use crate::open::Locator;
 use crate::options::MysqlOptions;
-use crate::statement::SqlBuilder;
 use crate::{MysqlDialect, MysqlStore};
 
 /// The adapter's name in messages: `MySQL named lock acquire failed for <key>: <cause>`.

@@ -55,7 +55,7 @@ use kaal_diesel::{ClaimSteps, DbTime, DispatchWrite, Shaped, Statement, TableSha
 
 use crate::MysqlDialect;
 
-use crate::statement::{padded, SqlBuilder, MAX_BATCH};
+use crate::builder::{padded, SqlBuilder, MAX_BATCH};
 
 /// The longest lease honoured; longer ttls are cut to it (MySQL's dates end at 9999).
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -568,6 +568,21 @@ fn read_back(conn: &mut MysqlConnection, keys: &[&str]) -> QueryResult<Vec<(Stri
     read.returning::<(Text, BigInt)>().load(conn)
 }
 
+/// Whether a table exists in the connection's database (a count, 0 or 1). Parameter: table
+/// name.
+pub(crate) const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM information_schema.tables \
+WHERE table_schema = DATABASE() AND table_name = ?";
+
+/// How many unique indexes of a table cover exactly the given columns, in order
+/// (comma-separated), without prefix lengths. Parameters: table, columns.
+pub(crate) const UNIQUE_INDEXES_ON: &str = "SELECT COUNT(*) FROM (\
+SELECT LOWER(GROUP_CONCAT(column_name ORDER BY seq_in_index SEPARATOR ',')) AS cols, \
+MAX(sub_part IS NOT NULL) AS prefixed \
+FROM information_schema.statistics \
+WHERE table_schema = DATABASE() AND table_name = ? AND non_unique = 0 \
+GROUP BY index_name) AS idx \
+WHERE idx.cols = LOWER(?) AND idx.prefixed = 0";
+
 /// The database's clock, as the UTC `DATETIME(6)` the columns hold.
 pub(crate) const NOW: &str = "SELECT UTC_TIMESTAMP(6)";
 
@@ -585,6 +600,8 @@ mod tests {
     #[test]
     fn statements_have_no_stray_placeholders() {
         let marks = |sql: &str| sql.matches('?').count();
+        assert_eq!(marks(TABLE_EXISTS), 1);
+        assert_eq!(marks(UNIQUE_INDEXES_ON), 2);
         assert_eq!(marks(CLAIM_INSERT), 2);
         assert_eq!(marks(CLAIM_INSERT_WITH_TIMESTAMPS), 2);
         assert_eq!(marks(CLAIM_TAKEOVER), 2);

@@ -65,7 +65,7 @@
 //! * `jobs/` — what runs for a file job's fire time: [`command_job`] (a process group,
 //!   timeouts, the environment it gets) and its placeholders ([`Template`]).
 //! * `store/` — [`connect`]: the store a URL names, one glue function per backend feature;
-//!   [`Store`], [`DatabaseKind`], [`redact`].
+//!   [`Database`], [`DatabaseKind`], [`redact`].
 //! * [`apply`] — files meet the database: what a starting node adds, what `kaal apply`
 //!   changes (one transaction), which node runs which job.
 //! * `cli/` (binary only) — the `kaal` command: one file per command group.
@@ -103,9 +103,9 @@
 #![deny(missing_docs)]
 
 pub mod apply;
+mod database;
 mod files;
 mod jobs;
-mod store;
 mod suggest;
 
 pub use files::{config_file, scheduler_file};
@@ -118,6 +118,8 @@ pub use apply::{
     job_from_definition, load_scheduler_file, plan_scheduler_file, rebind_scheduler_file,
     stored_metadata, ApplyError, ApplyReport, FilePlan, Handlers, Rebound,
 };
+pub use database::connect::{connect, connect_with};
+pub use database::{redact, sqlite_file, ConnectError, Database, DatabaseKind, LockStrategy};
 pub use files::config_file::{
     ConfigCheck, ConfigFile, MissingFilePolicy, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT,
 };
@@ -126,10 +128,13 @@ pub use files::scheduler_file::SchedulerFile;
 pub use files::scheduler_job::{FileJob, JobAction};
 pub use jobs::command_job::{CommandError, CommandJob, Program};
 pub use jobs::placeholder::{Template, PLACEHOLDERS};
-pub use store::connect::{connect, connect_with};
-pub use store::{redact, sqlite_file, ConnectError, DatabaseKind, LockStrategy, Store};
 
 /// The old name of [`DatabaseKind`] (renamed so it no longer collides with
 /// `kaal_testkit::Backend`, the trait a backend implements to run the conformance suite).
 #[deprecated(note = "renamed to `DatabaseKind`")]
 pub type Backend = DatabaseKind;
+
+/// The old name of [`Database`] (renamed so that "store" means one thing: a
+/// [`DieselStore`](kaal_diesel::DieselStore), the tables of one database behind a pool).
+#[deprecated(note = "renamed to `Database`")]
+pub type Store = Database;

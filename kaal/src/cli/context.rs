@@ -6,8 +6,8 @@ use kaal::chrono::{DateTime, Utc};
 use kaal::chrono_tz::Tz;
 use kaal::{
     apply_scheduler_file, bind_stored_file_jobs, connect_with, load_scheduler_file, ApplyError,
-    ApplyReport, ConfigFile, DispatchRecord, DispatchRegistry, Handlers, Kaal, SchedulerFile,
-    Store, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT,
+    ApplyReport, ConfigFile, Database, DispatchRecord, DispatchRegistry, Handlers, Kaal,
+    SchedulerFile, DEFAULT_CONFIG_PATH, DEFAULT_ENVIRONMENT,
 };
 
 use super::Failure;
@@ -15,7 +15,7 @@ use super::Failure;
 /// The configuration file, its store and a node built from them.
 pub(crate) struct Context {
     pub file: ConfigFile,
-    pub store: Store,
+    pub store: Database,
     pub kaal: Kaal,
 }
 
@@ -66,7 +66,7 @@ pub(crate) fn load_config(config: Option<PathBuf>) -> Result<ConfigFile, Failure
 
 /// Opens the configured store (a relative SQLite path is resolved against the configuration
 /// file's directory).
-pub(crate) fn open_store(file: &ConfigFile) -> Result<Store, Failure> {
+pub(crate) fn open_store(file: &ConfigFile) -> Result<Database, Failure> {
     connect_with(&file.resolved_database_url(), file.lock_strategy).map_err(|err| match err {
         kaal::ConnectError::Open { .. } | kaal::ConnectError::Migration { .. } => {
             Failure::store(err)

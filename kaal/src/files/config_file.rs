@@ -43,12 +43,12 @@ use std::time::Duration;
 
 use kaal_core::Config;
 
+use crate::database::{DatabaseKind, LockStrategy};
 use crate::files::expand::expand;
 use crate::files::problems::{
     misspelt_defaults, parse_yaml, utf8_text, Collector, FileErrors, FileProblem,
 };
 use crate::files::yaml::{type_plain, Node, Typed, Value};
-use crate::store::{DatabaseKind, LockStrategy};
 use crate::suggest::did_you_mean;
 
 /// What happens when the scheduler file does not exist (`scheduler_missing_file_policy`).
@@ -316,7 +316,7 @@ impl ConfigFile {
     pub fn resolved_database_url(&self) -> String {
         let url = self.database_url.trim();
         let base = self.path.parent().unwrap_or(Path::new(""));
-        match crate::store::sqlite_file(url) {
+        match crate::database::sqlite_file(url) {
             Some(file) if !base.as_os_str().is_empty() && Path::new(file).is_relative() => {
                 let prefix = &url[..url.len() - file.len()];
                 format!("{prefix}{}", base.join(file).display())

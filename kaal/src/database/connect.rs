@@ -6,8 +6,8 @@ use std::sync::Arc;
 use kaal_core::MemoryAdapter;
 
 #[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
-use crate::store::feature_disabled;
-use crate::store::{redact, secrets, ConnectError, DatabaseKind, LockStrategy, Store};
+use crate::database::feature_disabled;
+use crate::database::{redact, secrets, ConnectError, Database, DatabaseKind, LockStrategy};
 
 /// Opens the store `url` names with the lease strategy; see [`connect_with`].
 ///
@@ -19,7 +19,7 @@ use crate::store::{redact, secrets, ConnectError, DatabaseKind, LockStrategy, St
 /// assert!(err.to_string().contains("unknown database URL scheme"));
 /// # Ok::<(), kaal::ConnectError>(())
 /// ```
-pub fn connect(url: &str) -> Result<Store, ConnectError> {
+pub fn connect(url: &str) -> Result<Database, ConnectError> {
     connect_with(url, LockStrategy::Lease)
 }
 
@@ -36,10 +36,10 @@ pub fn connect(url: &str) -> Result<Store, ConnectError> {
 /// naming the feature to enable. `strategy` [`LockStrategy::Advisory`] exists only for
 /// PostgreSQL and MySQL.
 ///
-/// The password never appears in an error or in [`Store::url`], and the URL and its
+/// The password never appears in an error or in [`Database::url`], and the URL and its
 /// password are withheld from the jobs this process runs
 /// ([`withhold_from_jobs`](crate::jobs::command_job::withhold_from_jobs)).
-pub fn connect_with(url: &str, strategy: LockStrategy) -> Result<Store, ConnectError> {
+pub fn connect_with(url: &str, strategy: LockStrategy) -> Result<Database, ConnectError> {
     let backend = DatabaseKind::from_url(url)?;
     let url = url.trim();
     let shown = redact(url);
@@ -56,7 +56,7 @@ pub fn connect_with(url: &str, strategy: LockStrategy) -> Result<Store, ConnectE
         return Err(ConnectError::UnsupportedStrategy { strategy, backend });
     }
     let store = match backend {
-        DatabaseKind::Memory => Ok(Store::from_parts(
+        DatabaseKind::Memory => Ok(Database::from_parts(
             backend,
             shown,
             Arc::new(MemoryAdapter::new()),
@@ -73,7 +73,7 @@ pub fn connect_with(url: &str, strategy: LockStrategy) -> Result<Store, ConnectE
 
 /// Opens an SQLite store.
 #[cfg(not(feature = "sqlite"))]
-pub(crate) fn sqlite(_url: &str, shown: String) -> Result<Store, ConnectError> {
+pub(crate) fn sqlite(_url: &str, shown: String) -> Result<Database, ConnectError> {
     Err(feature_disabled(DatabaseKind::Sqlite, shown))
 }
 
@@ -83,7 +83,7 @@ pub(crate) fn postgres(
     _url: &str,
     shown: String,
     _strategy: LockStrategy,
-) -> Result<Store, ConnectError> {
+) -> Result<Database, ConnectError> {
     Err(feature_disabled(DatabaseKind::Postgres, shown))
 }
 
@@ -94,7 +94,7 @@ pub(crate) fn postgres(
     url: &str,
     shown: String,
     strategy: LockStrategy,
-) -> Result<Store, ConnectError> {
+) -> Result<Database, ConnectError> {
     use std::sync::Arc;
 
     use kaal_core::Adapter;
@@ -131,7 +131,7 @@ pub(crate) fn postgres(
             (adapter, migrate)
         }
     };
-    Ok(Store::from_parts(
+    Ok(Database::from_parts(
         DatabaseKind::Postgres,
         shown,
         adapter,
@@ -145,7 +145,7 @@ pub(crate) fn mysql(
     _url: &str,
     shown: String,
     _strategy: LockStrategy,
-) -> Result<Store, ConnectError> {
+) -> Result<Database, ConnectError> {
     Err(feature_disabled(DatabaseKind::Mysql, shown))
 }
 
@@ -157,7 +157,7 @@ pub(crate) fn mysql(
     url: &str,
     shown: String,
     strategy: LockStrategy,
-) -> Result<Store, ConnectError> {
+) -> Result<Database, ConnectError> {
     use std::sync::Arc;
 
     use kaal_core::Adapter;
@@ -186,7 +186,7 @@ pub(crate) fn mysql(
             .map(|_| ())
             .map_err(|err| err.to_string())
     });
-    Ok(Store::from_parts(
+    Ok(Database::from_parts(
         DatabaseKind::Mysql,
         shown,
         adapter,
@@ -197,12 +197,12 @@ pub(crate) fn mysql(
 /// Opens an SQLite store. Missing parent directories of the file are created, so a fresh
 /// checkout can point at e.g. `sqlite://target/kaal/kaal.db` with no set-up.
 #[cfg(feature = "sqlite")]
-pub(crate) fn sqlite(url: &str, shown: String) -> Result<Store, ConnectError> {
+pub(crate) fn sqlite(url: &str, shown: String) -> Result<Database, ConnectError> {
     use std::sync::Arc;
 
     use kaal_diesel_sqlite::SqliteStore;
 
-    let path = crate::store::sqlite_file(url).unwrap_or(url);
+    let path = crate::database::sqlite_file(url).unwrap_or(url);
     if let Some(dir) = std::path::Path::new(path).parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {
             std::fs::create_dir_all(dir).map_err(|err| ConnectError::Open {
@@ -218,7 +218,7 @@ pub(crate) fn sqlite(url: &str, shown: String) -> Result<Store, ConnectError> {
         cause: err.to_string(),
     })?);
     let migrations = store.clone();
-    Ok(Store::from_parts(
+    Ok(Database::from_parts(
         DatabaseKind::Sqlite,
         shown,
         store,

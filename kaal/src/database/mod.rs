@@ -1,4 +1,5 @@
-//! [`Store`]: an opened store (its backend, its URL as shown, its adapter and migrations),
+//! [`Database`]: a connected database (its kind, its URL as shown, its adapter and
+//! migrations),
 //! and what names one: [`DatabaseKind`], [`LockStrategy`], [`ConnectError`], [`redact`].
 
 use std::fmt;
@@ -152,9 +153,9 @@ pub enum ConnectError {
     },
 }
 
-/// A connected store: the [`Adapter`] the coordinator claims through (with its dispatch log
+/// A connected database: the [`Adapter`] the coordinator claims through (with its dispatch log
 /// and definitions), and the migrations of its database.
-pub struct Store {
+pub struct Database {
     backend: DatabaseKind,
     url: String,
     /// The pieces of the URL that `url` hides, hidden from migration errors too.
@@ -163,9 +164,9 @@ pub struct Store {
     migrate: Option<Box<dyn Fn() -> Result<(), String> + Send + Sync>>,
 }
 
-impl fmt::Debug for Store {
+impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store")
+        f.debug_struct("Database")
             .field("backend", &self.backend)
             .field("url", &self.url)
             .field("adapter", &self.adapter.name())
@@ -173,7 +174,7 @@ impl fmt::Debug for Store {
     }
 }
 
-impl Store {
+impl Database {
     /// Which database this is.
     pub fn backend(&self) -> DatabaseKind {
         self.backend
@@ -220,8 +221,8 @@ pub fn sqlite_file(url: &str) -> Option<&str> {
     (!path.is_empty()).then_some(path)
 }
 
-impl Store {
-    /// Builds a store from its parts (for the backend glue).
+impl Database {
+    /// Builds a connected database from its parts (for the backend glue).
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn from_parts(
         backend: DatabaseKind,

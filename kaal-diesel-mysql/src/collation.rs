@@ -1,25 +1,10 @@
-//! What the store checks about existing tables: that they exist, that the unique indexes
-//! the claims and upserts rely on are there, and whether lock keys compare exactly.
+//! Whether lock keys compare exactly: the collation of the tables' `key` columns, which
+//! tables the Ruby gem (or a DBA) created may have left case-insensitive.
 
 use diesel::mysql::MysqlConnection;
 use diesel::sql_types::{Nullable, Text};
 use diesel::{OptionalExtension, RunQueryDsl};
 use kaal_diesel::Statement;
-
-/// Whether a table exists in the connection's database (a count, 0 or 1). Parameter: table
-/// name.
-pub(crate) const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM information_schema.tables \
-WHERE table_schema = DATABASE() AND table_name = ?";
-
-/// How many unique indexes of a table cover exactly the given columns, in order
-/// (comma-separated), without prefix lengths. Parameters: table, columns.
-pub(crate) const UNIQUE_INDEXES_ON: &str = "SELECT COUNT(*) FROM (\
-SELECT LOWER(GROUP_CONCAT(column_name ORDER BY seq_in_index SEPARATOR ',')) AS cols, \
-MAX(sub_part IS NOT NULL) AS prefixed \
-FROM information_schema.statistics \
-WHERE table_schema = DATABASE() AND table_name = ? AND non_unique = 0 \
-GROUP BY index_name) AS idx \
-WHERE idx.cols = LOWER(?) AND idx.prefixed = 0";
 
 /// The collation of a table's `key` column. Parameter: table.
 pub(crate) const KEY_COLLATION: &str = "SELECT collation_name FROM information_schema.columns \
