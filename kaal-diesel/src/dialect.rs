@@ -2,15 +2,18 @@
 
 use std::error::Error as StdError;
 use std::fmt::Debug;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use diesel::r2d2::{Pool, R2D2Connection};
 use diesel::result::Error;
 use diesel::QueryResult;
+use kaal_core::DispatchStatus;
 
 use crate::checks::require_unique_indexes;
 use crate::claim_queries::ClaimQueries;
 use crate::error::OpenError;
-use crate::json_batch::ClaimSteps;
 use crate::pool::CheckedManager;
 use crate::queries::SharedQueries;
 use crate::shape::TableShape;
@@ -147,4 +150,55 @@ pub trait Dialect: Sized + Send + Sync + 'static {
         let _ = shape;
         require_unique_indexes(conn, Self::UNIQUE_INDEXES_SQL)
     }
+}
+
+/// How a backend claims leases, releases them, records dispatches and looks them up: the
+/// steps [`DieselStore`](crate::DieselStore) runs on `D`'s connections. Chosen by
+/// [`Dialect::Steps`]; [`JsonBatch`](crate::JsonBatch) for databases that do each in one statement.
+///
+/// Lease statements must let the **database's clock** decide expiry (compare `expires_at`
+/// with the database's current time, never with a time computed on the node), so a node
+/// whose clock is skewed can neither steal a live lease nor keep one past its ttl.
+pub trait ClaimSteps<D: Dialect> {
+    /// Takes `key` for `ttl` if it is free or its lease has expired (by the database's
+    /// clock); returns whether it did.
+    fn claim(
+        conn: &mut D::Connection,
+        key: &str,
+        ttl: Duration,
+        shape: TableShape,
+    ) -> QueryResult<bool>;
+
+    /// [`claim`](ClaimSteps::claim) for every key of `keys` in as few statements as the
+    /// database allows; element `i` says whether `keys[i]` was taken (a key given twice is
+    /// taken once: its first position says so, as a loop would).
+    fn claim_many(
+        conn: &mut D::Connection,
+        keys: &[String],
+        ttl: Duration,
+        shape: TableShape,
+    ) -> QueryResult<Vec<bool>>;
+
+    /// Deletes the lease of `key`; returns whether a lease that had not expired (by the
+    /// database's clock) was deleted.
+    fn release(conn: &mut D::Connection, key: &str) -> QueryResult<bool>;
+
+    /// Records `(key, fire_time)` of every pair as dispatched by `node_id` with `status` at
+    /// `dispatched_at`; an existing record of the same pair is overwritten or left alone, as
+    /// `write` says.
+    fn upsert_dispatches(
+        conn: &mut D::Connection,
+        pairs: &[(String, DateTime<Utc>)],
+        node_id: &str,
+        status: DispatchStatus,
+        dispatched_at: DbTime,
+        shape: TableShape,
+        write: DispatchWrite,
+    ) -> QueryResult<()>;
+
+    /// Element `i` says whether `pairs[i]` has a dispatch record.
+    fn dispatched_many(
+        conn: &mut D::Connection,
+        pairs: &[(String, DateTime<Utc>)],
+    ) -> QueryResult<Vec<bool>>;
 }

@@ -10,9 +10,9 @@ use kaal_core::{
 };
 
 use crate::claim_queries::ClaimQueries;
+use crate::dialect::ClaimSteps;
 use crate::dialect::{Dialect, DispatchWrite};
 use crate::error::error_chain;
-use crate::json_batch::ClaimSteps;
 use crate::queries::SharedQueries;
 use crate::rows::DispatchRow;
 use crate::store::DieselStore;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use kaal_core::{Adapter, DefinitionRegistry, DispatchRegistry, LockError, MAX_KEY_LEN};
 
+use crate::dialect::ClaimSteps;
 use crate::dialect::Dialect;
 use crate::error::error_chain;
-use crate::json_batch::ClaimSteps;
 use crate::store::DieselStore;
 
 /// Fails, saying why, when `key` is longer than [`MAX_KEY_LEN`] (255) bytes — the width of
