@@ -231,10 +231,13 @@ pub trait DispatchRegistry: Send + Sync {
     }
 }
 
-/// Records, after a successful acquire of dispatch lock keys, that they were dispatched —
-/// when dispatch logging is enabled and the adapter has a dispatch registry.
+/// Whether the coordinator writes the dispatch log, and as which node: with `enabled` and a
+/// [`DispatchRegistry`], a claim's commit point is its insert-only log row
+/// ([`DispatchRegistry::commit_claims`], see the [claim model](crate#the-claim-model));
+/// without, the lease alone decides.
 ///
-/// A failure to log is reported through `log::warn!`, never raised: the claim itself stands.
+/// Its two methods are from before the commit point (they log claims as `dispatched` after
+/// the fact) and are deprecated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatchLogging {
     /// Whether to write the log at all (`enable_log_dispatch_registry`).
@@ -248,6 +251,10 @@ impl DispatchLogging {
     /// [`parse_lock_key`]) as `dispatched` by this node in `registry` (an adapter's
     /// [`dispatch_registry`](crate::Adapter::dispatch_registry)). Returns how many were
     /// logged; a failure is reported through `log::warn!` and counts as none logged.
+    #[deprecated(
+        note = "a row written after a claim is not its commit point; the coordinator commits \
+                claims with `DispatchRegistry::commit_claims` (insert-only, one transaction)"
+    )]
     pub fn log_dispatch_attempts(
         &self,
         registry: Option<&dyn DispatchRegistry>,
@@ -257,7 +264,9 @@ impl DispatchLogging {
             .iter()
             .filter_map(|key| parse_lock_key(key))
             .collect();
-        match self.log_claims(registry, &pairs) {
+        #[allow(deprecated)]
+        let logged = self.log_claims(registry, &pairs);
+        match logged {
             Ok(logged) => logged,
             Err(err) => {
                 log::warn!("could not log {} dispatch(es): {err}", pairs.len());
@@ -270,6 +279,10 @@ impl DispatchLogging {
     /// error when that fails, for callers that must not run a job whose claim is unlogged
     /// (the coordinator). Returns how many were logged: 0 when logging is off, there is no
     /// dispatch registry, or `pairs` is empty.
+    #[deprecated(
+        note = "an upsert of `dispatched` rows overwrites other nodes' rows and is not a claim's \
+                commit point; use `DispatchRegistry::commit_claims` (insert-only)"
+    )]
     pub fn log_claims(
         &self,
         registry: Option<&dyn DispatchRegistry>,
