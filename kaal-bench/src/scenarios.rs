@@ -89,9 +89,14 @@ pub fn suite(target: &dyn Target, sizes: &Sizes) -> Vec<Row> {
     rows
 }
 
+/// A node's configuration, with a node id of its own: a node recognises the log rows its
+/// commit created by its id, so no two live nodes may share one (a second node with a live
+/// node's id is refused).
 fn config() -> Config {
+    static NODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NODES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Config {
-        node_id: "bench".into(),
+        node_id: format!("bench-{n}"),
         recovery_startup_jitter: Duration::ZERO,
         ..Config::default()
     }

@@ -434,6 +434,54 @@ pub fn a_second_coordinator_with_a_live_node_id_is_refused(backend: &dyn Backend
     assert!(second.stop(StdDuration::from_secs(10)));
 }
 
+/// Two processes given the same `node_id` and driven by `tick_at` alone (no `start`) tick
+/// the same instant at once: a node recognises the rows its commit created by its id, so
+/// both would take every row for their own. The first pass registers the id; the other node
+/// is refused with a message naming the holder, and each fire time runs once. When the
+/// first node is dropped it gives the id back and the other claims.
+pub fn nodes_sharing_a_node_id_without_start_do_not_both_claim(backend: &dyn Backend) {
+    let store = TestStore::new(backend);
+    let jobs: Vec<(String, &str)> = (0..20)
+        .map(|i| (format!("twin-{i}"), "0 * * * *"))
+        .collect();
+    let jobs: Vec<(&str, &str)> = jobs.iter().map(|(k, c)| (k.as_str(), *c)).collect();
+    let ledger = Ledger::default();
+    let first = node_with(scenario_config("twin"), store.open(), &jobs, &ledger);
+    let second = node_with(scenario_config("twin"), store.open(), &jobs, &ledger);
+    let at = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 1).unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let reports: Vec<_> = thread::scope(|scope| {
+        let handles: Vec<_> = [&first, &second]
+            .into_iter()
+            .map(|kaal| {
+                let barrier = barrier.clone();
+                scope.spawn(move || {
+                    barrier.wait();
+                    kaal.tick_at(at)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ran = ledger.lock().unwrap().len();
+    assert_eq!(ran, jobs.len(), "each fire time runs once: {reports:?}");
+    let refused: Vec<&String> = reports
+        .iter()
+        .flat_map(|r| &r.errors)
+        .filter(|e| e.contains("twin") && e.contains("another live process"))
+        .collect();
+    assert_eq!(refused.len(), 1, "one twin is refused: {reports:?}");
+    drop(first);
+    let later = at + Duration::hours(1);
+    let report = second.tick_at(later);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        report.dispatched.len(),
+        jobs.len(),
+        "the id is free once the first is gone"
+    );
+}
+
 /// A node that committed claims and died before starting them: a live node runs them, once,
 /// as soon as the dead node counts as gone (`node_timeout`, by the store's clock).
 pub fn a_dead_nodes_queued_claims_run_once_elsewhere(backend: &dyn Backend) {

@@ -112,6 +112,7 @@ macro_rules! conformance_suite {
             claims::node_ids_are_unique_among_live_nodes,
             claims::simultaneous_registrations_of_one_id_admit_one,
             claims::a_second_coordinator_with_a_live_node_id_is_refused,
+            claims::nodes_sharing_a_node_id_without_start_do_not_both_claim,
             claims::a_dead_nodes_queued_claims_run_once_elsewhere,
             claims::a_restarted_node_takes_its_id_back_after_node_timeout,
         );

@@ -54,6 +54,12 @@ pub(super) struct DbClock {
     reading: Option<(DateTime<Utc>, Instant)>,
     /// The registration was taken over by another process with this node_id.
     evicted: bool,
+    /// When (monotonic) this node's registration was last written: registered or
+    /// heartbeated. `None` until it registers.
+    seen: Option<Instant>,
+    /// This node registered on its own first pass (driven by `tick_at` / `recover_at`
+    /// without `start`): it deregisters when dropped.
+    pub(super) lazily: bool,
 }
 
 impl DbClock {
@@ -112,6 +118,7 @@ impl Inner {
                     let mut clock = lock(&self.db_clock);
                     clock.record(database_now);
                     clock.evicted = false;
+                    clock.seen = Some(Instant::now());
                     return Ok(true);
                 }
                 Registration::Duplicate(holder) if began.elapsed() >= patience => {
@@ -158,6 +165,7 @@ impl Inner {
                 let mut clock = lock(&self.db_clock);
                 clock.record(database_now);
                 clock.evicted = false;
+                clock.seen = Some(Instant::now());
             }
             Ok(None) => {
                 // Taken for dead (a stall longer than node_timeout) and replaced, or the row
@@ -175,6 +183,56 @@ impl Inner {
             }
             Err(err) => log::warn!("node {}: heartbeat failed: {err}", self.node.node_id),
         }
+    }
+
+    /// Why this node must not claim now, if it must not: it holds no registration of its
+    /// `node_id`.
+    ///
+    /// A node recognises the log rows its commit created by its `node_id` (and the commit's
+    /// database time), so two live processes sharing an id would each take the other's rows
+    /// for their own and run them too. `start` registers (and a heartbeat thread keeps the
+    /// registration fresh); a node driven by [`tick_at`](crate::Coordinator::tick_at) or
+    /// [`recover_at`](crate::Coordinator::recover_at) alone registers on its first pass,
+    /// heartbeats on later passes, and deregisters when dropped. A live registration of the
+    /// same id by another process refuses the pass, with a message naming that process:
+    /// the id must be changed, or that process stopped. Without the dispatch log (ids
+    /// identify no rows) or a node registry, nothing is checked.
+    pub(super) fn registration_refusal(&self) -> Option<String> {
+        self.log()?;
+        let nodes = self.nodes()?;
+        let seen = lock(&self.db_clock).seen;
+        match seen {
+            Some(at) if at.elapsed() < self.config.node_timeout / 2 => {}
+            Some(_) => self.heartbeat(),
+            None => match nodes.register_node(&self.node, self.config.node_timeout) {
+                Ok(Registration::Registered { database_now }) => {
+                    let mut clock = lock(&self.db_clock);
+                    clock.record(database_now);
+                    clock.evicted = false;
+                    clock.seen = Some(Instant::now());
+                    clock.lazily = true;
+                }
+                Ok(Registration::Duplicate(holder)) => {
+                    return Some(format!(
+                        "node_id {:?} is registered by another live process (pid {} on {}, last seen {}); \
+                         this node claims nothing — give each process its own node_id, or stop that one",
+                        holder.node_id, holder.pid, holder.host, holder.last_seen
+                    ));
+                }
+                Err(err) => {
+                    return Some(format!(
+                        "node {}: cannot register ({err}); claiming nothing this pass",
+                        self.node.node_id
+                    ));
+                }
+            },
+        }
+        lock(&self.db_clock).evicted.then(|| {
+            format!(
+                "node {}: another live process registered the same node_id; not claiming",
+                self.node.node_id
+            )
+        })
     }
 
     /// Why this node must not claim at `now` (read off its clock), if it must not: its clock

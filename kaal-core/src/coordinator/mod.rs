@@ -429,6 +429,12 @@ impl Drop for Coordinator {
     fn drop(&mut self) {
         if let Some(worker) = lock(&self.worker).as_ref() {
             worker.stop.stop();
+            return;
+        }
+        // A node that registered on its own first pass gives its id back, so the next
+        // process (or coordinator) with the same id need not wait for it to expire.
+        if lock(&self.inner.db_clock).lazily {
+            self.inner.deregister();
         }
     }
 }
@@ -504,6 +510,13 @@ impl Inner {
             }
         }
         let _leave = Leave(me);
+        if let Some(refusal) = self.registration_refusal() {
+            log::error!("{refusal}");
+            return TickReport {
+                errors: vec![refusal],
+                ..TickReport::default()
+            };
+        }
         self.run_pass(now, recover_from)
     }
 
