@@ -15,6 +15,9 @@
 //!
 //! // tests/open.rs
 //! kaal_diesel::open_suite!(common::FooHooks);
+//!
+//! // tests/advisory.rs of a backend with session locks (FooHooks is a SessionBackend too)
+//! kaal_diesel::session_suite!(common::FooHooks);
 //! ```
 //!
 //! Each macro expands into one `#[test]` per behaviour, named after it, so a behaviour that
@@ -28,6 +31,12 @@
 //! * [`open`] — opening and migrating: tables of the wrong shape refused untouched, tables
 //!   the Ruby gem created accepted as they are, databases an older kaal migrated part-way,
 //!   raced migrations;
+//! * [`sessions`] — locks held by a database session (PostgreSQL advisory locks, MySQL
+//!   named locks), with the extra hooks of [`SessionBackend`]: exclusion of other
+//!   sessions, no re-entry, release only by the holder, the ttl kept by the holder, a
+//!   killed session reported and replaced, large batches, key limits, claims on logged fire
+//!   times given back, the registries beside the locks
+//!   ([`session_suite!`](crate::session_suite));
 //! * [`throughput`] — the lease rates the backends print for the record;
 //! * [`logs`] — what the crate logs, captured so a test can check it.
 #![allow(clippy::unwrap_used)]
@@ -35,6 +44,7 @@
 pub mod leases;
 pub mod logs;
 pub mod open;
+pub mod sessions;
 pub mod throughput;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +58,8 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 use kaal_core::{Adapter, Clock};
 
 use crate::{Dialect, DieselStore};
+
+pub use sessions::SessionBackend;
 
 /// What a backend's test binary supplies to run the shared store behaviours: how to make
 /// and remove a database, how to reach it without a kaal store, and the few pieces of SQL
@@ -474,6 +486,25 @@ macro_rules! open_suite {
             an_unmigrated_database_says_to_run_the_migrations,
             the_gem_tables_report_the_pending_migration_until_it_runs,
             a_unique_index_on_the_definition_key_alone_is_refused,
+        );
+    };
+}
+
+/// Expands into one `#[test]` per behaviour of [`sessions`] for the backend `$backend` (an
+/// expression yielding a [`SessionBackend`], evaluated once per test).
+#[macro_export]
+macro_rules! session_suite {
+    ($backend:expr) => {
+        $crate::__store_tests!($backend; sessions;
+            a_held_lock_excludes_other_sessions,
+            acquire_of_a_held_key_from_the_same_process_returns_false,
+            release_from_another_adapter_returns_false_and_leaves_the_lock_held,
+            a_killed_lock_session_is_reported_replaced_and_its_locks_treated_as_lost,
+            a_lock_past_its_ttl_is_released_by_its_holder,
+            a_batch_of_many_locks_is_taken_in_one_call_and_excludes_others,
+            a_key_over_255_bytes_is_a_clear_error,
+            a_claim_on_a_fire_time_its_dead_holder_logged_is_given_back,
+            the_registries_are_the_databases_tables,
         );
     };
 }

@@ -1,8 +1,8 @@
 //! The MySQL backend as the tests see it: every store a fresh database on the server of
 //! `KAAL_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`), dropped after the test;
 //! every node its own pool (and, for named locks, its own session). [`MysqlHooks`] runs
-//! kaal-diesel's shared store behaviours, and ([`MYSQL_LEASES`], [`MYSQL_NAMED_LOCKS`])
-//! kaal-testkit's conformance suite.
+//! kaal-diesel's shared store and session-lock behaviours, and ([`MYSQL_LEASES`],
+//! [`MYSQL_NAMED_LOCKS`]) kaal-testkit's conformance suite.
 #![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -10,8 +10,8 @@ use std::sync::Arc;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, MysqlConnection};
 use diesel_migrations::EmbeddedMigrations;
-use kaal_diesel::testing::{fresh_database_name, Conformance, SqlBackend};
-use kaal_diesel_mysql::{MysqlDialect, MysqlNamedLockAdapter, MysqlOptions, MysqlStore};
+use kaal_diesel::testing::{fresh_database_name, Conformance, SessionBackend, SqlBackend};
+use kaal_diesel_mysql::{lock_name, MysqlDialect, MysqlNamedLockAdapter, MysqlOptions, MysqlStore};
 
 pub use kaal_diesel::testing::{database_of, logs, text_on, with_database};
 
@@ -171,12 +171,65 @@ pub fn open(locator: &str) -> MysqlStore {
     MysqlStore::open(locator).unwrap_or_else(|err| panic!("cannot open store {locator}: {err}"))
 }
 
-/// A named-lock adapter on `locator` whose lock names are prefixed with the database's name,
-/// so tests on different databases of one server do not share locks.
+/// The namespace of [`open_named`]'s adapters on `locator`: the database's name and `:`.
+pub fn test_namespace(locator: &str) -> String {
+    format!("{}:", database_of(locator))
+}
+
+/// A named-lock adapter on `locator` whose lock names are prefixed with the database's name
+/// ([`test_namespace`]), so tests on different databases of one server do not share locks.
 pub fn open_named(locator: &str) -> MysqlNamedLockAdapter {
-    let namespace = format!("{}:", database_of(locator));
-    MysqlNamedLockAdapter::open_with(locator, MysqlOptions::default(), namespace)
+    MysqlNamedLockAdapter::open_with(locator, MysqlOptions::default(), test_namespace(locator))
         .unwrap_or_else(|err| panic!("cannot open named locks on {locator}: {err}"))
+}
+
+/// Whether another session could take the named lock `name` right now (`IS_FREE_LOCK`), as
+/// a Ruby node would try.
+pub fn name_is_free(db: &TempDb, name: &str) -> bool {
+    db.text(&format!(
+        "SELECT CAST(IS_FREE_LOCK('{}') AS CHAR) AS value",
+        name.replace('\'', "''")
+    )) == "1"
+}
+
+/// What kaal-diesel's shared session-lock behaviours need of MySQL: the named-lock adapter
+/// of [`open_named`] (namespaced by database), and its locks as another session sees them.
+impl SessionBackend for MysqlHooks {
+    type Locks = MysqlNamedLockAdapter;
+
+    const LOCKS_NAME: &'static str = "MySQL named lock";
+    const MANY_LOCKS: usize = 1_000;
+
+    fn open_locks(&self, locator: &str) -> MysqlNamedLockAdapter {
+        open_named(locator)
+    }
+
+    fn held_count(locks: &MysqlNamedLockAdapter) -> usize {
+        locks.held_count()
+    }
+
+    fn free_for_others(&self, db: &TempDb, key: &str) -> bool {
+        name_is_free(db, &named_lock_of(db, key))
+    }
+
+    /// The connection id `IS_USED_LOCK` gives.
+    fn holder_of(&self, db: &TempDb, key: &str) -> Option<String> {
+        let id = db.text(&format!(
+            "SELECT COALESCE(CAST(IS_USED_LOCK('{}') AS CHAR), '') AS value",
+            named_lock_of(db, key).replace('\'', "''")
+        ));
+        (!id.is_empty()).then_some(id)
+    }
+
+    fn kill_session(&self, db: &TempDb, connection_id: &str) {
+        let id: u64 = connection_id.parse().unwrap();
+        db.exec(&format!("KILL {id}"));
+    }
+}
+
+/// The name [`open_named`]'s adapters on `db` lock for `key`.
+fn named_lock_of(db: &TempDb, key: &str) -> String {
+    lock_name(&format!("{}{key}", test_namespace(db.locator())))
 }
 
 /// Lease-table stores in fresh databases.

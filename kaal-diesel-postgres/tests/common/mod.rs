@@ -1,8 +1,8 @@
 //! The PostgreSQL backend as the tests see it: every store a fresh database on the server
 //! named by `KAAL_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), created
 //! through that URL's database and dropped after the test (`WITH (FORCE)`). [`PgHooks`]
-//! runs kaal-diesel's shared store behaviours, and ([`PG_LEASES`], [`PG_ADVISORY`])
-//! kaal-testkit's conformance suite.
+//! runs kaal-diesel's shared store and session-lock behaviours, and ([`PG_LEASES`],
+//! [`PG_ADVISORY`]) kaal-testkit's conformance suite.
 //!
 //! An unreachable server fails the test with a message naming the URL; nothing is skipped.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
@@ -13,8 +13,8 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use diesel_migrations::EmbeddedMigrations;
 use kaal_core::Adapter;
-use kaal_diesel::testing::{fresh_database_name, Conformance, SqlBackend};
-use kaal_diesel_postgres::{PgAdvisoryAdapter, PgDialect, PgStore};
+use kaal_diesel::testing::{fresh_database_name, Conformance, SessionBackend, SqlBackend};
+use kaal_diesel_postgres::{advisory_lock_id, PgAdvisoryAdapter, PgDialect, PgStore};
 
 pub use kaal_diesel::testing::{database_of, logs, text_on, with_database};
 
@@ -179,6 +179,56 @@ impl SqlBackend for PgHooks {
 
     fn outage(&self, url: &str) -> Option<Box<dyn kaal_testkit::Outage>> {
         Some(Box::new(kaal_testkit::TcpCut::new(url, 5432)))
+    }
+}
+
+/// What kaal-diesel's shared session-lock behaviours need of PostgreSQL: the advisory
+/// adapter, and advisory locks as another session sees them — under the Ruby gem's ids
+/// ([`advisory_lock_id`]), as a Ruby node would take them.
+impl SessionBackend for PgHooks {
+    type Locks = PgAdvisoryAdapter;
+
+    const LOCKS_NAME: &'static str = "PostgreSQL advisory";
+
+    fn open_locks(&self, url: &str) -> PgAdvisoryAdapter {
+        open_advisory(url)
+    }
+
+    fn held_count(locks: &PgAdvisoryAdapter) -> usize {
+        locks.held_count()
+    }
+
+    /// Takes the gem's lock id of `key` and gives it back, on a new connection.
+    fn free_for_others(&self, db: &TempDb, key: &str) -> bool {
+        let id = advisory_lock_id(key);
+        db.text(&format!(
+            "SELECT (pg_try_advisory_lock({id}) AND pg_advisory_unlock({id}))::text AS value"
+        )) == "true"
+    }
+
+    /// The backend pid `pg_locks` lists as granted the advisory lock of the gem's id of
+    /// `key` in this database (a bigint lock: high half in `classid`, low half in `objid`).
+    fn holder_of(&self, db: &TempDb, key: &str) -> Option<String> {
+        let bits = advisory_lock_id(key) as u64;
+        let (high, low) = (bits >> 32, bits & 0xffff_ffff);
+        db.texts(&format!(
+            "SELECT pid::text AS value FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND objsubid = 1 AND classid = '{high}'::oid AND objid = '{low}'::oid \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ))
+        .into_iter()
+        .next()
+    }
+
+    fn kill_session(&self, db: &TempDb, pid: &str) {
+        let pid: i32 = pid.parse().unwrap();
+        assert_eq!(
+            db.text(&format!(
+                "SELECT pg_terminate_backend({pid})::text AS value"
+            )),
+            "true",
+            "backend {pid} was not terminated"
+        );
     }
 }
 
