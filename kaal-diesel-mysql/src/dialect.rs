@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 use diesel::mysql::MysqlConnection;
 use diesel::result::{DatabaseErrorKind, Error};
 use diesel::sql_types::{BigInt, Nullable};
-use diesel::{Connection, QueryResult, RunQueryDsl};
+use diesel::{QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use kaal_diesel::{ConnectionPool, Dialect, OpenError, Statement, TableShape};
 
@@ -47,14 +47,6 @@ impl Dialect for MysqlDialect {
         options: &MysqlOptions,
     ) -> Result<(ConnectionPool<Self>, String), OpenError> {
         open::connect(locator, options)
-    }
-
-    fn write_transaction<T, E, F>(conn: &mut MysqlConnection, f: F) -> Result<T, E>
-    where
-        F: FnOnce(&mut MysqlConnection) -> Result<T, E>,
-        E: From<Error>,
-    {
-        conn.transaction(f)
     }
 
     fn lock_definitions(

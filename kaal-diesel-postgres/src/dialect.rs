@@ -51,14 +51,6 @@ impl Dialect for PgDialect {
         open::connect(locator, options)
     }
 
-    fn write_transaction<T, E, F>(conn: &mut PgConnection, f: F) -> Result<T, E>
-    where
-        F: FnOnce(&mut PgConnection) -> Result<T, E>,
-        E: From<Error>,
-    {
-        conn.transaction(f)
-    }
-
     fn lock_definitions(
         conn: &mut PgConnection,
         namespace: &str,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use diesel::r2d2::{Pool, R2D2Connection};
 use diesel::result::Error;
-use diesel::QueryResult;
+use diesel::{Connection, QueryResult};
 use kaal_core::DispatchStatus;
 
 use crate::checks::require_unique_indexes;
@@ -92,11 +92,16 @@ pub trait Dialect: Sized + Send + Sync + 'static {
 
     /// Runs `f` in a transaction that takes the write lock at its start where the database
     /// distinguishes (SQLite: `BEGIN IMMEDIATE`), so read-then-write sequences cannot be
-    /// interleaved or fail half-way on a lock upgrade.
+    /// interleaved or fail half-way on a lock upgrade. The default is a plain transaction
+    /// (PostgreSQL, MySQL: their writes take row locks as they go); SQLite overrides it with
+    /// `BEGIN IMMEDIATE`.
     fn write_transaction<T, E, F>(conn: &mut Self::Connection, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut Self::Connection) -> Result<T, E>,
-        E: From<Error>;
+        E: From<Error>,
+    {
+        conn.transaction(f)
+    }
 
     /// Inside a [`write_transaction`](Dialect::write_transaction), as its first statement:
     /// locks the stored definitions of `namespace` (only the one of `key`, when given) until
