@@ -56,7 +56,8 @@
 //! in the order [`JsonBatch`] binds them), implements [`JsonBatchDialect`] and sets
 //! `type Steps = JsonBatch;`; otherwise it implements [`ClaimSteps`] itself. Its store is
 //! then `pub type FooStore = DieselStore<FooDialect>;`, opened with `FooStore::open(url)`,
-//! and its tests call [`testing`]'s shared store behaviours (feature `testing`).
+//! and its tests call the shared store behaviours of the `testing` module (feature
+//! `testing`).
 //!
 //! If the database also has locks scoped to a session, the crate implements [`LockSql`] on a
 //! private type (open a dedicated connection; take, give back and ping on it) and makes its
