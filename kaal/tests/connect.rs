@@ -59,7 +59,12 @@ fn a_plain_path_opens_sqlite_creating_missing_directories() {
 
     // A second process's view: the same file, a fresh node, nothing left to dispatch.
     let again = connect(&format!("sqlite://{}", path.display())).unwrap();
-    let other = Kaal::new(Config::default(), again.adapter()).unwrap();
+    // Another process has a node id of its own (the default is host and pid).
+    let config = Config {
+        node_id: "second-process".into(),
+        ..Config::default()
+    };
+    let other = Kaal::new(config, again.adapter()).unwrap();
     other
         .register(
             "hello",
