@@ -11,7 +11,14 @@ use chrono::{DateTime, Utc};
 use crate::error::RegistryError;
 use crate::keys::parse_lock_key;
 
-/// The outcome recorded for a dispatch.
+/// Where a fire time's run stands: its row in the dispatch log moves
+/// `claimed → dispatched → succeeded | failed | timed_out | abandoned`, or
+/// `claimed → skipped`.
+///
+/// Every status means the fire time **is taken**: a row of any status is never claimed or
+/// run again by recovery (the Ruby gem's meaning of a row). `dispatched` is the running
+/// state — the gem's word for "handed to the job" — kept so that rows of older kaal nodes
+/// and of the gem read the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DispatchStatus {
     /// The fire time is taken by a node that has not started its job yet (stored as
@@ -20,20 +27,53 @@ pub enum DispatchStatus {
     /// (see [`DispatchRegistry::reassign_claim`]), so a fire time a dead node never started
     /// still runs, once.
     Claimed,
-    /// The fire time was claimed and handed to the job (stored as `dispatched`).
+    /// The job was started and is running, or was handed to it by a writer that records no
+    /// outcome (the Ruby gem, kaal before the run lifecycle) (stored as `dispatched`).
     Dispatched,
-    /// The job was handed the fire time and reported an error or panicked (stored as `failed`).
+    /// The job ran and returned success (stored as `succeeded`).
+    Succeeded,
+    /// The job reported an error, panicked or exited non-zero, after its last attempt
+    /// (stored as `failed`); the row's `error` says why.
     Failed,
+    /// The job ran past its timeout (stored as `timed_out`): a command's process group was
+    /// killed; a callback, which cannot be interrupted, was recorded and left to finish.
+    TimedOut,
+    /// The job was running on a node that is gone (no heartbeat for `node_timeout`), and
+    /// another node recorded it as lost (stored as `abandoned`).
+    Abandoned,
+    /// The fire time was taken but deliberately not run (stored as `skipped`); the row's
+    /// `error` holds the reason (`overlap`, `missed deadline`, `catch-up: latest`).
+    Skipped,
 }
 
 impl DispatchStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [DispatchStatus; 7] = [
+        DispatchStatus::Claimed,
+        DispatchStatus::Dispatched,
+        DispatchStatus::Succeeded,
+        DispatchStatus::Failed,
+        DispatchStatus::TimedOut,
+        DispatchStatus::Abandoned,
+        DispatchStatus::Skipped,
+    ];
+
     /// The string stored in the `status` column.
     pub fn as_str(self) -> &'static str {
         match self {
             DispatchStatus::Claimed => "claimed",
             DispatchStatus::Dispatched => "dispatched",
+            DispatchStatus::Succeeded => "succeeded",
             DispatchStatus::Failed => "failed",
+            DispatchStatus::TimedOut => "timed_out",
+            DispatchStatus::Abandoned => "abandoned",
+            DispatchStatus::Skipped => "skipped",
         }
+    }
+
+    /// Whether the run is over (no further transition is made by kaal).
+    pub fn is_final(self) -> bool {
+        !matches!(self, DispatchStatus::Claimed | DispatchStatus::Dispatched)
     }
 }
 
@@ -47,14 +87,16 @@ impl FromStr for DispatchStatus {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "claimed" => Ok(DispatchStatus::Claimed),
-            "dispatched" => Ok(DispatchStatus::Dispatched),
-            "failed" => Ok(DispatchStatus::Failed),
-            other => Err(format!(
-                "unknown dispatch status {other:?}: expected \"claimed\", \"dispatched\" or \"failed\""
-            )),
-        }
+        DispatchStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = DispatchStatus::ALL.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "unknown dispatch status {s:?}: expected one of {}",
+                    known.join(", ")
+                )
+            })
     }
 }
 
@@ -103,6 +145,10 @@ pub struct Commits {
 /// One row of the dispatch log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatchRecord {
+    /// The row's sequence id: the run's **fencing token**. Ids grow with every insert into
+    /// the log, so a later claim of a job always carries a larger token than an earlier one
+    /// (see [`Fire::fencing_token`](crate::Fire::fencing_token)). 0 when the store keeps none.
+    pub id: i64,
     /// The cron key of the job.
     pub key: String,
     /// The scheduled instant that was dispatched.
@@ -113,6 +159,47 @@ pub struct DispatchRecord {
     pub node_id: String,
     /// How it went.
     pub status: DispatchStatus,
+    /// When the job started (the store's clock); `None` for a row never started, and for
+    /// rows written without the run lifecycle (the Ruby gem, older kaal).
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the run reached its final status (the store's clock).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Which attempt ran last: 0 before the first start, 1 for the first attempt.
+    pub attempt: u32,
+    /// Why a run failed, timed out, was abandoned or skipped; `None` otherwise. At most
+    /// [`MAX_ERROR_CHARS`] characters.
+    pub error: Option<String>,
+}
+
+impl DispatchRecord {
+    /// How long the run took (`finished_at - started_at`), once both are known.
+    pub fn duration(&self) -> Option<chrono::Duration> {
+        Some(self.finished_at? - self.started_at?)
+    }
+}
+
+/// The longest `error` text stored with a run, in characters; longer texts keep their first
+/// [`MAX_ERROR_CHARS`]` - 1` characters and end in `…`.
+pub const MAX_ERROR_CHARS: usize = 2000;
+
+/// `text` cut to [`MAX_ERROR_CHARS`] characters (see there).
+pub fn clip_error(text: &str) -> String {
+    if text.chars().count() <= MAX_ERROR_CHARS {
+        return text.to_string();
+    }
+    let mut clipped: String = text.chars().take(MAX_ERROR_CHARS - 1).collect();
+    clipped.push('…');
+    clipped
+}
+
+/// What a run's row records beyond its status (see [`DispatchRegistry::record_run`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunUpdate {
+    /// The attempt the update is about (1 for the first).
+    pub attempt: u32,
+    /// The reason of a failure, timeout, abandonment or skip (clipped to
+    /// [`MAX_ERROR_CHARS`] by the store); `None` clears it.
+    pub error: Option<String>,
 }
 
 /// Storage of [`DispatchRecord`]s, unique per `(key, fire_time)`.
@@ -216,6 +303,70 @@ pub trait DispatchRegistry: Send + Sync {
     /// Every `claimed` (never started) row whose fire time is at or after `since`, oldest
     /// first.
     fn unstarted_claims(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError>;
+
+    /// **Starts a run**: moves the row of `(key, fire_time)` from `claimed` to `dispatched`,
+    /// only if `node_id` owns it and it is still `claimed`, stamping `started_at` (and
+    /// `dispatched_at`) with the store's clock and `attempt = 1`. Returns the row's id — the
+    /// run's fencing token — when it did, `None` when it did not. The job runs only after
+    /// `Some`, so no fire time starts twice.
+    ///
+    /// The default makes it of [`transition`](DispatchRegistry::transition) and
+    /// [`find_dispatch`](DispatchRegistry::find_dispatch); SQL stores do it in one statement
+    /// where the database can answer the id (`RETURNING`).
+    fn start_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+    ) -> Result<Option<i64>, RegistryError> {
+        if !self.transition(
+            key,
+            fire_time,
+            node_id,
+            DispatchStatus::Claimed,
+            DispatchStatus::Dispatched,
+        )? {
+            return Ok(None);
+        }
+        Ok(self.find_dispatch(key, fire_time)?.map(|row| row.id))
+    }
+
+    /// Records how a run went: moves the row of `(key, fire_time)` from `from` to `to`, only
+    /// if `node_id` owns it and its status is `from`, storing `update`'s attempt and error
+    /// and stamping `dispatched_at` with the store's clock — and `finished_at` when `to` is
+    /// final ([`DispatchStatus::is_final`]). Returns whether it did: `false` means the row is
+    /// no longer this node's run (another node recorded it `abandoned`, say), and nothing
+    /// was written.
+    ///
+    /// `Dispatched → Dispatched` records a failed attempt of a run that will be retried;
+    /// `Claimed → Skipped` a fire time taken and deliberately not run.
+    ///
+    /// The default is [`transition`](DispatchRegistry::transition), which stores neither
+    /// the attempt nor the error.
+    fn record_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        from: DispatchStatus,
+        to: DispatchStatus,
+        update: &RunUpdate,
+    ) -> Result<bool, RegistryError> {
+        let _ = update;
+        self.transition(key, fire_time, node_id, from, to)
+    }
+
+    /// Every started run still `dispatched` (with a `started_at`: rows the gem or older kaal
+    /// wrote are never reported) whose fire time is at or after `since`, oldest first. What
+    /// node-loss detection reads.
+    fn running_runs(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError> {
+        Ok(self
+            .find_by_status(DispatchStatus::Dispatched)?
+            .into_iter()
+            .filter(|row| row.started_at.is_some() && row.fire_time >= since)
+            .rev()
+            .collect())
+    }
 
     /// [`log_dispatch`](DispatchRegistry::log_dispatch) for many pairs with one node and
     /// status. SQL backends write them in one statement.

@@ -177,8 +177,8 @@ pub use definition::{
     BatchOutcome, Definition, DefinitionRegistry, DefinitionSource, DefinitionWrite, NewDefinition,
 };
 pub use dispatch::{
-    dispatch_log_key, Commit, Commits, DispatchLogging, DispatchRecord, DispatchRegistry,
-    DispatchStatus, CLAIM_TOLERANCE,
+    clip_error, dispatch_log_key, Commit, Commits, DispatchLogging, DispatchRecord,
+    DispatchRegistry, DispatchStatus, RunUpdate, CLAIM_TOLERANCE, MAX_ERROR_CHARS,
 };
 pub use error::{KeyError, LockError, RegistryError};
 pub use kaal::Kaal;

@@ -15,7 +15,8 @@ use crate::definition::{
     BatchOutcome, Definition, DefinitionRegistry, DefinitionWrite, NewDefinition,
 };
 use crate::dispatch::{
-    Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus, CLAIM_TOLERANCE,
+    clip_error, Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus, RunUpdate,
+    CLAIM_TOLERANCE,
 };
 use crate::error::{LockError, RegistryError};
 use crate::nodes::{is_live, NodeInfo, NodeRecord, NodeRegistry, Registration};
@@ -177,6 +178,8 @@ impl Adapter for MemoryAdapter {
 pub struct MemoryDispatchRegistry {
     clock: Arc<dyn Clock>,
     records: Mutex<BTreeMap<(String, DateTime<Utc>), DispatchRecord>>,
+    /// The last id handed out; ids grow with every insert, as a SQL sequence's do.
+    last_id: std::sync::atomic::AtomicI64,
 }
 
 impl Default for MemoryDispatchRegistry {
@@ -191,6 +194,36 @@ impl MemoryDispatchRegistry {
         Self {
             clock,
             records: Mutex::new(BTreeMap::new()),
+            last_id: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    fn next_id(&self) -> i64 {
+        self.last_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
+    /// A new record with the next id.
+    fn record(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+        node_id: &str,
+        status: DispatchStatus,
+    ) -> DispatchRecord {
+        DispatchRecord {
+            id: self.next_id(),
+            key: key.to_string(),
+            fire_time,
+            dispatched_at: now,
+            node_id: node_id.to_string(),
+            status,
+            started_at: None,
+            finished_at: None,
+            attempt: 0,
+            error: None,
         }
     }
 
@@ -217,14 +250,20 @@ impl DispatchRegistry for MemoryDispatchRegistry {
         node_id: &str,
         status: DispatchStatus,
     ) -> Result<(), RegistryError> {
-        let record = DispatchRecord {
-            key: key.to_string(),
-            fire_time,
-            dispatched_at: self.clock.now(),
-            node_id: node_id.to_string(),
-            status,
-        };
-        lock(&self.records).insert((key.to_string(), fire_time), record);
+        let now = self.clock.now();
+        let mut records = lock(&self.records);
+        match records.get_mut(&(key.to_string(), fire_time)) {
+            // An upsert keeps the row (and its id), as the SQL stores' do.
+            Some(record) => {
+                record.dispatched_at = now;
+                record.node_id = node_id.to_string();
+                record.status = status;
+            }
+            None => {
+                let record = self.record(key, fire_time, now, node_id, status);
+                records.insert((key.to_string(), fire_time), record);
+            }
+        }
         Ok(())
     }
 
@@ -275,16 +314,8 @@ impl DispatchRegistry for MemoryDispatchRegistry {
                 if records.contains_key(&slot) {
                     return Commit::Taken;
                 }
-                records.insert(
-                    slot,
-                    DispatchRecord {
-                        key: key.clone(),
-                        fire_time: *fire_time,
-                        dispatched_at: now,
-                        node_id: node_id.to_string(),
-                        status: DispatchStatus::Claimed,
-                    },
-                );
+                let record = self.record(key, *fire_time, now, node_id, DispatchStatus::Claimed);
+                records.insert(slot, record);
                 Commit::Created
             })
             .collect();
@@ -308,6 +339,54 @@ impl DispatchRegistry for MemoryDispatchRegistry {
             Some(record) if record.node_id == node_id && record.status == from => {
                 record.status = to;
                 record.dispatched_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn start_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+    ) -> Result<Option<i64>, RegistryError> {
+        let now = self.clock.now();
+        let mut records = lock(&self.records);
+        match records.get_mut(&(key.to_string(), fire_time)) {
+            Some(record)
+                if record.node_id == node_id && record.status == DispatchStatus::Claimed =>
+            {
+                record.status = DispatchStatus::Dispatched;
+                record.dispatched_at = now;
+                record.started_at = Some(now);
+                record.attempt = 1;
+                Ok(Some(record.id))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn record_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        from: DispatchStatus,
+        to: DispatchStatus,
+        update: &RunUpdate,
+    ) -> Result<bool, RegistryError> {
+        let now = self.clock.now();
+        let mut records = lock(&self.records);
+        match records.get_mut(&(key.to_string(), fire_time)) {
+            Some(record) if record.node_id == node_id && record.status == from => {
+                record.status = to;
+                record.dispatched_at = now;
+                record.attempt = update.attempt;
+                record.error = update.error.as_deref().map(clip_error);
+                if to.is_final() {
+                    record.finished_at = Some(now);
+                }
                 Ok(true)
             }
             _ => Ok(false),

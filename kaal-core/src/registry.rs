@@ -21,6 +21,35 @@ pub struct Fire {
     /// `{namespace}-{key}-{unix seconds}`: the same on every node for this fire time, so the
     /// job can deduplicate its own side effects.
     pub idempotency_key: String,
+    /// The run's **fencing token**: its dispatch-log row's id, which grows with every claim
+    /// across the fleet, so a later run of the job always holds a larger token than an
+    /// earlier one. Hand it to the systems the job writes to and have them refuse a write
+    /// carrying a token lower than the last one they accepted: a run that stalled (a long GC
+    /// pause, a frozen VM) and wakes after a newer run then cannot overwrite the newer
+    /// run's result. `None` when the dispatch log is off (no row, no token).
+    ///
+    /// ```sql
+    /// -- the downstream write, guarded by the token
+    /// UPDATE report SET body = $1, fencing_token = $2
+    ///  WHERE id = 1 AND fencing_token < $2;   -- 0 rows: a newer run already wrote
+    /// ```
+    pub fencing_token: Option<i64>,
+    /// Which attempt this is: 1 for the first (retries count up).
+    pub attempt: u32,
+}
+
+impl Fire {
+    /// A fire of `key` at `fire_time` in `namespace`, first attempt, with no fencing token
+    /// (what a job is handed when the dispatch log is off, and what tests build).
+    pub fn new(namespace: &str, key: &str, fire_time: DateTime<Utc>) -> Self {
+        Fire {
+            key: key.to_string(),
+            fire_time,
+            idempotency_key: crate::keys::idempotency_key(namespace, key, fire_time),
+            fencing_token: None,
+            attempt: 1,
+        }
+    }
 }
 
 /// The error type callbacks return.

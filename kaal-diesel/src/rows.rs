@@ -33,11 +33,16 @@ impl DispatchRow {
             .parse()
             .map_err(|err| format!("dispatch {}@{}: {err}", self.key, self.fire_time))?;
         Ok(DispatchRecord {
+            id: 0,
             key: self.key,
             fire_time: self.fire_time.instant(),
             dispatched_at: self.dispatched_at.instant(),
             node_id: self.node_id,
             status,
+            started_at: None,
+            finished_at: None,
+            attempt: 0,
+            error: None,
         })
     }
 }

@@ -553,6 +553,8 @@ impl Inner {
             key: candidate.key.clone(),
             fire_time: candidate.fire_time,
             idempotency_key: idempotency_key(ns, &candidate.key, candidate.fire_time),
+            fencing_token: None,
+            attempt: 1,
         };
         if let Err(reason) = call(&candidate.callback, &fire) {
             log::error!("{} at {} failed: {reason}", fire.key, fire.fire_time);

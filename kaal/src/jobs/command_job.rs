@@ -444,6 +444,8 @@ mod tests {
             key: "job".into(),
             fire_time: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             idempotency_key: "kaal-job-1767225600".into(),
+            fencing_token: Some(42),
+            attempt: 1,
         }
     }
 

@@ -40,6 +40,8 @@ enum Part {
 ///     key: "report".into(),
 ///     fire_time: Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap(),
 ///     idempotency_key: "kaal-report-1767258000".into(),
+///     fencing_token: Some(42),
+///     attempt: 1,
 /// };
 /// assert_eq!(t.render(&fire), "report --at 2026-01-01T09:00:00Z --id kaal-report-1767258000");
 /// assert!(Template::parse("{{fire_time}}").is_err());
@@ -134,6 +136,8 @@ impl Template {
     ///     key: "k;touch X".into(),
     ///     fire_time: Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap(),
     ///     idempotency_key: "kaal-k;touch X-1767258000".into(),
+    ///     fencing_token: Some(42),
+    ///     attempt: 1,
     /// };
     /// let t = Template::parse("echo {{key}} \"at {{key}}\" 'for {{key}}'")?;
     /// assert_eq!(
@@ -272,6 +276,8 @@ mod tests {
             key: "a:b".into(),
             fire_time: Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 0).unwrap(),
             idempotency_key: "kaal-a:b-1767225660".into(),
+            fencing_token: Some(42),
+            attempt: 1,
         };
         let t = Template::parse(
             "{{key}} {{fire_time.unix}} {{fire_time.iso8601}} {{idempotency_key}}!",
@@ -288,6 +294,8 @@ mod tests {
             key: "k'; touch PWNED; echo \"$(id)`id`\\".into(),
             fire_time: Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 0).unwrap(),
             idempotency_key: "kaal-x-1".into(),
+            fencing_token: Some(42),
+            attempt: 1,
         }
     }
 
