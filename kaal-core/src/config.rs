@@ -101,6 +101,20 @@ pub struct Config {
     /// claims (default 10 s). Beyond it the node refuses to claim and says so each tick, so a
     /// clock that jumps or runs fast cannot run the future.
     pub max_clock_offset: Duration,
+    /// How many jobs this node runs at once (default 8). Jobs run off the ticking thread,
+    /// in a pool of this many; a tick claims only as many fire times as there are free
+    /// slots, so the fire times a busy node cannot start now are left to nodes that can.
+    pub max_concurrent_runs: usize,
+    /// On stop, how long running jobs may go on before kaal stops waiting for them
+    /// (default 30 s). The CLI then kills the remaining commands' process groups (TERM, then
+    /// KILL) and records them; a callback cannot be interrupted, so a library user's
+    /// process exits with it still running.
+    pub shutdown_grace: Duration,
+    /// The longest a job may run when its own policy sets no timeout (default: none). A
+    /// command past it is killed (its whole process group); a callback past it is recorded
+    /// `timed_out` and its slot freed for the next job, while the callback itself runs on
+    /// to its end (threads cannot be interrupted from outside).
+    pub job_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -119,9 +133,15 @@ impl Default for Config {
             node_id: default_node_id(),
             node_timeout: Duration::from_secs(30),
             max_clock_offset: Duration::from_secs(10),
+            max_concurrent_runs: 8,
+            shutdown_grace: Duration::from_secs(30),
+            job_timeout: None,
         }
     }
 }
+
+/// The largest [`Config::max_concurrent_runs`]: each run has a thread.
+pub const MAX_CONCURRENT_RUNS: usize = 1024;
 
 /// `hostname-pid`: unique per process on a host, readable in the dispatch log.
 pub fn default_node_id() -> String {
@@ -202,6 +222,8 @@ impl Config {
             ("recovery_startup_jitter", self.recovery_startup_jitter),
             ("node_timeout", self.node_timeout),
             ("max_clock_offset", self.max_clock_offset),
+            ("shutdown_grace", self.shutdown_grace),
+            ("job_timeout", self.job_timeout.unwrap_or_default()),
         ] {
             if value > MAX_DURATION {
                 problem(
@@ -213,6 +235,26 @@ impl Config {
                     ),
                 );
             }
+        }
+        if self.max_concurrent_runs == 0 {
+            problem(
+                "max_concurrent_runs",
+                "0: a node must be able to run at least one job; use e.g. 8".to_string(),
+            );
+        } else if self.max_concurrent_runs > MAX_CONCURRENT_RUNS {
+            problem(
+                "max_concurrent_runs",
+                format!(
+                    "{} is more than {MAX_CONCURRENT_RUNS}, the most kaal runs at once (one thread each)",
+                    self.max_concurrent_runs
+                ),
+            );
+        }
+        if self.job_timeout.is_some_and(|t| t.is_zero()) {
+            problem(
+                "job_timeout",
+                "0 s: every job would time out at once; leave it unset for no limit".to_string(),
+            );
         }
         if self.tick_interval.is_zero() {
             problem("tick_interval", "0 s: must be positive, e.g. 5".to_string());

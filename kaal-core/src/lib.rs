@@ -168,7 +168,8 @@ mod schedule;
 pub use adapter::{with_lock, Adapter, NullAdapter};
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use config::{
-    default_node_id, Config, ConfigErrors, ConfigProblem, ConflictPolicy, MAX_DURATION,
+    default_node_id, Config, ConfigErrors, ConfigProblem, ConflictPolicy, MAX_CONCURRENT_RUNS,
+    MAX_DURATION,
 };
 pub use coordinator::preview::{Preview, PreviewOutcome, PreviewReport};
 pub use coordinator::{Coordinator, StartError, TickReport};
