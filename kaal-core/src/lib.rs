@@ -162,6 +162,7 @@ mod kaal;
 mod keys;
 mod memory;
 mod nodes;
+pub mod policy;
 mod registry;
 mod schedule;
 
@@ -190,6 +191,7 @@ pub use memory::{
     MemoryAdapter, MemoryDefinitionRegistry, MemoryDispatchRegistry, MemoryNodeRegistry,
 };
 pub use nodes::{is_live, NodeInfo, NodeRecord, NodeRegistry, Registration};
+pub use policy::{CatchUp, JobPolicy, OnNodeLoss, Overlap, Retry};
 pub use registry::{
     callback, Callback, CallbackError, CallbackRegistry, Entry, Fire, RegistrationError,
 };
