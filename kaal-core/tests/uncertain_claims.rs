@@ -437,5 +437,9 @@ fn a_start_that_lands_after_the_node_read_the_row_again_runs_once_on_its_node() 
         .unwrap()
         .unwrap()
         .status;
-    assert_eq!(status, DispatchStatus::Dispatched);
+    assert_eq!(
+        status,
+        DispatchStatus::Succeeded,
+        "the run recorded its outcome"
+    );
 }

@@ -406,7 +406,7 @@ pub fn failing_callbacks_are_logged_and_do_not_stop_the_tick(backend: &dyn Backe
     };
     assert_eq!(status("errs"), Some(DispatchStatus::Failed));
     assert_eq!(status("panics"), Some(DispatchStatus::Failed));
-    assert_eq!(status("works"), Some(DispatchStatus::Dispatched));
+    assert_eq!(status("works"), Some(DispatchStatus::Succeeded));
     kaal.tick_at(t(11, 0, 1));
     assert_eq!(taken(&ledger), [("works".to_string(), t(11, 0, 0))]);
 }

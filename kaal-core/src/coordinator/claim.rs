@@ -39,7 +39,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::{call, chrono_duration, lock, Inner, StartError, TickReport};
+use super::executor::Slot;
+use super::run::Run;
+use super::{chrono_duration, lock, Inner, StartError, TickReport};
 use crate::dispatch::{dispatch_log_key, Commit, DispatchRegistry, DispatchStatus};
 use crate::keys::{idempotency_key, lock_key};
 use crate::nodes::{is_live, NodeRegistry, Registration};
@@ -473,109 +475,125 @@ impl Inner {
         sweep.owed = true;
         sweep.unsure_starts.insert(
             (candidate.key.clone(), candidate.fire_time),
-            Candidate {
-                key: candidate.key.clone(),
-                fire_time: candidate.fire_time,
-                callback: candidate.callback.clone(),
-            },
+            candidate.clone(),
         );
     }
 
-    /// Step 4: starts `candidate` — with the log on, only when this node's compare-and-set
-    /// moves its row from `claimed` to `dispatched` — and records a failure.
-    fn run_fire(&self, candidate: &Candidate, report: &mut TickReport) {
-        let ns = &self.config.namespace;
-        let log_key = dispatch_log_key(ns, &candidate.key);
-        if let Some(log) = self.log() {
-            match log.transition(
-                &log_key,
-                candidate.fire_time,
-                &self.config.node_id,
-                DispatchStatus::Claimed,
-                DispatchStatus::Dispatched,
-            ) {
-                Ok(true) => self.started(candidate),
-                Ok(false) => {
-                    // Not `claimed` by this node any more. Either another node took it over
-                    // (this node was taken for dead), or an earlier start of this node's
-                    // whose answer was lost landed late: the row is then `dispatched` by
-                    // this node, and nothing ran it — no other node can start a row of
-                    // this node's id, and no other pass of this node runs meanwhile
-                    // (passes are serialised), so that start is the lost one. Read the row
-                    // to tell which.
-                    match log.find_dispatch(&log_key, candidate.fire_time) {
-                        Ok(Some(row))
-                            if row.node_id == self.config.node_id
-                                && row.status == DispatchStatus::Dispatched =>
-                        {
-                            log::warn!(
-                                "{} at {}: an earlier start of this node's landed although it reported an error; running it now",
-                                candidate.key,
-                                candidate.fire_time
-                            );
-                            self.started(candidate);
-                        }
-                        Ok(_) => {
-                            log::warn!(
-                                "{} at {}: this node's claim was taken over before it started (taken for dead?); not run here",
-                                candidate.key,
-                                candidate.fire_time
-                            );
-                            return;
-                        }
-                        Err(err) => {
-                            report.errors.push(err.to_string());
-                            self.unsure_start(candidate);
-                            return;
-                        }
-                    }
-                }
-                Err(err) => {
-                    log::error!(
-                        "{err}; {} at {} starts later",
-                        candidate.key,
-                        candidate.fire_time
-                    );
-                    report.errors.push(err.to_string());
-                    self.unsure_start(candidate);
-                    return;
-                }
-            }
+    /// A run slot for the fire time about to start: an explicit pass waits for one; the
+    /// background loop takes one only if free — without, the fire time stays `claimed` by
+    /// this node, and the sweep starts it when a slot frees (which wakes the loop).
+    fn slot(&self, candidate: &Candidate, report: &mut TickReport) -> Option<Slot> {
+        if lock(&self.pass_mode).wait {
+            return Some(self.executor.reserve());
         }
-        self.call_started(candidate, report);
+        let slot = self.executor.try_reserve();
+        if slot.is_none() {
+            report
+                .deferred
+                .push((candidate.key.clone(), candidate.fire_time));
+            self.owe_sweep();
+        }
+        slot
     }
 
-    /// Runs a started fire time's callback and records a failure.
-    fn call_started(&self, candidate: &Candidate, report: &mut TickReport) {
+    /// Step 4: starts `candidate` — with the log on, only when this node's compare-and-set
+    /// moves its row from `claimed` to `dispatched` ([`DispatchRegistry::start_run`], which
+    /// answers the run's fencing token) — and hands it to the executor. A slot is reserved
+    /// first, so a started run never waits for a thread.
+    fn run_fire(&self, candidate: &Candidate, report: &mut TickReport) {
+        let Some(slot) = self.slot(candidate, report) else {
+            return;
+        };
         let ns = &self.config.namespace;
         let log_key = dispatch_log_key(ns, &candidate.key);
+        let token = match self.log() {
+            None => None,
+            Some(log) => {
+                match log.start_run(&log_key, candidate.fire_time, &self.config.node_id) {
+                    Ok(Some(token)) => {
+                        self.started(candidate);
+                        Some(token)
+                    }
+                    Ok(None) => {
+                        // Not `claimed` by this node any more. Either another node took it
+                        // over (this node was taken for dead), or an earlier start of this
+                        // node's whose answer was lost landed late: the row is then
+                        // `dispatched` by this node, and nothing ran it — no other node can
+                        // start a row of this node's id, starts happen only in passes, and
+                        // no other pass of this node runs meanwhile (passes are
+                        // serialised), so that start is the lost one. Read the row to tell
+                        // which.
+                        match log.find_dispatch(&log_key, candidate.fire_time) {
+                            Ok(Some(row))
+                                if row.node_id == self.config.node_id
+                                    && row.status == DispatchStatus::Dispatched =>
+                            {
+                                log::warn!(
+                                    "{} at {}: an earlier start of this node's landed although it reported an error; running it now",
+                                    candidate.key,
+                                    candidate.fire_time
+                                );
+                                self.started(candidate);
+                                Some(row.id)
+                            }
+                            Ok(_) => {
+                                log::warn!(
+                                    "{} at {}: this node's claim was taken over before it started (taken for dead?); not run here",
+                                    candidate.key,
+                                    candidate.fire_time
+                                );
+                                return;
+                            }
+                            Err(err) => {
+                                report.errors.push(err.to_string());
+                                self.unsure_start(candidate);
+                                return;
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        log::error!(
+                            "{err}; {} at {} starts later",
+                            candidate.key,
+                            candidate.fire_time
+                        );
+                        report.errors.push(err.to_string());
+                        self.unsure_start(candidate);
+                        return;
+                    }
+                }
+            }
+        };
+        self.hand_off(candidate, token, slot, report);
+    }
+
+    /// Hands a started fire time to the executor on `slot`.
+    fn hand_off(
+        &self,
+        candidate: &Candidate,
+        fencing_token: Option<i64>,
+        slot: Slot,
+        report: &mut TickReport,
+    ) {
+        let ns = &self.config.namespace;
         let fire = Fire {
             key: candidate.key.clone(),
             fire_time: candidate.fire_time,
             idempotency_key: idempotency_key(ns, &candidate.key, candidate.fire_time),
-            fencing_token: None,
+            fencing_token,
             attempt: 1,
         };
-        if let Err(reason) = call(&candidate.callback, &fire) {
-            log::error!("{} at {} failed: {reason}", fire.key, fire.fire_time);
-            if let Some(log) = self.log() {
-                if let Err(err) = log.transition(
-                    &log_key,
-                    fire.fire_time,
-                    &self.config.node_id,
-                    DispatchStatus::Dispatched,
-                    DispatchStatus::Failed,
-                ) {
-                    log::warn!(
-                        "could not record the failure of {} at {}: {err}",
-                        fire.key,
-                        fire.fire_time
-                    );
-                }
-            }
-            report.failed.push((fire.clone(), reason));
+        report.dispatched.push(fire.clone());
+        let run = Run {
+            fire,
+            callback: candidate.callback.clone(),
+            policy: candidate.policy.clone(),
+            log_key: self.log().map(|_| dispatch_log_key(ns, &candidate.key)),
+            outcome: lock(&self.pass_mode).outcomes.clone(),
+        };
+        if let Some(me) = self.me.upgrade() {
+            slot.run(Box::new(move || me.execute(run)));
         }
-        report.dispatched.push(fire);
     }
 
     /// Step 5: starts the never-started claims of this node and of dead nodes, for the jobs
@@ -618,16 +636,8 @@ impl Inner {
             rows.iter()
                 .filter_map(|row| {
                     let key = &row.key[prefix.len()..];
-                    schedule.runnable(key).map(|callback| {
-                        (
-                            key.to_string(),
-                            Candidate {
-                                key: key.to_string(),
-                                fire_time: row.fire_time,
-                                callback,
-                            },
-                        )
-                    })
+                    let candidate = schedule.runnable(key, row.fire_time)?;
+                    Some((key.to_string(), candidate))
                 })
                 .collect()
         };
@@ -638,9 +648,8 @@ impl Inner {
                 continue;
             };
             let candidate = Candidate {
-                key: template.key.clone(),
                 fire_time: row.fire_time,
-                callback: template.callback.clone(),
+                ..template.clone()
             };
             if row.node_id != *me {
                 let Some((database_now, live)) = &liveness else {
@@ -693,10 +702,16 @@ impl Inner {
                     if row.node_id == self.config.node_id
                         && row.status == DispatchStatus::Dispatched =>
                 {
+                    let Some(slot) = self.slot(&candidate, report) else {
+                        lock(&self.sweep)
+                            .unsure_starts
+                            .insert((key, fire_time), candidate);
+                        continue;
+                    };
                     log::warn!(
                         "{key} at {fire_time}: its start reached the log although it reported an error; running it now"
                     );
-                    self.call_started(&candidate, report);
+                    self.hand_off(&candidate, Some(row.id), slot, report);
                 }
                 Ok(Some(row))
                     if row.node_id == self.config.node_id

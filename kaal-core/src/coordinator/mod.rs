@@ -1,8 +1,8 @@
 //! The coordinator: turns due fire times into claims, and won claims into callback calls.
 
-use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -17,10 +17,14 @@ use crate::dispatch::DispatchLogging;
 use crate::error::RegistryError;
 use crate::nodes::{NodeInfo, NodeRecord};
 use crate::registry::{CallbackRegistry, Fire};
-use crate::schedule::Schedule;
+use crate::schedule::{Candidate, Schedule};
 
 mod claim;
+mod executor;
 pub(crate) mod preview;
+mod run;
+
+pub use run::TimedOut;
 
 /// Fire times claimed per round trip; recovery logs its progress after each chunk.
 const CLAIM_CHUNK: usize = 5_000;
@@ -41,8 +45,15 @@ pub struct TickReport {
     /// Fire times this node claimed and handed to their callbacks, oldest first. Includes
     /// those whose callback then failed.
     pub dispatched: Vec<Fire>,
-    /// Fire times whose callback returned an error or panicked, with the reason.
+    /// Fire times whose run failed or timed out (after its last attempt), with the reason.
+    /// Filled by [`Coordinator::tick_at`] and [`Coordinator::recover_at`], which wait for the
+    /// runs they start; the background loop does not wait, and its runs' outcomes are in the
+    /// dispatch log.
     pub failed: Vec<(Fire, String)>,
+    /// Fire times left unclaimed because every run slot of this node was busy
+    /// (`max_concurrent_runs`); nodes with free slots claim them, or this one when a slot
+    /// frees: `(key, fire_time)`.
+    pub deferred: Vec<(String, DateTime<Utc>)>,
     /// Fire times another node had already claimed: `(key, fire_time)`.
     pub lost: Vec<(String, DateTime<Utc>)>,
     /// Fire times skipped because the dispatch log shows them dispatched.
@@ -61,6 +72,7 @@ impl TickReport {
     fn absorb(&mut self, other: TickReport) {
         self.dispatched.extend(other.dispatched);
         self.failed.extend(other.failed);
+        self.deferred.extend(other.deferred);
         self.lost.extend(other.lost);
         self.already_dispatched.extend(other.already_dispatched);
         self.not_yet_due.extend(other.not_yet_due);
@@ -70,6 +82,8 @@ impl TickReport {
 }
 
 struct Inner {
+    /// This node itself, for the runs it hands to the executor.
+    me: Weak<Inner>,
     config: Config,
     tz: Tz,
     adapter: Arc<dyn Adapter>,
@@ -90,6 +104,28 @@ struct Inner {
     pass: Mutex<()>,
     passes: Mutex<u64>,
     passed: Condvar,
+    /// The pool the runs go to (see the `executor` module).
+    executor: executor::Executor,
+    /// Set while the node stops: a run waiting to retry gives up instead.
+    halt: StopSignal,
+    /// The last background pass left due fire times unclaimed for lack of slots: a slot
+    /// given back wakes the loop at once.
+    backlog: AtomicBool,
+    /// The running loop's signal, to wake it early.
+    loop_signal: Mutex<Option<Arc<StopSignal>>>,
+    /// How the pass in progress hands off its runs (passes are serialised by `pass`).
+    pass_mode: Mutex<PassMode>,
+}
+
+/// How the pass in progress treats its runs.
+#[derive(Default)]
+struct PassMode {
+    /// An explicit pass (`tick_at`, `recover_at`): it claims everything due, waits for a
+    /// free slot for each run, and waits for its runs to end. A background pass claims only
+    /// what its free slots can start now and does not wait.
+    wait: bool,
+    /// Where the runs of a waiting pass report.
+    outcomes: Option<mpsc::Sender<run::Outcome>>,
 }
 
 thread_local! {
@@ -99,31 +135,78 @@ thread_local! {
     static IN_PASS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Marks this thread as inside a pass or a run of one node, for as long as it lives.
+struct Inside(usize);
+
+impl Inside {
+    fn enter(inner: &Inner) -> Self {
+        let me = inner as *const Inner as usize;
+        IN_PASS.with(|nodes| nodes.borrow_mut().push(me));
+        Inside(me)
+    }
+
+    fn is_inside(inner: &Inner) -> bool {
+        let me = inner as *const Inner as usize;
+        IN_PASS.with(|nodes| nodes.borrow().contains(&me))
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        IN_PASS.with(|nodes| {
+            let mut nodes = nodes.borrow_mut();
+            if let Some(at) = nodes.iter().rposition(|n| *n == self.0) {
+                nodes.remove(at);
+            }
+        });
+    }
+}
+
+#[derive(Default)]
+struct Signal {
+    stopped: bool,
+    kicked: bool,
+}
+
+/// A stop flag a thread can wait on, and be woken early by a kick.
 #[derive(Default)]
 struct StopSignal {
-    stopped: Mutex<bool>,
+    state: Mutex<Signal>,
     wake: Condvar,
 }
 
 impl StopSignal {
-    /// Waits up to `timeout`; returns `true` when asked to stop.
+    /// Waits up to `timeout`, or until kicked; returns `true` when asked to stop.
     fn wait(&self, timeout: Duration) -> bool {
-        let stopped = lock(&self.stopped);
-        let (stopped, _) = self
+        let state = lock(&self.state);
+        let (mut state, _) = self
             .wake
-            .wait_timeout_while(stopped, timeout, |stopped| !*stopped)
+            .wait_timeout_while(state, timeout, |s| !s.stopped && !s.kicked)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *stopped
+        state.kicked = false;
+        state.stopped
     }
 
     fn stop(&self) {
-        *lock(&self.stopped) = true;
+        lock(&self.state).stopped = true;
         self.wake.notify_all();
+    }
+
+    fn kick(&self) {
+        lock(&self.state).kicked = true;
+        self.wake.notify_all();
+    }
+
+    fn reset(&self) {
+        *lock(&self.state) = Signal::default();
     }
 }
 
 struct Worker {
     stop: Arc<StopSignal>,
+    /// Stops the heartbeat: only once the runs have ended, so no node takes them for
+    /// abandoned while they finish.
+    beat: Arc<StopSignal>,
     done: Receiver<()>,
     handle: JoinHandle<()>,
     heartbeat: Option<JoinHandle<()>>,
@@ -180,13 +263,23 @@ impl From<NodeRecord> for StartError {
 /// fire times `<= now` not yet settled by this node (at most `window_lookback` old, or
 /// `recovery_window` old when catching up after errors with the dispatch log on), drop
 /// those the dispatch log shows as dispatched, claim the rest through the adapter in one
-/// batch, log the won claims, and call each callback with its [`Fire`]. A callback error or
-/// panic is logged and recorded as `failed`; it never stops the loop.
+/// batch, commit the won claims in the log, and start each on the executor with its
+/// [`Fire`]. A callback error or panic is logged and recorded as `failed`; it never stops
+/// the loop.
 ///
-/// Callbacks run one after another on the ticking thread; hand long work to your own job
-/// system. A node runs one pass at a time: `tick_at` from another thread waits for the
-/// running pass, and a callback that calls `tick_at` on its own coordinator gets a report
-/// with an error and nothing done (it would otherwise wait for itself).
+/// **Runs never block the tick.** Jobs run on a pool of `max_concurrent_runs` threads; the
+/// background loop claims only as many fire times as it has free slots, so what a busy
+/// node cannot start now is left to nodes that can (and to itself, the moment a slot
+/// frees), and a long job never delays another job's fire time. Each run moves its row
+/// `claimed → dispatched → succeeded | failed | timed_out`, with its attempts, start and
+/// finish times, and error; see [`JobPolicy`](crate::JobPolicy) for timeouts and retries.
+///
+/// [`tick_at`](Coordinator::tick_at) and [`recover_at`](Coordinator::recover_at) are
+/// explicit passes (tests, the CLI's `tick`): they claim everything due, wait for free
+/// slots as needed, and return when their runs have ended. A node runs one pass at a time:
+/// `tick_at` from another thread waits for the running pass, and a callback that calls
+/// `tick_at` on its own coordinator gets a report with an error and nothing done (it would
+/// otherwise wait for itself).
 pub struct Coordinator {
     inner: Arc<Inner>,
     worker: Mutex<Option<Worker>>,
@@ -238,8 +331,10 @@ impl Coordinator {
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
         let since_tolerance = chrono_duration(config.max_clock_offset);
+        let executor = executor::Executor::new(config.max_concurrent_runs, config.node_id.clone());
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|me| Inner {
+                me: me.clone(),
                 config,
                 tz,
                 adapter,
@@ -253,6 +348,11 @@ impl Coordinator {
                 pass: Mutex::new(()),
                 passes: Mutex::new(0),
                 passed: Condvar::new(),
+                executor,
+                halt: StopSignal::default(),
+                backlog: AtomicBool::new(false),
+                loop_signal: Mutex::new(None),
+                pass_mode: Mutex::new(PassMode::default()),
             }),
             worker: Mutex::new(None),
         })
@@ -263,9 +363,10 @@ impl Coordinator {
         &self.inner.config
     }
 
-    /// Runs one tick at `now`.
+    /// Runs one tick at `now`, and waits for the runs it started to end (their failures are
+    /// in the report).
     pub fn tick_at(&self, now: DateTime<Utc>) -> TickReport {
-        self.inner.run(now, None)
+        self.inner.run(now, None, true)
     }
 
     /// Runs missed-run recovery at `now`: every fire time in `[now - recovery_window, now]`
@@ -283,7 +384,12 @@ impl Coordinator {
             return TickReport::default();
         }
         let from = now - chrono_duration(self.inner.config.recovery_window);
-        self.inner.run(now, Some(from))
+        self.inner.run(now, Some(from), true)
+    }
+
+    /// How many runs this node has queued or running now (at most `max_concurrent_runs`).
+    pub fn active_runs(&self) -> usize {
+        self.inner.executor.busy()
     }
 
     /// The next fire time of each enabled job as of the last tick (empty before the first).
@@ -308,6 +414,34 @@ impl Coordinator {
             .wait_timeout_while(done, timeout, |done| *done < passes)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         *done >= passes
+    }
+
+    /// Waits until the background loop has caught up — its last pass left no due fire time
+    /// unclaimed for lack of run slots — and no run of this node is active, or `timeout` has
+    /// passed; returns whether it got there. After an outage, recovery takes several passes
+    /// when more fire times are owed than there are slots (each freed slot wakes the loop);
+    /// this is how a tool or a test knows they have all run.
+    pub fn wait_until_settled(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let settled = *lock(&self.inner.passes) > 0
+                && !self.inner.backlog.load(Ordering::Acquire)
+                && self.inner.executor.busy() == 0;
+            if settled {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            // Woken by every finished pass; a run ending without a pass after it is seen
+            // within the poll interval.
+            let done = lock(&self.inner.passes);
+            let _ = self
+                .inner
+                .passed
+                .wait_timeout(done, left.min(Duration::from_millis(20)));
+        }
     }
 
     /// Starts the background loop: recovery first (after a random delay up to
@@ -339,6 +473,18 @@ impl Coordinator {
         }
         let registered = self.inner.register()?;
         let stop = Arc::new(StopSignal::default());
+        self.inner.halt.reset();
+        *lock(&self.inner.loop_signal) = Some(stop.clone());
+        {
+            let me = self.inner.me.clone();
+            self.inner.executor.on_free(Some(Arc::new(move || {
+                if let Some(inner) = me.upgrade() {
+                    if inner.backlog.load(Ordering::Acquire) {
+                        inner.kick_loop();
+                    }
+                }
+            })));
+        }
         let (done_tx, done) = mpsc::channel();
         let inner = self.inner.clone();
         let signal = stop.clone();
@@ -349,9 +495,10 @@ impl Coordinator {
                 let _ = done_tx.send(());
             })
             .map_err(|err| StartError::Thread(err.to_string()))?;
+        let beat = Arc::new(StopSignal::default());
         let heartbeat = if registered {
             let inner = self.inner.clone();
-            let signal = stop.clone();
+            let signal = beat.clone();
             thread::Builder::new()
                 .name(format!("kaal-heartbeat-{}", inner.config.node_id))
                 .spawn(move || inner.heartbeat_loop(&signal))
@@ -362,6 +509,7 @@ impl Coordinator {
         };
         *worker = Some(Worker {
             stop,
+            beat,
             done,
             handle,
             heartbeat,
@@ -382,32 +530,56 @@ impl Coordinator {
         self.inner.deregister();
     }
 
-    /// Asks the loop to stop after its current tick and waits up to `timeout`. Returns
-    /// `true` when it has stopped (or was not running).
+    /// Stops the node and waits up to `timeout` (the CLI passes `shutdown_grace`) for it:
+    /// it stops claiming at once (the current pass ends; nothing more is claimed), a run
+    /// waiting to retry records its failure instead, and running jobs are waited for. Then
+    /// the heartbeat stops and the node deregisters. Returns `true` when the loop and every
+    /// run have ended (or the loop was not running).
+    ///
+    /// On `false`, runs are still going — and the node still heartbeats, so no other node
+    /// takes them for abandoned; call `stop` again to wait more (the CLI kills its
+    /// commands' process groups first, then waits for their outcomes to be recorded).
+    /// Fire times never started are not held: the background loop claims only what it can
+    /// start at once, so a stopping node has no queue to give back.
     pub fn stop(&self, timeout: Duration) -> bool {
+        let began = std::time::Instant::now();
         let mut slot = lock(&self.worker);
-        let Some(worker) = slot.take() else {
+        let Some(mut worker) = slot.take() else {
             return true;
         };
         worker.stop.stop();
+        self.inner.halt.stop();
+        self.inner.executor.on_free(None);
         match worker.done.recv_timeout(timeout) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                if worker.handle.join().is_err() {
-                    log::error!("the kaal loop thread panicked");
-                }
-                if let Some(heartbeat) = worker.heartbeat {
-                    if heartbeat.join().is_err() {
-                        log::error!("the kaal heartbeat thread panicked");
-                    }
-                    self.inner.deregister();
-                }
-                true
-            }
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 *slot = Some(worker);
-                false
+                return false;
             }
         }
+        // Idempotent from here: a second `stop` after a `false` comes back here at once.
+        let (done_tx, done) = mpsc::channel();
+        let _ = done_tx.send(());
+        worker.done = done;
+        if !self
+            .inner
+            .executor
+            .wait_idle(timeout.saturating_sub(began.elapsed()))
+        {
+            *slot = Some(worker);
+            return false;
+        }
+        if worker.handle.join().is_err() {
+            log::error!("the kaal loop thread panicked");
+        }
+        worker.beat.stop();
+        if let Some(heartbeat) = worker.heartbeat {
+            if heartbeat.join().is_err() {
+                log::error!("the kaal heartbeat thread panicked");
+            }
+            self.inner.deregister();
+        }
+        true
     }
 
     /// Whether the background loop is running.
@@ -429,6 +601,8 @@ impl Drop for Coordinator {
     fn drop(&mut self) {
         if let Some(worker) = lock(&self.worker).as_ref() {
             worker.stop.stop();
+            worker.beat.stop();
+            self.inner.halt.stop();
             return;
         }
         // A node that registered on its own first pass gives its id back, so the next
@@ -454,7 +628,7 @@ impl Inner {
             let now = self.clock.now();
             let from = now - chrono_duration(self.config.recovery_window);
             let report = match self.clock_refusal(now) {
-                None => self.run(now, Some(from)),
+                None => self.run(now, Some(from), false),
                 Some(refusal) => {
                     log::error!("{refusal}; recovery skipped");
                     TickReport::default()
@@ -473,7 +647,7 @@ impl Inner {
             let now = self.clock.now();
             match self.clock_refusal(now) {
                 None => {
-                    self.run(now, None);
+                    self.run(now, None, false);
                 }
                 Some(refusal) => log::error!("{refusal}"),
             }
@@ -484,16 +658,28 @@ impl Inner {
         }
     }
 
+    /// Wakes the background loop for a pass now (a slot freed while fire times waited).
+    fn kick_loop(&self) {
+        if let Some(signal) = lock(&self.loop_signal).as_ref() {
+            signal.kick();
+        }
+    }
+
     fn count_pass(&self) {
         *lock(&self.passes) += 1;
         self.passed.notify_all();
     }
 
-    /// One pass at `now`, after any pass of this node running on another thread. A callback
-    /// that ticks its own node gets a report with that error and nothing done.
-    fn run(&self, now: DateTime<Utc>, recover_from: Option<DateTime<Utc>>) -> TickReport {
-        let me = self as *const Inner as usize;
-        if IN_PASS.with(|nodes| nodes.borrow().contains(&me)) {
+    /// One pass at `now`, after any pass of this node running on another thread; `wait`
+    /// for an explicit pass (see [`PassMode`]). A callback that ticks its own node gets a
+    /// report with that error and nothing done.
+    fn run(
+        &self,
+        now: DateTime<Utc>,
+        recover_from: Option<DateTime<Utc>>,
+        wait: bool,
+    ) -> TickReport {
+        if Inside::is_inside(self) {
             let message = "a callback ticked its own node from inside a pass; ignored (a node runs one pass at a time)";
             log::error!("{message}");
             return TickReport {
@@ -502,14 +688,7 @@ impl Inner {
             };
         }
         let _pass = lock(&self.pass);
-        IN_PASS.with(|nodes| nodes.borrow_mut().push(me));
-        struct Leave(usize);
-        impl Drop for Leave {
-            fn drop(&mut self) {
-                IN_PASS.with(|nodes| nodes.borrow_mut().retain(|n| *n != self.0));
-            }
-        }
-        let _leave = Leave(me);
+        let _inside = Inside::enter(self);
         if let Some(refusal) = self.registration_refusal() {
             log::error!("{refusal}");
             return TickReport {
@@ -517,7 +696,21 @@ impl Inner {
                 ..TickReport::default()
             };
         }
-        self.run_pass(now, recover_from)
+        let (outcomes_tx, outcomes) = mpsc::channel();
+        *lock(&self.pass_mode) = PassMode {
+            wait,
+            outcomes: wait.then_some(outcomes_tx),
+        };
+        let mut report = self.run_pass(now, recover_from);
+        *lock(&self.pass_mode) = PassMode::default();
+        // A waiting pass's runs hold the only senders left: this ends when the last run has.
+        let mut failed: Vec<(Fire, String)> = outcomes
+            .iter()
+            .filter_map(|o: run::Outcome| Some((o.fire, o.failure?.text().to_string())))
+            .collect();
+        failed.sort_by(|a, b| (a.0.fire_time, &a.0.key).cmp(&(b.0.fire_time, &b.0.key)));
+        report.failed.extend(failed);
+        report
     }
 
     /// The pass itself; see [`run`](Self::run).
@@ -551,7 +744,24 @@ impl Inner {
         let mut report = TickReport::default();
         let total = due.len();
         let mut done = 0;
-        for chunk in due.chunks(CLAIM_CHUNK) {
+        let wait = lock(&self.pass_mode).wait;
+        let mut rest: &[Candidate] = &due;
+        while !rest.is_empty() {
+            let room = if wait {
+                CLAIM_CHUNK
+            } else {
+                self.executor.free().min(CLAIM_CHUNK)
+            };
+            if room == 0 {
+                // Left for nodes with free slots — or for this one, the moment a slot frees.
+                lock(&self.schedule).unsettle(rest);
+                report
+                    .deferred
+                    .extend(rest.iter().map(|c| (c.key.clone(), c.fire_time)));
+                break;
+            }
+            let (chunk, tail) = rest.split_at(room.min(rest.len()));
+            rest = tail;
             report.absorb(self.claim_and_dispatch(chunk));
             done += chunk.len();
             if total > CLAIM_CHUNK {
@@ -566,6 +776,15 @@ impl Inner {
             }
         }
         report.absorb(self.sweep_unstarted(now, oldest));
+        if !wait {
+            // Set before the check below, so a slot given back after it kicks the loop (the
+            // executor's hook reads the flag); one given back before it is seen here.
+            let deferred = !report.deferred.is_empty();
+            self.backlog.store(deferred, Ordering::Release);
+            if deferred && self.executor.free() > 0 {
+                self.kick_loop();
+            }
+        }
         report
     }
 
@@ -603,21 +822,5 @@ impl Inner {
         );
         schedule.registry_generation = Some(generation);
         schedule.loaded_at = Some(now);
-    }
-}
-
-/// Calls a callback, turning an error or a panic into a message.
-fn call(callback: &crate::registry::Callback, fire: &Fire) -> Result<(), String> {
-    match panic::catch_unwind(AssertUnwindSafe(|| callback(fire))) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic payload".to_string());
-            Err(format!("panicked: {message}"))
-        }
     }
 }

@@ -1,0 +1,235 @@
+//! One run, on a thread of the executor: the callback's attempts, its timeout, its retries,
+//! and the outcome written to the run's row.
+//!
+//! The run's row is `dispatched` by this node when the run begins (the pass started it).
+//! Each attempt ends in one compare-and-set on that row ([`DispatchRegistry::record_run`]):
+//! `dispatched → succeeded | failed | timed_out`, or `dispatched → dispatched` with the
+//! attempt count and error when another attempt follows. The compare-and-set is on this
+//! node's ownership, so a run another node has meanwhile recorded `abandoned` (this node
+//! was taken for dead) is not overwritten, and it is not retried either.
+//!
+//! **Timeouts.** With a timeout (the job's policy, else the node's `job_timeout`), the
+//! callback runs on a thread of its own and the run waits for it up to the timeout. Past
+//! it, the run is recorded `timed_out` and its slot is given back, so a hung job does not
+//! hold the node; the callback itself cannot be interrupted (Rust threads cannot be
+//! stopped from outside) and runs on, detached, to its end — its result is then only
+//! logged. Commands enforce the timeout themselves, by killing their process group, and a
+//! callback that gives up on its own can return [`TimedOut`] to be recorded the same way.
+//!
+//! [`DispatchRegistry::record_run`]: crate::DispatchRegistry::record_run
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use crate::dispatch::{DispatchStatus, RunUpdate};
+use crate::policy::JobPolicy;
+use crate::registry::{Callback, Fire};
+
+use super::Inner;
+
+/// An error a job returns to be recorded `timed_out` rather than `failed`: it ran out of
+/// time (a command killed at its timeout does this).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("timed out after {} s", .after.as_secs_f64())]
+pub struct TimedOut {
+    /// How long it ran.
+    pub after: Duration,
+}
+
+/// How an attempt ended, when not in success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Failure {
+    /// An error or a panic, with its text.
+    Failed(String),
+    /// Past its timeout, with a description.
+    TimedOut(String),
+}
+
+impl Failure {
+    fn status(&self) -> DispatchStatus {
+        match self {
+            Failure::Failed(_) => DispatchStatus::Failed,
+            Failure::TimedOut(_) => DispatchStatus::TimedOut,
+        }
+    }
+
+    pub(super) fn text(&self) -> &str {
+        match self {
+            Failure::Failed(text) | Failure::TimedOut(text) => text,
+        }
+    }
+}
+
+/// What a waiting pass learns of each run it started.
+pub(super) struct Outcome {
+    pub fire: Fire,
+    pub failure: Option<Failure>,
+}
+
+/// A started fire time, ready to run on the executor.
+pub(super) struct Run {
+    pub fire: Fire,
+    pub callback: Callback,
+    pub policy: Arc<JobPolicy>,
+    /// Its dispatch-log key; `None` when the dispatch log is off (nothing is recorded).
+    pub log_key: Option<String>,
+    /// Where a waiting pass hears how it went.
+    pub outcome: Option<mpsc::Sender<Outcome>>,
+}
+
+/// Calls a callback, turning an error or a panic into a [`Failure`].
+pub(super) fn call(callback: &Callback, fire: &Fire) -> Result<(), Failure> {
+    match panic::catch_unwind(AssertUnwindSafe(|| callback(fire))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err.as_ref());
+            while let Some(cause) = source {
+                if cause.is::<TimedOut>() {
+                    return Err(Failure::TimedOut(err.to_string()));
+                }
+                source = cause.source();
+            }
+            Err(Failure::Failed(err.to_string()))
+        }
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic payload".to_string());
+            Err(Failure::Failed(format!("panicked: {message}")))
+        }
+    }
+}
+
+impl Inner {
+    /// Runs `run` to its end: every attempt, the waits between them, and the recorded
+    /// outcome. Called on a thread of the executor.
+    pub(super) fn execute(self: &Arc<Self>, mut run: Run) {
+        let timeout = run.policy.timeout.or(self.config.job_timeout);
+        let retry = run.policy.retry;
+        let failure = loop {
+            let failure = self.attempt(&run, timeout).err();
+            let Some(failure) = failure else {
+                self.record(&run, DispatchStatus::Succeeded, None);
+                break None;
+            };
+            log::error!(
+                "{} at {} (attempt {}) failed: {}",
+                run.fire.key,
+                run.fire.fire_time,
+                run.fire.attempt,
+                failure.text()
+            );
+            let next = run.fire.attempt + 1;
+            if next > retry.max_attempts {
+                self.record(&run, failure.status(), Some(&failure));
+                break Some(failure);
+            }
+            let delay = retry.delay_before(next);
+            if self.halt.wait(delay) {
+                let failure = Failure::Failed(format!(
+                    "{} (attempt {next} of {} not made: the node is stopping)",
+                    failure.text(),
+                    retry.max_attempts
+                ));
+                self.record(&run, DispatchStatus::Failed, Some(&failure));
+                break Some(failure);
+            }
+            if !self.record(&run, DispatchStatus::Dispatched, Some(&failure)) {
+                break Some(failure);
+            }
+            run.fire.attempt = next;
+        };
+        if let Some(outcome) = run.outcome.take() {
+            let _ = outcome.send(Outcome {
+                fire: run.fire,
+                failure,
+            });
+        }
+    }
+
+    /// One attempt, on this thread or — with a timeout — on a thread of its own.
+    fn attempt(self: &Arc<Self>, run: &Run, timeout: Option<Duration>) -> Result<(), Failure> {
+        let Some(timeout) = timeout else {
+            return self.call_in_run(&run.callback, &run.fire);
+        };
+        let (done_tx, done) = mpsc::channel();
+        let inner = self.clone();
+        let callback = run.callback.clone();
+        let fire = run.fire.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("kaal-job-{}", self.config.node_id))
+            .spawn(move || {
+                let result = inner.call_in_run(&callback, &fire);
+                if let (Err(late), Err(_)) = (&result, done_tx.send(result.clone())) {
+                    log::warn!(
+                        "{} at {}: finished after its timeout: {}",
+                        fire.key,
+                        fire.fire_time,
+                        late.text()
+                    );
+                }
+            });
+        if let Err(err) = spawned {
+            log::error!("could not start a thread to time the job: {err}; running it untimed");
+            return self.call_in_run(&run.callback, &run.fire);
+        }
+        match done.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(_) => Err(Failure::TimedOut(format!(
+                "ran past its timeout of {} s; recorded timed_out (a callback cannot be \
+                 interrupted: it runs on, detached, to its end)",
+                timeout.as_secs_f64()
+            ))),
+        }
+    }
+
+    /// Calls the callback marked as inside a run of this node, so a callback that ticks
+    /// its own node from a waiting pass is refused instead of waiting for itself.
+    fn call_in_run(&self, callback: &Callback, fire: &Fire) -> Result<(), Failure> {
+        let _inside = super::Inside::enter(self);
+        call(callback, fire)
+    }
+
+    /// Writes the run's status; returns whether the row is still this node's run.
+    fn record(&self, run: &Run, to: DispatchStatus, failure: Option<&Failure>) -> bool {
+        let (Some(log_key), Some(log)) = (&run.log_key, self.log()) else {
+            return true;
+        };
+        let update = RunUpdate {
+            attempt: run.fire.attempt,
+            error: failure.map(|f| f.text().to_string()),
+        };
+        match log.record_run(
+            log_key,
+            run.fire.fire_time,
+            &self.config.node_id,
+            DispatchStatus::Dispatched,
+            to,
+            &update,
+        ) {
+            Ok(true) => true,
+            Ok(false) => {
+                log::warn!(
+                    "{} at {}: the run is no longer this node's (recorded abandoned by another \
+                     node?); its outcome {to} is not written",
+                    run.fire.key,
+                    run.fire.fire_time
+                );
+                false
+            }
+            Err(err) => {
+                log::error!(
+                    "could not record {} at {} as {to}: {err}",
+                    run.fire.key,
+                    run.fire.fire_time
+                );
+                true
+            }
+        }
+    }
+}
