@@ -36,6 +36,10 @@ pub struct Fire {
     pub fencing_token: Option<i64>,
     /// Which attempt this is: 1 for the first (retries count up).
     pub attempt: u32,
+    /// The longest this attempt may run (the job's policy, else the node's `job_timeout`);
+    /// past it the run is recorded `timed_out`. Commands are killed at it; a callback cannot
+    /// be, and may use it to give up on its own (returning [`TimedOut`](crate::TimedOut)).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Fire {
@@ -48,6 +52,7 @@ impl Fire {
             idempotency_key: crate::keys::idempotency_key(namespace, key, fire_time),
             fencing_token: None,
             attempt: 1,
+            timeout: None,
         }
     }
 }

@@ -582,6 +582,7 @@ impl Inner {
             idempotency_key: idempotency_key(ns, &candidate.key, candidate.fire_time),
             fencing_token,
             attempt: 1,
+            timeout: candidate.policy.timeout.or(self.config.job_timeout),
         };
         report.dispatched.push(fire.clone());
         let run = Run {

@@ -109,7 +109,7 @@ impl Inner {
     /// Runs `run` to its end: every attempt, the waits between them, and the recorded
     /// outcome. Called on a thread of the executor.
     pub(super) fn execute(self: &Arc<Self>, mut run: Run) {
-        let timeout = run.policy.timeout.or(self.config.job_timeout);
+        let timeout = run.fire.timeout;
         let retry = run.policy.retry;
         let failure = loop {
             let failure = self.attempt(&run, timeout).err();

@@ -1,9 +1,11 @@
 //! `kaal start`: the long-running scheduler.
 //!
-//! Signals: the first SIGTERM, SIGINT or SIGHUP stops the node after its current tick (the
-//! running job finishes); SIGHUP is a stop until reloading exists. A second one of any of
-//! them while stopping kills the running job's process group (SIGTERM, then SIGKILL after
-//! [`KILL_GRACE`]) and exits 130, so no job process outlives kaal.
+//! Signals: the first SIGTERM, SIGINT or SIGHUP stops claiming at once and waits for the
+//! running jobs up to `shutdown_grace`; the jobs still running then have their process
+//! groups terminated (SIGTERM, then SIGKILL after [`KILL_GRACE`]) and are recorded, and kaal
+//! exits 0. SIGHUP is a stop until reloading exists. A second signal while stopping does the
+//! same at once and exits 130. No job process outlives kaal. Fire times are never held
+//! unstarted (the loop claims only what it can start), so other nodes run the next ones.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -20,7 +22,7 @@ use super::context::{hint, Context};
 use super::output::{line, table, zoned};
 use super::Failure;
 
-/// How often a stopping node checks for a second signal while the current tick finishes.
+/// How often a stopping node checks for a second signal while its jobs finish.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// How long a job gets between SIGTERM and SIGKILL after a second signal.
@@ -30,7 +32,7 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// a job whose command another node's `kaal apply` changed (and to run one restored).
 const REBIND_EVERY: Duration = Duration::from_secs(10);
 
-/// How long a node that killed its job waits for the tick to record it before exiting.
+/// How long a node that killed its jobs waits for their outcomes to be recorded.
 const RECORD_GRACE: Duration = Duration::from_secs(2);
 
 /// Applies the scheduler file, prints the start-up summary, runs recovery and the loop until
@@ -95,32 +97,60 @@ fn rebind_until_stopped(
     }
 }
 
-/// Waits for the first signal, then for the current tick; returns the exit code.
+/// Waits for the first signal, then for the running jobs up to `shutdown_grace`; returns
+/// the exit code.
 fn wait_for_signals(context: &Context, signals: &mut Signals) -> u8 {
     let signal = signals.forever().next().unwrap_or(SIGTERM);
+    let grace = context.kaal.config().shutdown_grace;
+    let running = context.kaal.coordinator().active_runs();
     if signal == SIGHUP {
         log::info!(
-            "received SIGHUP; reloading is not supported yet, so it is treated as a stop: finishing the current tick"
+            "received SIGHUP; reloading is not supported yet, so it is treated as a stop: \
+             claiming stopped, waiting up to {} s for {running} running job(s)",
+            grace.as_secs()
         );
     } else {
-        log::info!("received {}; finishing the current tick", name(signal));
+        log::info!(
+            "received {}; claiming stopped, waiting up to {} s for {running} running job(s)",
+            name(signal),
+            grace.as_secs()
+        );
     }
+    let began = std::time::Instant::now();
     loop {
         if context.kaal.stop(STOP_POLL) {
-            break;
+            log::info!("stopped");
+            return 0;
         }
         if let Some(second) = signals.pending().next() {
             log::warn!(
-                "second signal ({}) while stopping: killing the running job and exiting",
+                "second signal ({}) while stopping: killing the running jobs and exiting",
                 name(second)
             );
-            kill_running_jobs(KILL_GRACE);
-            context.kaal.stop(RECORD_GRACE);
+            kill_and_record(context);
             return 130;
         }
+        if began.elapsed() >= grace {
+            log::warn!(
+                "shutdown_grace ({} s) is over with {} job(s) still running: killing them",
+                grace.as_secs(),
+                context.kaal.coordinator().active_runs()
+            );
+            kill_and_record(context);
+            return 0;
+        }
     }
-    log::info!("stopped");
-    0
+}
+
+/// Terminates the running jobs' process groups and waits a moment for their outcomes to be
+/// recorded.
+fn kill_and_record(context: &Context) {
+    kill_running_jobs(KILL_GRACE);
+    if context.kaal.stop(RECORD_GRACE) {
+        log::info!("stopped");
+    } else {
+        log::warn!("stopped with runs unrecorded (a callback that does not return)");
+    }
 }
 
 fn name(signal: i32) -> &'static str {

@@ -20,7 +20,9 @@
 //!   `scheduler_config_path`, `scheduler_missing_file_policy` (`warn`, `error`),
 //!   `window_lookahead` (accepted, no effect), and every field of [`Config`] in snake_case:
 //!   `tick_interval`, `window_lookback`, `lease_ttl`, `recovery_window`, `recovery_startup_jitter`,
-//!   `node_timeout`, `max_clock_offset` (whole seconds, at most ten years), `namespace`, `time_zone`, `node_id`,
+//!   `node_timeout`, `max_clock_offset`, `shutdown_grace`, `job_timeout` (whole seconds, at
+//!   most ten years; `job_timeout` unset means no limit), `max_concurrent_runs` (a count, at
+//!   least 1), `namespace`, `time_zone`, `node_id`,
 //!   `enable_log_dispatch_registry`, `enable_dispatch_recovery` (booleans),
 //!   `scheduler_conflict_policy` (`error`, `code_wins`, `file_wins`). A key set to `~` keeps
 //!   its default.
@@ -102,6 +104,8 @@ enum Kind {
     Text,
     Seconds,
     Bool,
+    /// A whole number of at least 1.
+    Count,
 }
 
 const KEYS: &[(&str, Kind)] = &[
@@ -123,6 +127,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("node_id", Kind::Text),
     ("node_timeout", Kind::Seconds),
     ("max_clock_offset", Kind::Seconds),
+    ("max_concurrent_runs", Kind::Count),
+    ("shutdown_grace", Kind::Seconds),
+    ("job_timeout", Kind::Seconds),
 ];
 
 /// The longest duration a setting accepts, in seconds: ten years. Far beyond any sensible
@@ -141,6 +148,7 @@ enum Setting {
     Text(String),
     Seconds(Duration),
     Bool(bool),
+    Count(usize),
 }
 
 /// A loaded configuration file.
@@ -567,6 +575,9 @@ fn typed_setting(
             "{i} s is more than ten years ({MAX_SECONDS} s), the longest duration accepted"
         )),
         (Kind::Bool, Typed::Bool(b)) => Ok(Some(Setting::Bool(b))),
+        (Kind::Count, Typed::Int(i)) if i >= 1 => Ok(Some(Setting::Count(
+            usize::try_from(i).unwrap_or(usize::MAX),
+        ))),
         _ => Err(format!("expected {}, found {}", kind_name(kind), found())),
     }
 }
@@ -576,6 +587,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Text => "a string",
         Kind::Seconds => "a whole number of seconds such as 5",
         Kind::Bool => "true or false",
+        Kind::Count => "a whole number of at least 1 such as 8",
     }
 }
 
@@ -612,6 +624,9 @@ fn apply(key: &str, value: Setting, config: &mut Config, own: &mut FileOnly) -> 
         ("recovery_startup_jitter", Setting::Seconds(d)) => config.recovery_startup_jitter = d,
         ("node_timeout", Setting::Seconds(d)) => config.node_timeout = d,
         ("max_clock_offset", Setting::Seconds(d)) => config.max_clock_offset = d,
+        ("max_concurrent_runs", Setting::Count(n)) => config.max_concurrent_runs = n,
+        ("shutdown_grace", Setting::Seconds(d)) => config.shutdown_grace = d,
+        ("job_timeout", Setting::Seconds(d)) => config.job_timeout = Some(d),
         ("enable_log_dispatch_registry", Setting::Bool(b)) => {
             config.enable_log_dispatch_registry = b
         }

@@ -5,7 +5,9 @@
 //!   `sh -c STRING`. Placeholders are filled in first; in a `shell` string each value is
 //!   quoted for where it stands ([`Template::render_shell`]), so it is data, never code.
 //! * The process inherits kaal's environment plus `KAAL_KEY`, `KAAL_FIRE_TIME` (RFC 3339,
-//!   UTC), `KAAL_FIRE_TIME_UNIX` and `KAAL_IDEMPOTENCY_KEY`, then the job's `env`. The
+//!   UTC), `KAAL_FIRE_TIME_UNIX`, `KAAL_IDEMPOTENCY_KEY`, `KAAL_FENCING_TOKEN` (the run's
+//!   [fencing token](kaal_core::Fire::fencing_token); empty with the dispatch log off) and
+//!   `KAAL_ATTEMPT` (1 for the first attempt), then the job's `env`. The
 //!   database's credentials are withheld: `KAAL_DATABASE_URL`, `DATABASE_URL` and every
 //!   variable whose value contains a URL or password given to [`withhold_from_jobs`]
 //!   ([`connect`](crate::connect) gives its own) are removed, unless the job's `env` sets
@@ -18,18 +20,20 @@
 //!   stderr at `warn` (log target `kaal::job`). A line is kept to [`MAX_LINE_BYTES`]; the
 //!   rest of a longer one is dropped and the line ends with `… [line truncated]`, so a job
 //!   writing without newlines cannot grow kaal's memory.
-//! * Exit status 0 is success (the fire time stays `dispatched`). A non-zero status, death by
-//!   a signal, a failure to start or a timeout is an error, which the coordinator logs and
-//!   records as `failed`. On timeout the process's whole process group (the job runs in its
-//!   own) is killed with `SIGKILL`, so `sh -c` children die with it. Being in its own group
-//!   also means a Ctrl-C in kaal's terminal does not reach the job: `kaal start` lets the
-//!   running job finish with its tick, and kills the group ([`kill_running_jobs`]) on a
-//!   second signal. A process that leaves the group (`setsid`, a daemonising double fork)
+//! * Exit status 0 is success (recorded `succeeded`). A non-zero status, death by a signal
+//!   or a failure to start is an error, which the coordinator logs and records as `failed`
+//!   with the reason; a run past its timeout (the job's `timeout`, its policy's, or the
+//!   node's `job_timeout`, whichever is shortest) is recorded `timed_out`. On timeout the
+//!   process's whole process group (the job runs in its own) is killed with `SIGKILL`, so
+//!   `sh -c` children die with it. Being in its own group also means a Ctrl-C in kaal's
+//!   terminal does not reach the job: `kaal start` waits for running jobs up to
+//!   `shutdown_grace`, then kills their groups ([`kill_running_jobs`]), at once on a second
+//!   signal. A process that leaves the group (`setsid`, a daemonising double fork)
 //!   is outside kaal's reach: neither a timeout nor a stop kills it, so supervise such
 //!   processes from the job itself (e.g. wait for them and forward signals, or use
 //!   `timeout(1)` inside the command).
-//! * The job runs on the ticking thread: the next fire time of any job waits for it. Give
-//!   long jobs a `timeout`, or start them in the background from the command.
+//! * The job runs on one of the node's `max_concurrent_runs` run threads, never on the
+//!   ticking thread: a long job delays no other job's fire time.
 
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Read};
@@ -41,7 +45,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kaal_core::chrono::SecondsFormat;
-use kaal_core::{callback, Callback, Fire};
+use kaal_core::{callback, Callback, CallbackError, Fire, TimedOut};
 
 use crate::jobs::placeholder::Template;
 
@@ -196,8 +200,23 @@ pub fn kill_running_jobs(grace: Duration) -> usize {
 
 impl CommandJob {
     /// A callback that runs this job, for [`CallbackRegistry::upsert`](kaal_core::CallbackRegistry::upsert).
+    ///
+    /// A run killed at its timeout returns [`kaal_core::TimedOut`], so the coordinator
+    /// records it `timed_out`.
     pub fn into_callback(self) -> Callback {
-        callback(move |fire: &Fire| self.run(fire))
+        callback(move |fire: &Fire| match self.run(fire) {
+            Err(CommandError::TimedOut(after)) => Err(CallbackError::from(TimedOut { after })),
+            other => other.map_err(CallbackError::from),
+        })
+    }
+
+    /// The timeout of a run of `fire`: the job's own `timeout`, or the run's (its policy's
+    /// or the node's `job_timeout`), whichever is shorter.
+    fn timeout_for(&self, fire: &Fire) -> Option<Duration> {
+        match (self.timeout, fire.timeout) {
+            (Some(own), Some(run)) => Some(own.min(run)),
+            (own, run) => own.or(run),
+        }
     }
 
     /// The command line for `fire`, for logs: argv joined by spaces, or the shell string.
@@ -246,6 +265,13 @@ impl CommandJob {
                 fire.fire_time.timestamp().to_string(),
             )
             .env("KAAL_IDEMPOTENCY_KEY", &fire.idempotency_key)
+            .env(
+                "KAAL_FENCING_TOKEN",
+                fire.fencing_token
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            )
+            .env("KAAL_ATTEMPT", fire.attempt.to_string())
             .envs(
                 self.env
                     .iter()
@@ -284,7 +310,7 @@ impl CommandJob {
             running.groups.extend(i32::try_from(child.id()).ok());
             child
         };
-        outcome(self.supervise(&mut child)?).inspect(|()| {
+        outcome(self.supervise(&mut child, self.timeout_for(fire))?).inspect(|()| {
             log::info!(
                 target: "kaal::job",
                 "[{}] finished in {:.3} s",
@@ -296,7 +322,11 @@ impl CommandJob {
 
     /// Forwards the output of `child` and waits for it; `Err(TimedOut)` when it ran past the
     /// timeout and was killed.
-    fn supervise(&self, child: &mut Child) -> Result<ExitStatus, CommandError> {
+    fn supervise(
+        &self,
+        child: &mut Child,
+        timeout: Option<Duration>,
+    ) -> Result<ExitStatus, CommandError> {
         let (done_tx, done) = mpsc::channel();
         if let Some(out) = child.stdout.take() {
             forward_lines(&self.key, out, log::Level::Info, done_tx.clone());
@@ -304,7 +334,7 @@ impl CommandJob {
         if let Some(err) = child.stderr.take() {
             forward_lines(&self.key, err, log::Level::Warn, done_tx);
         }
-        let status = wait(child, self.timeout);
+        let status = wait(child, timeout);
         // Reaped (or never to be): its process group id may be reused from now on.
         if let Ok(id) = i32::try_from(child.id()) {
             RUNNING
@@ -322,7 +352,7 @@ impl CommandJob {
                 break;
             }
         }
-        status.ok_or(CommandError::TimedOut(self.timeout.unwrap_or_default()))
+        status.ok_or(CommandError::TimedOut(timeout.unwrap_or_default()))
     }
 }
 
@@ -446,6 +476,7 @@ mod tests {
             idempotency_key: "kaal-job-1767225600".into(),
             fencing_token: Some(42),
             attempt: 1,
+            timeout: None,
         }
     }
 
@@ -462,10 +493,28 @@ mod tests {
     #[test]
     fn exit_zero_succeeds_and_sees_its_environment() {
         let job = shell(
-            "test \"$WHO\" = job && test \"$KAAL_FIRE_TIME_UNIX\" = 1767225600",
+            "test \"$WHO\" = job && test \"$KAAL_FIRE_TIME_UNIX\" = 1767225600 \
+             && test \"$KAAL_FENCING_TOKEN\" = 42 && test \"$KAAL_ATTEMPT\" = 1 \
+             && test {{fencing_token}}/{{attempt}} = 42/1",
             None,
         );
         job.run(&fire()).unwrap();
+    }
+
+    #[test]
+    fn the_run_timeout_kills_a_job_without_its_own_and_is_recorded_as_timed_out() {
+        let fire = Fire {
+            timeout: Some(Duration::from_millis(200)),
+            ..fire()
+        };
+        let started = Instant::now();
+        let err = (shell("sleep 30 & wait", None).into_callback())(&fire).unwrap_err();
+        let timed_out = err.downcast_ref::<TimedOut>().expect("a TimedOut error");
+        assert_eq!(timed_out.after, Duration::from_millis(200));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The shorter of the two wins.
+        let job = shell("sleep 30 & wait", Some(Duration::from_millis(100)));
+        assert_eq!(job.timeout_for(&fire), Some(Duration::from_millis(100)));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Placeholders in job commands: `{{fire_time.iso8601}}`, `{{fire_time.unix}}`,
-//! `{{idempotency_key}}` and `{{key}}`.
+//! `{{idempotency_key}}`, `{{key}}`, `{{fencing_token}}` (the run's fencing token; empty
+//! with the dispatch log off) and `{{attempt}}` (1 for the first attempt).
 //!
 //! In a `shell:` string a value is never shell code: [`Template::render_shell`] quotes each
 //! one for where it stands (a single-quoted word outside quotes, escaped inside `'…'` or
@@ -18,6 +19,8 @@ pub const PLACEHOLDERS: &[&str] = &[
     "fire_time.unix",
     "idempotency_key",
     "key",
+    "fencing_token",
+    "attempt",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,8 @@ enum Part {
     FireTimeUnix,
     IdempotencyKey,
     Key,
+    FencingToken,
+    Attempt,
 }
 
 /// A string with placeholders, checked when it is parsed and filled in for each fire time.
@@ -42,6 +47,7 @@ enum Part {
 ///     idempotency_key: "kaal-report-1767258000".into(),
 ///     fencing_token: Some(42),
 ///     attempt: 1,
+///     timeout: None,
 /// };
 /// assert_eq!(t.render(&fire), "report --at 2026-01-01T09:00:00Z --id kaal-report-1767258000");
 /// assert!(Template::parse("{{fire_time}}").is_err());
@@ -77,6 +83,8 @@ impl Template {
                 "fire_time.unix" => Part::FireTimeUnix,
                 "idempotency_key" => Part::IdempotencyKey,
                 "key" => Part::Key,
+                "fencing_token" => Part::FencingToken,
+                "attempt" => Part::Attempt,
                 other => {
                     return Err(format!(
                         "unknown placeholder {{{{{other}}}}} in {source:?}{}; known: {}",
@@ -138,6 +146,7 @@ impl Template {
     ///     idempotency_key: "kaal-k;touch X-1767258000".into(),
     ///     fencing_token: Some(42),
     ///     attempt: 1,
+    ///     timeout: None,
     /// };
     /// let t = Template::parse("echo {{key}} \"at {{key}}\" 'for {{key}}'")?;
     /// assert_eq!(
@@ -170,6 +179,11 @@ fn value_of(part: &Part, fire: &Fire) -> String {
         Part::FireTimeUnix => fire.fire_time.timestamp().to_string(),
         Part::IdempotencyKey => fire.idempotency_key.clone(),
         Part::Key => fire.key.clone(),
+        Part::FencingToken => fire
+            .fencing_token
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        Part::Attempt => fire.attempt.to_string(),
     }
 }
 
@@ -278,6 +292,7 @@ mod tests {
             idempotency_key: "kaal-a:b-1767225660".into(),
             fencing_token: Some(42),
             attempt: 1,
+            timeout: None,
         };
         let t = Template::parse(
             "{{key}} {{fire_time.unix}} {{fire_time.iso8601}} {{idempotency_key}}!",
@@ -296,6 +311,7 @@ mod tests {
             idempotency_key: "kaal-x-1".into(),
             fencing_token: Some(42),
             attempt: 1,
+            timeout: None,
         }
     }
 
