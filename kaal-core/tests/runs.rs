@@ -28,7 +28,9 @@ fn config(node_id: &str, slots: usize) -> Config {
         max_concurrent_runs: slots,
         // The manual clock jumps a minute at a time; the node's estimate of the store's
         // clock (the same manual clock) runs on the monotonic clock between readings.
+        // ... and faster than heartbeats: nodes stay live for an hour of it.
         max_clock_offset: StdDuration::from_secs(3600),
+        node_timeout: StdDuration::from_secs(3600),
         ..Config::default()
     }
 }
@@ -261,4 +263,72 @@ fn fencing_tokens_are_the_row_ids_and_grow_with_every_claim_across_nodes() {
         tokens.push(token);
     }
     assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
+}
+
+#[test]
+fn a_run_on_a_node_that_is_gone_is_recorded_abandoned_once_and_keeps_that_record() {
+    let clock = Arc::new(ManualClock::new(t(9, 59, 30)));
+    let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
+    let config = |id: &str| Config {
+        node_timeout: StdDuration::from_secs(30),
+        ..config(id, 2)
+    };
+    let dead = Kaal::with_clock(config("dead"), adapter.clone(), clock.clone()).unwrap();
+    let live = Kaal::with_clock(config("live"), adapter.clone(), clock.clone()).unwrap();
+    let (open, gate) = new_gate();
+    let (ended_tx, ended) = mpsc::channel();
+    dead.register(
+        "job",
+        "* * * * *",
+        move |_: &Fire| -> Result<(), CallbackError> {
+            gate.wait();
+            ended_tx.send(()).unwrap();
+            Ok(())
+        },
+    )
+    .unwrap();
+    live.register(
+        "job",
+        "* * * * *",
+        |_: &Fire| -> Result<(), CallbackError> { Ok(()) },
+    )
+    .unwrap();
+    clock.set(t(10, 0, 1));
+    assert!(dead.start());
+    assert!(dead.coordinator().wait_for_passes(1, WAIT));
+    assert_eq!(
+        row(&live, "job", t(10, 0, 0)).unwrap().status,
+        DispatchStatus::Dispatched
+    );
+    drop(dead); // no more heartbeats; its run goes on, stuck
+    clock.set(t(10, 1, 1)); // a minute later: past node_timeout (30 s)
+    let report = live.tick_at(t(10, 1, 1));
+    assert_eq!(
+        report.abandoned,
+        [("job".to_string(), t(10, 0, 0), "dead".to_string())]
+    );
+    let lost = row(&live, "job", t(10, 0, 0)).unwrap();
+    assert_eq!(lost.status, DispatchStatus::Abandoned);
+    assert!(lost
+        .error
+        .unwrap()
+        .contains("node dead stopped heartbeating"));
+    assert!(lost.finished_at.is_some());
+    // Not run again (at most once), and a second pass records nothing more.
+    assert_eq!(
+        report
+            .dispatched
+            .iter()
+            .map(|f| f.fire_time)
+            .collect::<Vec<_>>(),
+        [t(10, 1, 0)]
+    );
+    // The stuck run ends late: its success does not overwrite the record.
+    open.send(()).unwrap();
+    ended.recv_timeout(WAIT).unwrap();
+    clock.set(t(10, 2, 1));
+    let again = live.tick_at(t(10, 2, 1));
+    assert!(again.abandoned.is_empty());
+    let lost = row(&live, "job", t(10, 0, 0)).unwrap();
+    assert_eq!(lost.status, DispatchStatus::Abandoned);
 }

@@ -113,7 +113,7 @@ fn three_ticks_run_each_fire_time_once(backend: Backend, settings: &str) {
     let rows: Vec<&str> = log.ok().lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{log:#?}");
     assert!(
-        rows[0].starts_with("2026-01-01 09:00:00 UTC  every-minute  dispatched"),
+        rows[0].starts_with("2026-01-01 09:00:00 UTC  every-minute  succeeded"),
         "{rows:?}"
     );
     let status = project.run(&["status"]);
@@ -139,7 +139,7 @@ fn status_enable_disable_and_dispatches_work_on_the_stored_jobs(backend: Backend
         "{row}"
     );
     assert!(
-        row.contains("2026-06-01 10:00:00 BST dispatched by"),
+        row.contains("2026-06-01 10:00:00 BST succeeded by"),
         "{row}"
     );
 
@@ -183,7 +183,7 @@ fn status_enable_disable_and_dispatches_work_on_the_stored_jobs(backend: Backend
         .fails(2, &["--status", "lost"]);
 }
 
-/// A job past its timeout is killed with its children and marked failed; the tick exits 1,
+/// A job past its timeout is killed with its children and recorded timed_out; the tick exits 1,
 /// the other job still runs, and the failed fire time is not run again.
 fn a_job_past_its_timeout_is_killed_marked_failed_and_the_others_still_run(backend: Backend) {
     let db = Database::create(backend, "cli");
@@ -234,14 +234,14 @@ fn a_job_past_its_timeout_is_killed_marked_failed_and_the_others_still_run(backe
         "the job's child process {sleeper} survived the kill"
     );
 
-    let failed = project.run(&["dispatches", "--status", "failed"]);
+    let failed = project.run(&["dispatches", "--status", "timed_out"]);
     let rows: Vec<&str> = failed.ok().lines().skip(1).collect();
     assert_eq!(rows.len(), 1, "{failed:#?}");
     assert!(
-        rows[0].contains("a-slow") && rows[0].contains("failed"),
+        rows[0].contains("a-slow") && rows[0].contains("timed_out"),
         "{rows:?}"
     );
-    // A failed fire time counts as dispatched: it is not run again.
+    // A fire time that timed out counts as dispatched: it is not run again.
     let again = project.run(&["tick", "--at", "2026-01-01T10:00:10Z"]);
     assert!(again.ok().contains("0 dispatched"), "{again:#?}");
 }

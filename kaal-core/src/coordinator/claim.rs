@@ -42,7 +42,7 @@ use chrono::{DateTime, Utc};
 use super::executor::Slot;
 use super::run::Run;
 use super::{chrono_duration, lock, Inner, StartError, TickReport};
-use crate::dispatch::{dispatch_log_key, Commit, DispatchRegistry, DispatchStatus};
+use crate::dispatch::{dispatch_log_key, Commit, DispatchRegistry, DispatchStatus, RunUpdate};
 use crate::keys::{idempotency_key, lock_key};
 use crate::nodes::{is_live, NodeRegistry, Registration};
 use crate::registry::Fire;
@@ -615,6 +615,7 @@ impl Inner {
             sweep.owed = false;
         }
         self.settle_unsure_starts(log, &mut report);
+        self.abandon_lost_runs(log, oldest, &mut report);
         let rows = match log.unstarted_claims(oldest) {
             Ok(rows) => rows,
             Err(err) => {
@@ -726,6 +727,78 @@ impl Inner {
                     let mut sweep = lock(&self.sweep);
                     sweep.owed = true;
                     sweep.unsure_starts.insert((key, fire_time), candidate);
+                }
+            }
+        }
+    }
+
+    /// Records `abandoned` the runs of this namespace that are `dispatched` (started, not
+    /// finished) on a node that is gone — no heartbeat for `node_timeout` by the database's
+    /// clock, and the row itself untouched that long. One compare-and-set per row, on the
+    /// dead node's ownership and the `dispatched` status, so of several live nodes one
+    /// records it, and a run that finished meanwhile keeps its outcome. The run is not run
+    /// again: `abandon` is at most once (see [`OnNodeLoss`](crate::OnNodeLoss)). Rows without
+    /// a `started_at` (written by the Ruby gem or older kaal) are never touched.
+    fn abandon_lost_runs(
+        &self,
+        log: &dyn DispatchRegistry,
+        oldest: DateTime<Utc>,
+        report: &mut TickReport,
+    ) {
+        let Some((database_now, live)) = self.liveness() else {
+            return;
+        };
+        let rows = match log.running_runs(oldest) {
+            Ok(rows) => rows,
+            Err(err) => {
+                report.errors.push(err.to_string());
+                self.owe_sweep();
+                return;
+            }
+        };
+        let prefix = format!("{}:", self.config.namespace);
+        let timeout = chrono_duration(self.config.node_timeout);
+        for row in rows {
+            let gone = row.key.starts_with(&prefix)
+                && row.node_id != self.config.node_id
+                && !live.contains_key(row.node_id.as_str())
+                && database_now - row.dispatched_at >= timeout;
+            if !gone {
+                continue;
+            }
+            let update = RunUpdate {
+                attempt: row.attempt,
+                error: Some(format!(
+                    "node {} stopped heartbeating while the run was going (not seen for \
+                     node_timeout = {} s); recorded by node {}",
+                    row.node_id,
+                    self.config.node_timeout.as_secs(),
+                    self.config.node_id
+                )),
+            };
+            match log.record_run(
+                &row.key,
+                row.fire_time,
+                &row.node_id,
+                DispatchStatus::Dispatched,
+                DispatchStatus::Abandoned,
+                &update,
+            ) {
+                Ok(true) => {
+                    let key = &row.key[prefix.len()..];
+                    log::warn!(
+                        "{key} at {}: running on node {}, which is gone; recorded abandoned (not run again)",
+                        row.fire_time,
+                        row.node_id
+                    );
+                    report
+                        .abandoned
+                        .push((key.to_string(), row.fire_time, row.node_id.clone()));
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    report.errors.push(err.to_string());
+                    self.owe_sweep();
                 }
             }
         }

@@ -64,6 +64,9 @@ pub struct TickReport {
     /// Claimed, never-started fire times of nodes that are gone, which this node took over
     /// (and ran, listed in `dispatched`): `(key, fire_time, previous owner)`.
     pub taken_over: Vec<(String, DateTime<Utc>, String)>,
+    /// Runs that were going on nodes that are gone, which this node recorded `abandoned`:
+    /// `(key, fire_time, node)`.
+    pub abandoned: Vec<(String, DateTime<Utc>, String)>,
     /// Backend errors; the fire times concerned are retried on the next tick.
     pub errors: Vec<String>,
 }
@@ -77,6 +80,7 @@ impl TickReport {
         self.already_dispatched.extend(other.already_dispatched);
         self.not_yet_due.extend(other.not_yet_due);
         self.taken_over.extend(other.taken_over);
+        self.abandoned.extend(other.abandoned);
         self.errors.extend(other.errors);
     }
 }

@@ -118,11 +118,12 @@ impl Inner {
                 break None;
             };
             log::error!(
-                "{} at {} (attempt {}) failed: {}",
+                "{} at {} failed: {} (attempt {} of {})",
                 run.fire.key,
                 run.fire.fire_time,
+                failure.text(),
                 run.fire.attempt,
-                failure.text()
+                retry.max_attempts
             );
             let next = run.fire.attempt + 1;
             if next > retry.max_attempts {

@@ -49,6 +49,12 @@ use kaal_core::{callback, Callback, CallbackError, Fire, TimedOut};
 
 use crate::jobs::placeholder::Template;
 
+/// A command killed at its timeout: reads as [`CommandError::TimedOut`], and carries
+/// [`TimedOut`] as its source, which is how the coordinator knows to record `timed_out`.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out after {} s and was killed", .0.after.as_secs_f64())]
+struct KilledAtTimeout(#[source] TimedOut);
+
 /// How a job's process is started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Program {
@@ -205,7 +211,9 @@ impl CommandJob {
     /// records it `timed_out`.
     pub fn into_callback(self) -> Callback {
         callback(move |fire: &Fire| match self.run(fire) {
-            Err(CommandError::TimedOut(after)) => Err(CallbackError::from(TimedOut { after })),
+            Err(CommandError::TimedOut(after)) => {
+                Err(CallbackError::from(KilledAtTimeout(TimedOut { after })))
+            }
             other => other.map_err(CallbackError::from),
         })
     }
@@ -509,7 +517,11 @@ mod tests {
         };
         let started = Instant::now();
         let err = (shell("sleep 30 & wait", None).into_callback())(&fire).unwrap_err();
-        let timed_out = err.downcast_ref::<TimedOut>().expect("a TimedOut error");
+        assert_eq!(err.to_string(), "timed out after 0.2 s and was killed");
+        let timed_out = err
+            .source()
+            .and_then(|s| s.downcast_ref::<TimedOut>())
+            .expect("a TimedOut source");
         assert_eq!(timed_out.after, Duration::from_millis(200));
         assert!(started.elapsed() < Duration::from_secs(5));
         // The shorter of the two wins.
