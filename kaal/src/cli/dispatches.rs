@@ -96,9 +96,10 @@ fn query(
     match status {
         Some(status) => log.find_by_status(status),
         None => {
-            let mut all = log.find_by_status(DispatchStatus::Claimed)?;
-            all.extend(log.find_by_status(DispatchStatus::Dispatched)?);
-            all.extend(log.find_by_status(DispatchStatus::Failed)?);
+            let mut all = Vec::new();
+            for status in DispatchStatus::ALL {
+                all.extend(log.find_by_status(status)?);
+            }
             Ok(all)
         }
     }
