@@ -23,6 +23,8 @@ pub(crate) struct Job {
     pub callback: Callback,
     /// The policies stored with the job's definition (the defaults without one).
     pub policy: Arc<JobPolicy>,
+    /// The zone its cron is read in: its policy's `time_zone`, else the node's.
+    pub tz: Tz,
     pub enabled: bool,
     /// When the stored definition's current schedule came into force
     /// ([`Definition::schedule_since`]; `None` without a definition store): no fire time
@@ -39,6 +41,9 @@ pub(crate) struct Candidate {
     pub fire_time: DateTime<Utc>,
     pub callback: Callback,
     pub policy: Arc<JobPolicy>,
+    /// Set when a policy skips it: the fire time is claimed and recorded `skipped` with
+    /// this reason instead of running.
+    pub skip: Option<String>,
 }
 
 /// Every job of the coordinator, by key.
@@ -72,6 +77,22 @@ impl Schedule {
     /// Whether `since` counts as in force at `now`.
     fn in_force(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         since <= now + self.since_tolerance
+    }
+}
+
+/// The zone of a job: its policy's `time_zone`, else `node` (an unknown zone, which
+/// validation keeps out of the store, is logged and the node's used).
+fn job_zone(key: &str, policy: &JobPolicy, node: Tz) -> Tz {
+    match policy.time_zone.as_deref().map(str::parse::<Tz>) {
+        None => node,
+        Some(Ok(tz)) => tz,
+        Some(Err(_)) => {
+            log::warn!(
+                "{key}: unknown time_zone {:?} in its policy; using the node's ({node})",
+                policy.time_zone
+            );
+            node
+        }
     }
 }
 
@@ -139,10 +160,15 @@ impl Schedule {
                     },
                 },
             };
+            let tz = job_zone(&entry.key, &policy, tz);
             // The floor of what is owed, when the schedule came into force by `now`.
             let since = schedule_since.filter(|since| self.in_force(*since, now));
             let next_due = match previous.remove(&entry.key) {
-                Some(old) if old.cron.as_str() == cron.as_str() && (old.enabled || !enabled) => {
+                Some(old)
+                    if old.cron.as_str() == cron.as_str()
+                        && old.tz == tz
+                        && (old.enabled || !enabled) =>
+                {
                     match (old.next_due, since) {
                         (Some(next), Some(since)) if next < since => {
                             first_at_or_after(&cron, start_from.max(since), tz)
@@ -160,6 +186,7 @@ impl Schedule {
                 cron,
                 callback: entry.callback,
                 policy,
+                tz,
                 enabled,
                 schedule_since,
                 next_due,
@@ -216,7 +243,6 @@ impl Schedule {
         from: DateTime<Utc>,
         now: DateTime<Utc>,
         lookback: Duration,
-        tz: Tz,
         first_logged: impl Fn(&str) -> Option<DateTime<Utc>>,
     ) {
         let tolerance = self.since_tolerance;
@@ -232,7 +258,7 @@ impl Schedule {
                     None => continue,
                 }
             };
-            if let Some(first) = first_at_or_after(&job.cron, floor, tz) {
+            if let Some(first) = first_at_or_after(&job.cron, floor, job.tz) {
                 if job.next_due.is_none_or(|next| first < next) {
                     job.next_due = Some(first);
                 }
@@ -243,12 +269,7 @@ impl Schedule {
     /// Takes every due fire time `<= now` of enabled jobs, no earlier than `oldest`, and
     /// marks them settled (`next_due` moves past `now`). Disabled jobs settle without
     /// candidates: fire times that fall while a job is disabled are never dispatched.
-    pub fn take_due(
-        &mut self,
-        now: DateTime<Utc>,
-        oldest: DateTime<Utc>,
-        tz: Tz,
-    ) -> Vec<Candidate> {
+    pub fn take_due(&mut self, now: DateTime<Utc>, oldest: DateTime<Utc>) -> Vec<Candidate> {
         let mut due = Vec::new();
         for job in &mut self.jobs {
             let Some(next) = job.next_due else { continue };
@@ -265,16 +286,17 @@ impl Schedule {
                 } else {
                     next
                 };
-                for fire_time in job.cron.fire_times(from, now, tz) {
+                for fire_time in job.cron.fire_times(from, now, job.tz) {
                     due.push(Candidate {
                         key: job.key.clone(),
                         fire_time,
                         callback: job.callback.clone(),
                         policy: job.policy.clone(),
+                        skip: None,
                     });
                 }
             }
-            job.next_due = job.cron.next_after(now, tz);
+            job.next_due = job.cron.next_after(now, job.tz);
         }
         due.sort_by(|a, b| {
             a.fire_time
@@ -305,6 +327,7 @@ impl Schedule {
             fire_time,
             callback: job.callback.clone(),
             policy: job.policy.clone(),
+            skip: None,
         })
     }
 

@@ -296,9 +296,50 @@ impl Inner {
             None => won,
         };
         for candidate in committed {
-            self.run_fire(candidate, &mut report);
+            match &candidate.skip {
+                Some(reason) => self.skip_fire(candidate, reason, &mut report),
+                None => self.run_fire(candidate, &mut report),
+            }
         }
         report
+    }
+
+    /// Records a committed fire time `skipped` with `reason` instead of starting it. A
+    /// failed write leaves it `claimed` by this node; the sweep then judges it again.
+    fn skip_fire(&self, candidate: &Candidate, reason: &str, report: &mut TickReport) {
+        if let Some(log) = self.log() {
+            let log_key = dispatch_log_key(&self.config.namespace, &candidate.key);
+            let update = RunUpdate {
+                attempt: 0,
+                error: Some(reason.to_string()),
+            };
+            match log.record_run(
+                &log_key,
+                candidate.fire_time,
+                &self.config.node_id,
+                DispatchStatus::Claimed,
+                DispatchStatus::Skipped,
+                &update,
+            ) {
+                Ok(true) => {}
+                Ok(false) => return, // taken over meanwhile: no longer this node's to judge
+                Err(err) => {
+                    report.errors.push(err.to_string());
+                    self.owe_sweep();
+                    return;
+                }
+            }
+        }
+        log::info!(
+            "{} at {}: skipped, {reason}",
+            candidate.key,
+            candidate.fire_time
+        );
+        report.skipped.push((
+            candidate.key.clone(),
+            candidate.fire_time,
+            reason.to_string(),
+        ));
     }
 
     /// Step 1: drops the fire times the dispatch log shows (either key form). `None` when the
@@ -649,10 +690,11 @@ impl Inner {
             let Some(template) = candidates.get(key) else {
                 continue;
             };
-            let candidate = Candidate {
+            let mut candidate = Candidate {
                 fire_time: row.fire_time,
                 ..template.clone()
             };
+            candidate.skip = self.late_reason(&candidate, now);
             if row.node_id != *me {
                 let Some((database_now, live)) = &liveness else {
                     continue;
@@ -685,7 +727,10 @@ impl Inner {
                     }
                 }
             }
-            self.run_fire(&candidate, &mut report);
+            match candidate.skip.clone() {
+                Some(reason) => self.skip_fire(&candidate, &reason, &mut report),
+                None => self.run_fire(&candidate, &mut report),
+            }
         }
         report
     }

@@ -21,6 +21,7 @@ use crate::schedule::{Candidate, Schedule};
 
 mod claim;
 mod executor;
+mod policies;
 pub(crate) mod preview;
 mod run;
 
@@ -67,6 +68,9 @@ pub struct TickReport {
     /// Runs that were going on nodes that are gone, which this node recorded `abandoned`:
     /// `(key, fire_time, node)`.
     pub abandoned: Vec<(String, DateTime<Utc>, String)>,
+    /// Fire times a policy skipped (claimed, recorded `skipped`, not run):
+    /// `(key, fire_time, reason)`.
+    pub skipped: Vec<(String, DateTime<Utc>, String)>,
     /// Backend errors; the fire times concerned are retried on the next tick.
     pub errors: Vec<String>,
 }
@@ -81,6 +85,7 @@ impl TickReport {
         self.not_yet_due.extend(other.not_yet_due);
         self.taken_over.extend(other.taken_over);
         self.abandoned.extend(other.abandoned);
+        self.skipped.extend(other.skipped);
         self.errors.extend(other.errors);
     }
 }
@@ -726,7 +731,7 @@ impl Inner {
                 let log = self.log();
                 let ns = &self.config.namespace;
                 let lookback = chrono_duration(self.config.window_lookback);
-                schedule.rewind_for_recovery(from, now, lookback, self.tz, |key| {
+                schedule.rewind_for_recovery(from, now, lookback, |key| {
                     let log = log?;
                     [crate::dispatch::dispatch_log_key(ns, key), key.to_string()]
                         .iter()
@@ -742,10 +747,17 @@ impl Inner {
                 self.config.window_lookback
             };
             let oldest = recover_from.unwrap_or(now - chrono_duration(catch_up));
-            (schedule.take_due(now, oldest, self.tz), oldest)
+            (schedule.take_due(now, oldest), oldest)
         };
-        let (due, oldest) = due;
+        let (mut due, oldest) = due;
+        self.triage(&mut due, now);
+        // Skips need no run slot: they are claimed and recorded first, all of them.
+        let (skips, due): (Vec<Candidate>, Vec<Candidate>) =
+            due.into_iter().partition(|c| c.skip.is_some());
         let mut report = TickReport::default();
+        for chunk in skips.chunks(CLAIM_CHUNK) {
+            report.absorb(self.claim_and_dispatch(chunk));
+        }
         let total = due.len();
         let mut done = 0;
         let wait = lock(&self.pass_mode).wait;
