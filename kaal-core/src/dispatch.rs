@@ -192,6 +192,23 @@ pub fn clip_error(text: &str) -> String {
     clipped
 }
 
+/// What [`DispatchRegistry::start_run_alone`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AloneStart {
+    /// The run started: its fencing token.
+    Started(i64),
+    /// Another run of the job is going; nothing was written. One such run: its fire time
+    /// and node.
+    Busy {
+        /// The fire time of the run that is going.
+        fire_time: DateTime<Utc>,
+        /// The node it is going on.
+        node_id: String,
+    },
+    /// The row is not `claimed` by this node: nothing was written.
+    NotClaimed,
+}
+
 /// What a run's row records beyond its status (see [`DispatchRegistry::record_run`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunUpdate {
@@ -329,6 +346,39 @@ pub trait DispatchRegistry: Send + Sync {
             return Ok(None);
         }
         Ok(self.find_dispatch(key, fire_time)?.map(|row| row.id))
+    }
+
+    /// [`start_run`](DispatchRegistry::start_run), only if no other run of `key` is going
+    /// — no other row of `key` is `dispatched` with a `started_at` — as **one atomic step
+    /// per job**: of two nodes starting two fire times of the same job at the same instant,
+    /// one starts and the other is answered [`AloneStart::Busy`]. What `overlap: skip` and
+    /// `queue_one` rest on. A run on a node that is gone blocks the job until it is recorded
+    /// `abandoned` (within `node_timeout` and a sweep).
+    ///
+    /// The SQL stores serialise the check and the start per job (a transaction-scoped lock
+    /// on the key). The default checks [`running_runs`](DispatchRegistry::running_runs),
+    /// then starts: **not** atomic — a store shared by several processes must override it.
+    fn start_run_alone(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+    ) -> Result<AloneStart, RegistryError> {
+        let going = self.find_by_key(key)?.into_iter().find(|row| {
+            row.fire_time != fire_time
+                && row.status == DispatchStatus::Dispatched
+                && row.started_at.is_some()
+        });
+        if let Some(row) = going {
+            return Ok(AloneStart::Busy {
+                fire_time: row.fire_time,
+                node_id: row.node_id,
+            });
+        }
+        Ok(match self.start_run(key, fire_time, node_id)? {
+            Some(token) => AloneStart::Started(token),
+            None => AloneStart::NotClaimed,
+        })
     }
 
     /// Records how a run went: moves the row of `(key, fire_time)` from `from` to `to`, only

@@ -179,7 +179,7 @@ pub use definition::{
     BatchOutcome, Definition, DefinitionRegistry, DefinitionSource, DefinitionWrite, NewDefinition,
 };
 pub use dispatch::{
-    clip_error, dispatch_log_key, Commit, Commits, DispatchLogging, DispatchRecord,
+    clip_error, dispatch_log_key, AloneStart, Commit, Commits, DispatchLogging, DispatchRecord,
     DispatchRegistry, DispatchStatus, RunUpdate, CLAIM_TOLERANCE, MAX_ERROR_CHARS,
 };
 pub use error::{KeyError, LockError, RegistryError};

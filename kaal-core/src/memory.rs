@@ -15,8 +15,8 @@ use crate::definition::{
     BatchOutcome, Definition, DefinitionRegistry, DefinitionWrite, NewDefinition,
 };
 use crate::dispatch::{
-    clip_error, Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus, RunUpdate,
-    CLAIM_TOLERANCE,
+    clip_error, AloneStart, Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus,
+    RunUpdate, CLAIM_TOLERANCE,
 };
 use crate::error::{LockError, RegistryError};
 use crate::nodes::{is_live, NodeInfo, NodeRecord, NodeRegistry, Registration};
@@ -177,7 +177,7 @@ impl Adapter for MemoryAdapter {
 #[derive(Debug)]
 pub struct MemoryDispatchRegistry {
     clock: Arc<dyn Clock>,
-    records: Mutex<BTreeMap<(String, DateTime<Utc>), DispatchRecord>>,
+    records: Mutex<Records>,
     /// The last id handed out; ids grow with every insert, as a SQL sequence's do.
     last_id: std::sync::atomic::AtomicI64,
 }
@@ -352,19 +352,42 @@ impl DispatchRegistry for MemoryDispatchRegistry {
         node_id: &str,
     ) -> Result<Option<i64>, RegistryError> {
         let now = self.clock.now();
+        Ok(start_locked(
+            &mut lock(&self.records),
+            key,
+            fire_time,
+            node_id,
+            now,
+        ))
+    }
+
+    fn start_run_alone(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+    ) -> Result<AloneStart, RegistryError> {
+        let now = self.clock.now();
         let mut records = lock(&self.records);
-        match records.get_mut(&(key.to_string(), fire_time)) {
-            Some(record)
-                if record.node_id == node_id && record.status == DispatchStatus::Claimed =>
-            {
-                record.status = DispatchStatus::Dispatched;
-                record.dispatched_at = now;
-                record.started_at = Some(now);
-                record.attempt = 1;
-                Ok(Some(record.id))
-            }
-            _ => Ok(None),
+        // One lock over the check and the start: atomic, as the trait asks.
+        let going = records.values().find(|r| {
+            r.key == key
+                && r.fire_time != fire_time
+                && r.status == DispatchStatus::Dispatched
+                && r.started_at.is_some()
+        });
+        if let Some(row) = going {
+            return Ok(AloneStart::Busy {
+                fire_time: row.fire_time,
+                node_id: row.node_id.clone(),
+            });
         }
+        Ok(
+            match start_locked(&mut records, key, fire_time, node_id, now) {
+                Some(token) => AloneStart::Started(token),
+                None => AloneStart::NotClaimed,
+            },
+        )
     }
 
     fn record_run(
@@ -418,6 +441,27 @@ impl DispatchRegistry for MemoryDispatchRegistry {
         found.reverse();
         Ok(found)
     }
+}
+
+type Records = BTreeMap<(String, DateTime<Utc>), DispatchRecord>;
+
+/// Starts the run of `(key, fire_time)` if `node_id` has it `claimed`; its token.
+fn start_locked(
+    records: &mut Records,
+    key: &str,
+    fire_time: DateTime<Utc>,
+    node_id: &str,
+    now: DateTime<Utc>,
+) -> Option<i64> {
+    let record = records.get_mut(&(key.to_string(), fire_time))?;
+    if record.node_id != node_id || record.status != DispatchStatus::Claimed {
+        return None;
+    }
+    record.status = DispatchStatus::Dispatched;
+    record.dispatched_at = now;
+    record.started_at = Some(now);
+    record.attempt = 1;
+    Some(record.id)
 }
 
 /// An in-memory [`NodeRegistry`]: registrations of the coordinators of this process, stamped

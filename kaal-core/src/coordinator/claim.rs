@@ -42,9 +42,12 @@ use chrono::{DateTime, Utc};
 use super::executor::Slot;
 use super::run::Run;
 use super::{chrono_duration, lock, Inner, StartError, TickReport};
-use crate::dispatch::{dispatch_log_key, Commit, DispatchRegistry, DispatchStatus, RunUpdate};
+use crate::dispatch::{
+    dispatch_log_key, AloneStart, Commit, DispatchRegistry, DispatchStatus, RunUpdate,
+};
 use crate::keys::{idempotency_key, lock_key};
 use crate::nodes::{is_live, NodeRegistry, Registration};
+use crate::policy::Overlap;
 use crate::registry::Fire;
 use crate::schedule::Candidate;
 
@@ -550,12 +553,17 @@ impl Inner {
         let token = match self.log() {
             None => None,
             Some(log) => {
-                match log.start_run(&log_key, candidate.fire_time, &self.config.node_id) {
-                    Ok(Some(token)) => {
+                match self.start(log, &log_key, candidate) {
+                    Ok(AloneStart::Started(token)) => {
                         self.started(candidate);
                         Some(token)
                     }
-                    Ok(None) => {
+                    Ok(AloneStart::Busy { fire_time, node_id }) => {
+                        drop(slot);
+                        self.overlapped(candidate, fire_time, &node_id, report);
+                        return;
+                    }
+                    Ok(AloneStart::NotClaimed) => {
                         // Not `claimed` by this node any more. Either another node took it
                         // over (this node was taken for dead), or an earlier start of this
                         // node's whose answer was lost landed late: the row is then
@@ -606,6 +614,53 @@ impl Inner {
             }
         };
         self.hand_off(candidate, token, slot, report);
+    }
+
+    /// The start's compare-and-set: alone (no other run of the job going, one atomic step)
+    /// under an `overlap` policy other than `allow`.
+    fn start(
+        &self,
+        log: &dyn DispatchRegistry,
+        log_key: &str,
+        candidate: &Candidate,
+    ) -> Result<AloneStart, crate::RegistryError> {
+        let node = &self.config.node_id;
+        if candidate.policy.overlap == Overlap::Allow {
+            return Ok(match log.start_run(log_key, candidate.fire_time, node)? {
+                Some(token) => AloneStart::Started(token),
+                None => AloneStart::NotClaimed,
+            });
+        }
+        log.start_run_alone(log_key, candidate.fire_time, node)
+    }
+
+    /// Another run of the job is going: `skip` records this fire time skipped; `queue_one`
+    /// keeps it `claimed` by this node, and the sweep (owed every pass while it waits)
+    /// starts it when the job is free — or skips it when a newer fire time waits too.
+    fn overlapped(
+        &self,
+        candidate: &Candidate,
+        going: DateTime<Utc>,
+        node: &str,
+        report: &mut TickReport,
+    ) {
+        match candidate.policy.overlap {
+            Overlap::QueueOne => {
+                log::info!(
+                    "{} at {}: waiting for the run of {going} on node {node} to end (overlap: queue_one)",
+                    candidate.key,
+                    candidate.fire_time
+                );
+                report
+                    .queued
+                    .push((candidate.key.clone(), candidate.fire_time));
+                self.owe_sweep();
+            }
+            _ => {
+                let reason = format!("overlap (the run of {going} on node {node} is still going)");
+                self.skip_fire(candidate, &reason, report);
+            }
+        }
     }
 
     /// Hands a started fire time to the executor on `slot`.
@@ -684,6 +739,16 @@ impl Inner {
                 })
                 .collect()
         };
+        // The newest claimed fire time of each job: under `queue_one` only it may wait.
+        let mut newest: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        for row in &rows {
+            let at = newest.entry(row.key.as_str()).or_insert(row.fire_time);
+            *at = (*at).max(row.fire_time);
+        }
+        let newest: HashMap<String, DateTime<Utc>> = newest
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         let me = &self.config.node_id;
         for row in rows {
             let key = &row.key[prefix.len()..];
@@ -695,6 +760,12 @@ impl Inner {
                 ..template.clone()
             };
             candidate.skip = self.late_reason(&candidate, now);
+            if candidate.policy.overlap == Overlap::QueueOne
+                && newest.get(&row.key).is_some_and(|at| *at > row.fire_time)
+            {
+                candidate.skip =
+                    Some("overlap (queue_one: a newer fire time of the job is waiting)".into());
+            }
             if row.node_id != *me {
                 let Some((database_now, live)) = &liveness else {
                     continue;

@@ -68,6 +68,9 @@ pub struct TickReport {
     /// Runs that were going on nodes that are gone, which this node recorded `abandoned`:
     /// `(key, fire_time, node)`.
     pub abandoned: Vec<(String, DateTime<Utc>, String)>,
+    /// Fire times claimed and waiting for the job's running run to end
+    /// (`overlap: queue_one`): `(key, fire_time)`.
+    pub queued: Vec<(String, DateTime<Utc>)>,
     /// Fire times a policy skipped (claimed, recorded `skipped`, not run):
     /// `(key, fire_time, reason)`.
     pub skipped: Vec<(String, DateTime<Utc>, String)>,
@@ -86,6 +89,7 @@ impl TickReport {
         self.taken_over.extend(other.taken_over);
         self.abandoned.extend(other.abandoned);
         self.skipped.extend(other.skipped);
+        self.queued.extend(other.queued);
         self.errors.extend(other.errors);
     }
 }
