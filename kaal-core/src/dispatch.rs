@@ -406,6 +406,27 @@ pub trait DispatchRegistry: Send + Sync {
         self.transition(key, fire_time, node_id, from, to)
     }
 
+    /// **Reruns a lost run** (`on_node_loss: rerun`): replaces the row of `(key,
+    /// fire_time)` — only if it is still `dispatched` by `lost_node` — with a new `claimed`
+    /// row of `to_node` whose `error` holds `note`, in one atomic step. The new row has a new
+    /// id, so the rerun's fencing token is larger than the lost run's: should the lost run
+    /// wake up and write downstream, its lower token is refused. Returns whether it did;
+    /// `to_node` then starts the new row as any claim.
+    ///
+    /// The default answers `false` (a store that cannot replace a row); the coordinator then
+    /// records the run `abandoned` instead.
+    fn rerun_lost_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        lost_node: &str,
+        to_node: &str,
+        note: &str,
+    ) -> Result<bool, RegistryError> {
+        let _ = (key, fire_time, lost_node, to_node, note);
+        Ok(false)
+    }
+
     /// Every started run still `dispatched` (with a `started_at`: rows the gem or older kaal
     /// wrote are never reported) whose fire time is at or after `since`, oldest first. What
     /// node-loss detection reads.

@@ -416,6 +416,28 @@ impl DispatchRegistry for MemoryDispatchRegistry {
         }
     }
 
+    fn rerun_lost_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        lost_node: &str,
+        to_node: &str,
+        note: &str,
+    ) -> Result<bool, RegistryError> {
+        let now = self.clock.now();
+        let mut records = lock(&self.records);
+        let slot = (key.to_string(), fire_time);
+        match records.get(&slot) {
+            Some(r) if r.node_id == lost_node && r.status == DispatchStatus::Dispatched => {
+                let mut rerun = self.record(key, fire_time, now, to_node, DispatchStatus::Claimed);
+                rerun.error = Some(clip_error(note));
+                records.insert(slot, rerun);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn reassign_claim(
         &self,
         key: &str,

@@ -47,7 +47,7 @@ use crate::dispatch::{
 };
 use crate::keys::{idempotency_key, lock_key};
 use crate::nodes::{is_live, NodeRegistry, Registration};
-use crate::policy::Overlap;
+use crate::policy::{OnNodeLoss, Overlap};
 use crate::registry::Fire;
 use crate::schedule::Candidate;
 
@@ -711,7 +711,7 @@ impl Inner {
             sweep.owed = false;
         }
         self.settle_unsure_starts(log, &mut report);
-        self.abandon_lost_runs(log, oldest, &mut report);
+        self.abandon_lost_runs(log, now, oldest, &mut report);
         let rows = match log.unstarted_claims(oldest) {
             Ok(rows) => rows,
             Err(err) => {
@@ -848,16 +848,25 @@ impl Inner {
         }
     }
 
-    /// Records `abandoned` the runs of this namespace that are `dispatched` (started, not
-    /// finished) on a node that is gone — no heartbeat for `node_timeout` by the database's
-    /// clock, and the row itself untouched that long. One compare-and-set per row, on the
-    /// dead node's ownership and the `dispatched` status, so of several live nodes one
-    /// records it, and a run that finished meanwhile keeps its outcome. The run is not run
-    /// again: `abandon` is at most once (see [`OnNodeLoss`](crate::OnNodeLoss)). Rows without
-    /// a `started_at` (written by the Ruby gem or older kaal) are never touched.
+    /// Settles the runs of this namespace that are `dispatched` (started, not finished) on a
+    /// node that is gone — no heartbeat for `node_timeout` by the database's clock, and the
+    /// row itself untouched that long — for the jobs this node runs (the others are left to
+    /// nodes that run them, which know the job's policy):
+    ///
+    /// * `on_node_loss: abandon` (default, at most once): recorded `abandoned`, not run
+    ///   again;
+    /// * `rerun` (at least once): the row is replaced by a new `claimed` row of this node
+    ///   ([`DispatchRegistry::rerun_lost_run`]) — a new, larger fencing token — and started
+    ///   here like any claim.
+    ///
+    /// Each is one compare-and-set on the dead node's ownership and the `dispatched` status,
+    /// so of several live nodes one acts, and a run that finished meanwhile keeps its
+    /// outcome. Rows without a `started_at` (written by the Ruby gem or older kaal) are
+    /// never touched.
     fn abandon_lost_runs(
         &self,
         log: &dyn DispatchRegistry,
+        now: DateTime<Utc>,
         oldest: DateTime<Utc>,
         report: &mut TickReport,
     ) {
@@ -882,6 +891,43 @@ impl Inner {
             if !gone {
                 continue;
             }
+            let key = &row.key[prefix.len()..];
+            let Some(mut candidate) = lock(&self.schedule).runnable(key, row.fire_time) else {
+                continue;
+            };
+            if candidate.policy.on_node_loss == OnNodeLoss::Rerun {
+                let note = format!(
+                    "rerun: node {} was lost while running it (its fencing token {}); \
+                     rerun by node {}",
+                    row.node_id, row.id, self.config.node_id
+                );
+                match log.rerun_lost_run(
+                    &row.key,
+                    row.fire_time,
+                    &row.node_id,
+                    &self.config.node_id,
+                    &note,
+                ) {
+                    Ok(true) => {
+                        log::warn!("{key} at {}: {note}", row.fire_time);
+                        report
+                            .rerun
+                            .push((key.to_string(), row.fire_time, row.node_id.clone()));
+                        candidate.skip = self.late_reason(&candidate, now);
+                        match candidate.skip.clone() {
+                            Some(reason) => self.skip_fire(&candidate, &reason, report),
+                            None => self.run_fire(&candidate, report),
+                        }
+                        continue;
+                    }
+                    Ok(false) => {} // not replaceable here: recorded abandoned below
+                    Err(err) => {
+                        report.errors.push(err.to_string());
+                        self.owe_sweep();
+                        continue;
+                    }
+                }
+            }
             let update = RunUpdate {
                 attempt: row.attempt,
                 error: Some(format!(
@@ -901,7 +947,6 @@ impl Inner {
                 &update,
             ) {
                 Ok(true) => {
-                    let key = &row.key[prefix.len()..];
                     log::warn!(
                         "{key} at {}: running on node {}, which is gone; recorded abandoned (not run again)",
                         row.fire_time,

@@ -68,6 +68,9 @@ pub struct TickReport {
     /// Runs that were going on nodes that are gone, which this node recorded `abandoned`:
     /// `(key, fire_time, node)`.
     pub abandoned: Vec<(String, DateTime<Utc>, String)>,
+    /// Runs lost with their node that this node took over to run again
+    /// (`on_node_loss: rerun`): `(key, fire_time, lost node)`.
+    pub rerun: Vec<(String, DateTime<Utc>, String)>,
     /// Fire times claimed and waiting for the job's running run to end
     /// (`overlap: queue_one`): `(key, fire_time)`.
     pub queued: Vec<(String, DateTime<Utc>)>,
@@ -88,6 +91,7 @@ impl TickReport {
         self.not_yet_due.extend(other.not_yet_due);
         self.taken_over.extend(other.taken_over);
         self.abandoned.extend(other.abandoned);
+        self.rerun.extend(other.rerun);
         self.skipped.extend(other.skipped);
         self.queued.extend(other.queued);
         self.errors.extend(other.errors);
