@@ -21,7 +21,14 @@
 //!   insert-only row in the dispatch log, which is the commit point.
 //! * **lease** — a row of `kaal_locks` that expires by the database's clock.
 //! * **dispatch log** — `kaal_dispatches`, one row per fire time taken, `claimed` →
-//!   `dispatched` | `failed` ([`DispatchRegistry`]).
+//!   `dispatched` (running) → `succeeded` | `failed` | `timed_out` | `abandoned`, or
+//!   `claimed` → `skipped` ([`DispatchRegistry`], [`DispatchStatus`]).
+//! * **run** — one fire time's execution on a node's executor (`max_concurrent_runs`
+//!   threads, never the ticking thread), with its attempts; its **fencing token** is its log
+//!   row's id, which grows with every claim of the job ([`Fire::fencing_token`]).
+//! * **policy** — how a job's fire times run: overlap, catch-up and deadline, timeout,
+//!   retry, jitter, time zone, node loss ([`JobPolicy`]); stored with the definition, so
+//!   every node applies the same.
 //! * **definition** — the stored form of a job: cron, enabled, source (`code` / `file`) and
 //!   when its schedule came into force ([`Definition`], [`DefinitionRegistry`]).
 //! * **owed** — a fire time is owed when the job's current schedule was in force at that
