@@ -68,28 +68,54 @@ pub(crate) fn tick(config: Option<PathBuf>, options: TickOptions<'_>) -> Result<
         let failure = report
             .failed
             .iter()
-            .find(|(failed, _)| failed == fire)
+            .find(|(failed, _)| failed.key == fire.key && failed.fire_time == fire.fire_time)
             .map(|(_, reason)| reason);
+        let token = fire
+            .fencing_token
+            .map(|t| format!(" (fencing token {t})"))
+            .unwrap_or_default();
         match failure {
             None => line(format!(
-                "dispatched {} {} {}",
+                "dispatched {} {} {}{token}",
                 fire.key,
                 utc(fire.fire_time),
                 fire.idempotency_key
             ))?,
             Some(reason) => line(format!(
-                "failed {} {} {}: {reason}",
+                "failed {} {} {}{token}: {reason}",
                 fire.key,
                 utc(fire.fire_time),
                 fire.idempotency_key
             ))?,
         }
     }
+    for (key, fire_time, reason) in &report.skipped {
+        line(format!("skipped {key} {}: {reason}", utc(*fire_time)))?;
+    }
+    for (key, fire_time) in &report.queued {
+        line(format!(
+            "queued {key} {}: waits for the job's running run to end (overlap: queue_one)",
+            utc(*fire_time)
+        ))?;
+    }
+    for (key, fire_time, node) in &report.abandoned {
+        line(format!(
+            "abandoned {key} {}: its node {node} is gone",
+            utc(*fire_time)
+        ))?;
+    }
+    for (key, fire_time, node) in &report.rerun {
+        line(format!(
+            "rerun {key} {}: its node {node} is gone (on_node_loss: rerun)",
+            utc(*fire_time)
+        ))?;
+    }
     line(format!(
-        "tick at {}: {} dispatched ({} failed), {} claimed by other nodes, {} already dispatched",
+        "tick at {}: {} dispatched ({} failed), {} skipped, {} claimed by other nodes, {} already dispatched",
         utc(now),
         report.dispatched.len(),
         report.failed.len(),
+        report.skipped.len(),
         report.lost.len(),
         report.already_dispatched.len()
     ))?;
