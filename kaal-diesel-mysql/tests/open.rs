@@ -95,8 +95,8 @@ fn urls_that_are_not_mysql_are_refused_and_mariadb_is_accepted() {
 fn migrations_create_native_types_and_run_twice_as_a_no_op() {
     let db = TempDb::empty();
     let store = db.open();
-    // The tables, the node registry, namespaced definitions, schedule_since.
-    assert_eq!(store.run_migrations().unwrap().len(), 4);
+    // The tables, the node registry, namespaced definitions, schedule_since, run lifecycle.
+    assert_eq!(store.run_migrations().unwrap().len(), 5);
     let before = schema(&db);
     assert!(store.run_migrations().unwrap().is_empty());
     assert_eq!(schema(&db), before);
@@ -116,6 +116,16 @@ fn migrations_create_native_types_and_run_twice_as_a_no_op() {
     );
     assert_eq!(column("kaal_locks", "expires_at"), "datetime(6) -");
     assert_eq!(column("kaal_dispatches", "fire_time"), "datetime(6) -");
+    assert_eq!(column("kaal_dispatches", "started_at"), "datetime(6) -");
+    assert_eq!(column("kaal_dispatches", "finished_at"), "datetime(6) -");
+    // MariaDB and MySQL before 8.0.19 show a display width.
+    assert!(
+        ["int(11) -", "int -"].contains(&column("kaal_dispatches", "attempt").as_str()),
+        "{}",
+        column("kaal_dispatches", "attempt")
+    );
+    // Any text a job reports, whatever the table's character set.
+    assert_eq!(column("kaal_dispatches", "error"), "text utf8mb4_bin");
     // MariaDB's JSON is LONGTEXT with a JSON_VALID check; MySQL's is json.
     assert!(
         ["longtext utf8mb4_bin", "json -"]

@@ -113,8 +113,8 @@ fn postgresql_scheme_and_query_parameters_are_accepted() {
 fn migrations_create_native_types_and_run_twice_as_a_no_op() {
     let db = TempDb::empty();
     let store = db.open();
-    // The tables, the node registry, namespaced definitions, schedule_since.
-    assert_eq!(store.run_migrations().unwrap().len(), 4);
+    // The tables, the node registry, namespaced definitions, schedule_since, run lifecycle.
+    assert_eq!(store.run_migrations().unwrap().len(), 5);
     assert!(store.run_migrations().unwrap().is_empty());
     let columns = schema(&db);
     for expected in [
@@ -126,6 +126,10 @@ fn migrations_create_native_types_and_run_twice_as_a_no_op() {
         "kaal_definitions.enabled:boolean",
         "kaal_definitions.namespace:character varying",
         "kaal_definitions.schedule_since:timestamp without time zone",
+        "kaal_dispatches.started_at:timestamp without time zone",
+        "kaal_dispatches.finished_at:timestamp without time zone",
+        "kaal_dispatches.attempt:integer",
+        "kaal_dispatches.error:text",
     ] {
         assert!(columns.contains(expected), "{expected} not in {columns}");
     }

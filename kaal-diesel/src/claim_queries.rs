@@ -10,6 +10,7 @@ use diesel::dsl::auto_type;
 use diesel::prelude::*;
 use diesel::query_dsl::methods::{ExecuteDsl, LoadQuery};
 
+use crate::queries::dispatch_row;
 use crate::rows::{DispatchRow, NodeRow};
 use crate::schema::sql_types::KaalTimestamp;
 use crate::schema::{kaal_dispatches, kaal_nodes};
@@ -65,13 +66,7 @@ fn with_status_since(status: String, since: DbTime) -> _ {
         .filter(kaal_dispatches::status.eq(status))
         .filter(kaal_dispatches::fire_time.ge(since))
         .order((kaal_dispatches::fire_time.asc(), kaal_dispatches::key.asc()))
-        .select((
-            kaal_dispatches::key,
-            kaal_dispatches::fire_time,
-            kaal_dispatches::dispatched_at,
-            kaal_dispatches::node_id,
-            kaal_dispatches::status,
-        ))
+        .select(dispatch_row())
 }
 
 /// The columns of a [`NodeRow`], in its field order.

@@ -16,6 +16,7 @@ use crate::claim_queries::ClaimQueries;
 use crate::error::OpenError;
 use crate::pool::CheckedManager;
 use crate::queries::SharedQueries;
+use crate::run_queries::{store_now, RunQueries, RunRow};
 use crate::shape::TableShape;
 use crate::time::DbTime;
 
@@ -54,7 +55,7 @@ pub type ConnectionPool<D> = Pool<CheckedManager<<D as Dialect>::Connection>>;
 /// whose clock is skewed can neither steal a live lease nor keep one past its ttl.
 pub trait Dialect: Sized + Send + Sync + 'static {
     /// The Diesel connection.
-    type Connection: SharedQueries + ClaimQueries + R2D2Connection + Send + 'static;
+    type Connection: SharedQueries + ClaimQueries + RunQueries + R2D2Connection + Send + 'static;
     /// Connection settings (pool size, timeouts, durability...), with sensible defaults.
     type Options: Default + Clone + Debug + Send + Sync;
     /// The backend's name in messages: `SQLite`, `PostgreSQL`, `MySQL`.
@@ -206,4 +207,38 @@ pub trait ClaimSteps<D: Dialect> {
         conn: &mut D::Connection,
         pairs: &[(String, DateTime<Utc>)],
     ) -> QueryResult<Vec<bool>>;
+
+    /// Starts the run of `run`: moves its row from `claimed` to `dispatched` only if
+    /// `run.node_id` owns it and it is still `claimed`, stamping `started_at` and
+    /// `dispatched_at` with the store's clock (`at`, or the database's clock when `None`)
+    /// and `attempt = 1`. Returns the row's id (the run's fencing token) when it did, `None`
+    /// when it did not.
+    ///
+    /// The default is for databases without `RETURNING` (MySQL): the compare-and-set
+    /// `UPDATE` decides, then the id of the row — which this node now owns, and whose id no
+    /// update changes — is read back by its key and fire time. A row deleted in between
+    /// (nothing but an administrative delete can) is an error, and the job is not run.
+    /// [`JsonBatch`](crate::JsonBatch) does it in one `UPDATE … RETURNING id`.
+    fn start_run(
+        conn: &mut D::Connection,
+        run: RunRow<'_>,
+        at: Option<DbTime>,
+        shape: TableShape,
+    ) -> QueryResult<Option<i64>> {
+        let now = store_now(at, D::NOW_SQL);
+        if conn.start_run_row(run, now, shape.dispatch_timestamps)? == 0 {
+            return Ok(None);
+        }
+        match conn.dispatch_row_id(run.key, run.fire_time)? {
+            Some(id) => Ok(Some(id)),
+            None => Err(Error::QueryBuilderError(
+                format!(
+                    "the run of {}@{} was started, but its row was deleted before its id \
+                     could be read",
+                    run.key, run.fire_time
+                )
+                .into(),
+            )),
+        }
+    }
 }

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use kaal_core::{
-    Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus, RegistryError,
-    CLAIM_TOLERANCE,
+    clip_error, Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus, RegistryError,
+    RunUpdate, CLAIM_TOLERANCE,
 };
 
 use crate::claim_queries::ClaimQueries;
@@ -15,7 +15,9 @@ use crate::dialect::{Dialect, DispatchWrite};
 use crate::error::error_chain;
 use crate::queries::SharedQueries;
 use crate::rows::DispatchRow;
-use crate::store::DieselStore;
+use crate::run_queries::{store_now, RunQueries, RunRow, RunWrite};
+use crate::shape::TableShape;
+use crate::store::{DieselStore, StoreConnection};
 use crate::time::DbTime;
 
 impl<D: Dialect> DieselStore<D> {
@@ -46,6 +48,22 @@ impl<D: Dialect> DieselStore<D> {
 }
 
 impl<D: Dialect> DieselStore<D> {
+    /// A pooled connection and the table shape, for a write that depends on it; either
+    /// failure is a [`RegistryError`] for `operation` (on tables the migrations have not
+    /// brought up to date: the migration pending).
+    fn shaped_connection(
+        &self,
+        operation: impl Fn() -> String,
+    ) -> Result<(StoreConnection<D>, TableShape), RegistryError> {
+        let mut conn = self
+            .checkout()
+            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
+        let shape = self
+            .shape_on(&mut conn)
+            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
+        Ok((conn, shape))
+    }
+
     /// The administrative upsert of `pairs` (`log_dispatch` / `log_dispatches`), stamped by
     /// the store's clock.
     fn upsert(
@@ -56,12 +74,7 @@ impl<D: Dialect> DieselStore<D> {
         status: DispatchStatus,
     ) -> Result<(), RegistryError> {
         let now = self.now();
-        let mut conn = self
-            .checkout()
-            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
-        let shape = self
-            .shape_on(&mut conn)
-            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
+        let (mut conn, shape) = self.shaped_connection(&operation)?;
         D::Steps::upsert_dispatches(
             &mut conn,
             pairs,
@@ -188,12 +201,7 @@ impl<D: Dialect> DispatchRegistry for DieselStore<D> {
         let operation = || format!("commit_claims({} pairs)", pairs.len());
         let tolerance =
             chrono::Duration::from_std(CLAIM_TOLERANCE).unwrap_or(chrono::Duration::zero());
-        let mut conn = self
-            .checkout()
-            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
-        let shape = self
-            .shape_on(&mut conn)
-            .map_err(|cause| RegistryError::new(D::NAME, operation(), cause))?;
+        let (mut conn, shape) = self.shaped_connection(operation)?;
         let (now, created) = D::write_transaction(&mut conn, |conn| {
             let now = D::database_now(conn)?;
             let horizon = now.instant() + tolerance;
@@ -301,6 +309,65 @@ impl<D: Dialect> DispatchRegistry for DieselStore<D> {
                     DbTime::new(since),
                 )
             },
+        )
+    }
+
+    /// One compare-and-set `UPDATE` stamped by the database's clock inside it; on
+    /// PostgreSQL and SQLite it answers the id itself (`RETURNING id`), on MySQL the id is
+    /// read back after the update decided (see [`ClaimSteps::start_run`]).
+    fn start_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+    ) -> Result<Option<i64>, RegistryError> {
+        let operation = || format!("start_run({})", describe(key, fire_time));
+        let (mut conn, shape) = self.shaped_connection(operation)?;
+        let run = RunRow {
+            key,
+            fire_time: DbTime::new(fire_time),
+            node_id,
+        };
+        D::Steps::start_run(&mut conn, run, self.run_clock(), shape)
+            .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
+    }
+
+    /// One compare-and-set `UPDATE`, stamped by the database's clock inside it; the error
+    /// text is clipped to [`MAX_ERROR_CHARS`](kaal_core::MAX_ERROR_CHARS) first.
+    fn record_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        from: DispatchStatus,
+        to: DispatchStatus,
+        update: &RunUpdate,
+    ) -> Result<bool, RegistryError> {
+        let operation = || format!("record_run({}, {from} -> {to})", describe(key, fire_time));
+        let (mut conn, shape) = self.shaped_connection(operation)?;
+        let error = update.error.as_deref().map(clip_error);
+        let run = RunRow {
+            key,
+            fire_time: DbTime::new(fire_time),
+            node_id,
+        };
+        let write = RunWrite {
+            from: from.as_str(),
+            to: to.as_str(),
+            finished: to.is_final(),
+            attempt: i32::try_from(update.attempt).unwrap_or(i32::MAX),
+            error: error.as_deref(),
+        };
+        let now = store_now(self.run_clock(), D::NOW_SQL);
+        conn.record_run_row(run, write, now, shape.dispatch_timestamps)
+            .map(|changed| changed == 1)
+            .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
+    }
+
+    fn running_runs(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError> {
+        self.records(
+            || format!("running_runs({})", since.to_rfc3339()),
+            |conn| conn.running_rows(DispatchStatus::Dispatched.as_str(), DbTime::new(since)),
         )
     }
 }

@@ -91,7 +91,8 @@ pub enum OpenError {
     /// A kaal table lacks a column a migration adds: the migrations have not run on this
     /// database yet (e.g. `kaal_definitions` as the Ruby gem or kaal before namespaced
     /// definitions created it, without `namespace`; or kaal's own before definitions
-    /// recorded when their schedule came into force, without `schedule_since`).
+    /// recorded when their schedule came into force, without `schedule_since`; or
+    /// `kaal_dispatches` before the run lifecycle, without `started_at`).
     #[error(
         "{backend} database {locator}: table {table} has no {column} column yet; run the \
          migrations first (`run_migrations()` or `kaal migrate`), which add it and keep \

@@ -12,6 +12,10 @@
 //! A database whose steps need more than one statement implements [`ClaimSteps`] itself —
 //! MySQL, which has no `RETURNING` and whose upsert cannot tell "inserted" from "found live"
 //! (see `kaal-diesel-mysql`'s `sql` module).
+//!
+//! [`ClaimSteps::start_run`] is not a JSON batch but one query-builder statement,
+//! `UPDATE … RETURNING id`: a database here must have `RETURNING` (PostgreSQL; SQLite 3.35+
+//! with Diesel's `returning_clauses_for_sqlite_3_35` feature).
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
@@ -24,6 +28,7 @@ use kaal_core::DispatchStatus;
 use serde_json::Value;
 
 use crate::dialect::{ClaimSteps, Dialect, DispatchWrite};
+use crate::run_queries::{start_returning_id, start_run_returning_id, store_now, RunRow};
 use crate::shape::TableShape;
 use crate::statement::Statement;
 use crate::time::DbTime;
@@ -141,6 +146,7 @@ where
     Statement<'static, Text>: LoadQuery<'static, D::Connection, String>,
     Statement<'static, Bool>: LoadQuery<'static, D::Connection, bool>,
     Statement<'static, BigInt>: LoadQuery<'static, D::Connection, i64>,
+    start_returning_id: LoadQuery<'static, D::Connection, i64>,
 {
     fn claim(
         conn: &mut D::Connection,
@@ -237,6 +243,22 @@ where
             }
         }
         Ok(found)
+    }
+
+    /// One `UPDATE … RETURNING id` (query builder), shared by every database that has
+    /// `RETURNING`.
+    fn start_run(
+        conn: &mut D::Connection,
+        run: RunRow<'_>,
+        at: Option<DbTime>,
+        shape: TableShape,
+    ) -> QueryResult<Option<i64>> {
+        start_run_returning_id(
+            conn,
+            run,
+            store_now(at, D::NOW_SQL),
+            shape.dispatch_timestamps,
+        )
     }
 }
 

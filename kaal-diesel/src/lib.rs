@@ -16,6 +16,28 @@
 //! ttl. Until `release` or the ttl, every other caller gets `false`; contention is never an
 //! error.
 //!
+//! # Migrated tables only
+//!
+//! kaal runs on tables its migrations have brought up to date, never on older ones. The
+//! migrations ([`DieselStore::run_migrations`], `kaal migrate`) add only what kaal needs
+//! beside the Ruby gem's tables, keeping every row and every column of the gem's:
+//! `kaal_definitions.namespace` and `schedule_since`, the `kaal_nodes` table, and the run
+//! lifecycle on `kaal_dispatches` (`started_at`, `finished_at`, `attempt`, `error`; the
+//! row's id is the run's fencing token). On a database they have not brought up to date
+//! — tables the gem created, or kaal's before a newer migration — [`verify_schema`] and the
+//! first write (a claim, a dispatch-log write, a run's start) answer
+//! [`OpenError::MigrationPending`] naming the table and the missing column; reads fail with
+//! the database's own error naming it.
+//!
+//! There is no mode that writes the gem's columns alone: a node without the lifecycle
+//! columns could neither give a run its fencing token nor record how it went, and nodes of
+//! both kinds on one database would disagree about which runs are live. Rows written
+//! without the lifecycle (by the gem, which does not know the columns, or by kaal before
+//! the migration) keep `started_at` NULL and `attempt` 0: they read as runs without a
+//! lifecycle, still taken, and are never reported running (so never abandoned).
+//!
+//! [`verify_schema`]: DieselStore::verify_schema
+//!
 //! # The pieces
 //!
 //! * [`DieselStore<D>`](DieselStore) — the kaal tables of one database behind an r2d2 pool;
@@ -28,7 +50,9 @@
 //!   [`JsonBatch`] from a [`JsonBatchDialect`]'s [`JsonBatchSql`] (each statement a
 //!   [`Shaped`] pair for the two table shapes), or written by a backend whose steps take
 //!   several statements (MySQL).
-//! * [`SharedQueries`] — the statements that are the same SQL everywhere (query builder).
+//! * [`SharedQueries`], [`ClaimQueries`], [`RunQueries`] — the statements that are the same
+//!   SQL everywhere (query builder): reads, compare-and-set moves of dispatch rows, the run
+//!   lifecycle's start, record and scan, stamped by the store's clock ([`store_now`]).
 //! * [`schema`], [`DbTime`], [`Metadata`], [`DispatchRow`], [`DefinitionRow`] — one schema
 //!   for the three databases; only the encodings of the kaal timestamp and JSON column types
 //!   differ, selected by this crate's `sqlite` / `postgres` / `mysql` features.
@@ -89,6 +113,7 @@ mod nodes;
 mod pool;
 mod queries;
 mod rows;
+mod run_queries;
 pub mod schema;
 pub mod session_locks;
 mod shape;
@@ -111,6 +136,7 @@ pub use migrations::run_pending;
 pub use pool::{build_pool, CheckedManager, PoolOptions};
 pub use queries::{columns, lock_definition_rows, SharedQueries};
 pub use rows::{DefinitionRow, DispatchRow, NodeRow};
+pub use run_queries::{store_now, RunQueries, RunRow, RunWrite, StoreNow};
 pub use session_locks::{give_back_dispatched, LockSql, SessionLockStore};
 pub use shape::TableShape;
 pub use statement::Statement;

@@ -20,8 +20,11 @@ use crate::time::DbTime;
 pub mod columns {
     /// Columns of `kaal_locks` every statement needs.
     pub const LOCKS: &str = "key, acquired_at, expires_at";
-    /// Columns of `kaal_dispatches` every statement needs.
-    pub const DISPATCHES: &str = "key, fire_time, dispatched_at, node_id, status";
+    /// Columns of `kaal_dispatches` every statement needs (`started_at`, `finished_at`,
+    /// `attempt` and `error` are kaal's, added by a migration; the others are the Ruby
+    /// gem's).
+    pub const DISPATCHES: &str = "id, key, fire_time, dispatched_at, node_id, status, \
+         started_at, finished_at, attempt, error";
     /// Columns of `kaal_definitions` every statement needs (`namespace` and
     /// `schedule_since` are kaal's, added by migrations; the others are the Ruby gem's).
     pub const DEFINITIONS: &str = "namespace, key, cron, enabled, source, metadata, \
@@ -68,15 +71,27 @@ type DefinitionColumns = (
     DbTime,
 );
 
+/// The Ruby gem's columns of `kaal_dispatches`, as the schema probe reads them.
+type DispatchColumns = (i64, String, DbTime, DbTime, String, String);
+
+/// The columns the migration `run_lifecycle` adds to `kaal_dispatches`, as the probe reads
+/// them.
+type LifecycleColumns = (Option<DbTime>, Option<DbTime>, i32, Option<String>);
+
 /// The columns of a [`DispatchRow`], in its field order.
 #[auto_type]
-fn dispatch_row() -> _ {
+pub(crate) fn dispatch_row() -> _ {
     (
+        kaal_dispatches::id,
         kaal_dispatches::key,
         kaal_dispatches::fire_time,
         kaal_dispatches::dispatched_at,
         kaal_dispatches::node_id,
         kaal_dispatches::status,
+        kaal_dispatches::started_at,
+        kaal_dispatches::finished_at,
+        kaal_dispatches::attempt,
+        kaal_dispatches::error,
     )
 }
 
@@ -97,9 +112,33 @@ fn definition_row() -> _ {
     )
 }
 
+/// The Ruby gem's columns of `kaal_dispatches`: what a database must have before (and
+/// after) the migrations run.
 #[auto_type]
 fn dispatch_columns() -> _ {
-    kaal_dispatches::table.select(dispatch_row()).limit(0_i64)
+    kaal_dispatches::table
+        .select((
+            kaal_dispatches::id,
+            kaal_dispatches::key,
+            kaal_dispatches::fire_time,
+            kaal_dispatches::dispatched_at,
+            kaal_dispatches::node_id,
+            kaal_dispatches::status,
+        ))
+        .limit(0_i64)
+}
+
+/// Probes for the columns the migration `run_lifecycle` adds.
+#[auto_type]
+fn dispatch_lifecycle_columns() -> _ {
+    kaal_dispatches::table
+        .select((
+            kaal_dispatches::started_at,
+            kaal_dispatches::finished_at,
+            kaal_dispatches::attempt,
+            kaal_dispatches::error,
+        ))
+        .limit(0_i64)
 }
 
 /// The Ruby gem's columns of `kaal_definitions`: what a database must have before (and
@@ -282,10 +321,14 @@ pub trait SharedQueries: Connection {
     fn probe_lock_columns(&mut self) -> QueryResult<()>;
     /// Whether `kaal_locks` has `created_at` and `updated_at`.
     fn has_lock_timestamps(&mut self) -> bool;
-    /// Fails unless `kaal_dispatches` has the columns the dispatch log uses.
+    /// Fails unless `kaal_dispatches` has the Ruby gem's columns (all but the run
+    /// lifecycle's).
     fn probe_dispatch_columns(&mut self) -> QueryResult<()>;
     /// Whether `kaal_dispatches` has `created_at` and `updated_at`.
     fn has_dispatch_timestamps(&mut self) -> bool;
+    /// Whether `kaal_dispatches` has the run lifecycle's columns (`started_at`,
+    /// `finished_at`, `attempt`, `error`: the migrations have run).
+    fn has_dispatch_lifecycle(&mut self) -> bool;
     /// Fails unless `kaal_definitions` has the Ruby gem's columns (all but `namespace`).
     fn probe_definition_columns(&mut self) -> QueryResult<()>;
     /// Whether `kaal_definitions` has the `namespace` column (the migrations have run).
@@ -338,7 +381,8 @@ where
     lock_columns: LoadQuery<'static, C, (String, DbTime, DbTime)>,
     lock_timestamp_columns: LoadQuery<'static, C, (DbTime, DbTime)>,
     dispatch_timestamp_columns: LoadQuery<'static, C, (DbTime, DbTime)>,
-    dispatch_columns: LoadQuery<'static, C, DispatchRow>,
+    dispatch_columns: LoadQuery<'static, C, DispatchColumns>,
+    dispatch_lifecycle_columns: LoadQuery<'static, C, LifecycleColumns>,
     definition_columns: LoadQuery<'static, C, DefinitionColumns>,
     definition_namespace_column: LoadQuery<'static, C, String>,
     definition_schedule_since_column: LoadQuery<'static, C, Option<DbTime>>,
@@ -369,12 +413,18 @@ where
     }
 
     fn probe_dispatch_columns(&mut self) -> QueryResult<()> {
-        dispatch_columns().load::<DispatchRow>(self).map(drop)
+        dispatch_columns().load::<DispatchColumns>(self).map(drop)
     }
 
     fn has_dispatch_timestamps(&mut self) -> bool {
         dispatch_timestamp_columns()
             .load::<(DbTime, DbTime)>(self)
+            .is_ok()
+    }
+
+    fn has_dispatch_lifecycle(&mut self) -> bool {
+        dispatch_lifecycle_columns()
+            .load::<LifecycleColumns>(self)
             .is_ok()
     }
 

@@ -11,6 +11,8 @@ use crate::time::DbTime;
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = kaal_dispatches)]
 pub struct DispatchRow {
+    /// The row's sequence id: the run's fencing token.
+    pub id: i64,
     /// The cron key.
     pub key: String,
     /// The dispatched fire time.
@@ -19,30 +21,40 @@ pub struct DispatchRow {
     pub dispatched_at: DbTime,
     /// The node that dispatched it.
     pub node_id: String,
-    /// `claimed`, `dispatched` or `failed` (checked by
+    /// One of [`DispatchStatus::ALL`](kaal_core::DispatchStatus::ALL) (checked by
     /// [`into_record`](DispatchRow::into_record)).
     pub status: String,
+    /// When the job started; `None` for rows never started and rows written without the
+    /// run lifecycle (the Ruby gem, kaal before it).
+    pub started_at: Option<DbTime>,
+    /// When the run reached its final status.
+    pub finished_at: Option<DbTime>,
+    /// Which attempt ran last (0 before the first start).
+    pub attempt: i32,
+    /// Why a run failed, timed out, was abandoned or skipped.
+    pub error: Option<String>,
 }
 
 impl DispatchRow {
-    /// The kaal-core record; fails when the stored status is neither `dispatched` nor
-    /// `failed`.
+    /// The kaal-core record; fails when the stored status is not one of
+    /// [`DispatchStatus::ALL`](kaal_core::DispatchStatus::ALL). A negative `attempt`
+    /// (written by hand) reads as 0.
     pub fn into_record(self) -> Result<DispatchRecord, String> {
         let status = self
             .status
             .parse()
             .map_err(|err| format!("dispatch {}@{}: {err}", self.key, self.fire_time))?;
         Ok(DispatchRecord {
-            id: 0,
+            id: self.id,
             key: self.key,
             fire_time: self.fire_time.instant(),
             dispatched_at: self.dispatched_at.instant(),
             node_id: self.node_id,
             status,
-            started_at: None,
-            finished_at: None,
-            attempt: 0,
-            error: None,
+            started_at: self.started_at.map(DbTime::instant),
+            finished_at: self.finished_at.map(DbTime::instant),
+            attempt: u32::try_from(self.attempt).unwrap_or(0),
+            error: self.error,
         })
     }
 }
@@ -150,5 +162,52 @@ impl NodeRow {
             started_at: self.started_at.instant(),
             last_seen: self.last_seen.instant(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use kaal_core::DispatchStatus;
+
+    use super::*;
+
+    fn row(status: &str, attempt: i32) -> DispatchRow {
+        let t = DbTime::new(Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap());
+        DispatchRow {
+            id: 42,
+            key: "kaal:report".into(),
+            fire_time: t,
+            dispatched_at: t,
+            node_id: "n".into(),
+            status: status.into(),
+            started_at: Some(t),
+            finished_at: None,
+            attempt,
+            error: Some("boom".into()),
+        }
+    }
+
+    #[test]
+    fn a_dispatch_row_becomes_its_record_with_the_lifecycle() {
+        let record = row("timed_out", 3).into_record().unwrap();
+        assert_eq!(
+            (
+                record.id,
+                record.status,
+                record.attempt,
+                record.error.as_deref()
+            ),
+            (42, DispatchStatus::TimedOut, 3, Some("boom"))
+        );
+        assert_eq!(record.started_at, Some(record.fire_time));
+        assert_eq!(record.finished_at, None);
+    }
+
+    #[test]
+    fn a_negative_attempt_reads_as_zero_and_an_unknown_status_is_an_error() {
+        assert_eq!(row("claimed", -1).into_record().unwrap().attempt, 0);
+        let err = row("lost", 1).into_record().unwrap_err();
+        assert!(err.contains("kaal:report") && err.contains("lost"), "{err}");
     }
 }

@@ -62,7 +62,7 @@ diesel::table! {
 
     /// The dispatch log, unique per `(key, fire_time)`.
     kaal_dispatches (id) {
-        /// Surrogate key (never read).
+        /// The row's sequence id: the run's fencing token.
         id -> BigInt,
         /// The cron key.
         key -> Varchar,
@@ -72,12 +72,23 @@ diesel::table! {
         dispatched_at -> KaalTimestamp,
         /// The node that dispatched it.
         node_id -> Varchar,
-        /// `dispatched` or `failed`.
+        /// Where the run stands: `claimed`, `dispatched` (running), `succeeded`, `failed`,
+        /// `timed_out`, `abandoned` or `skipped`.
         status -> Varchar,
         /// Row creation (optional column).
         created_at -> KaalTimestamp,
         /// Last change (optional column).
         updated_at -> KaalTimestamp,
+        /// When the job started (kaal's column, added by migration `run_lifecycle`); NULL
+        /// for rows never started and rows the Ruby gem writes.
+        started_at -> Nullable<KaalTimestamp>,
+        /// When the run reached its final status (migration `run_lifecycle`).
+        finished_at -> Nullable<KaalTimestamp>,
+        /// Which attempt ran last: 0 before the first start (migration `run_lifecycle`).
+        attempt -> Integer,
+        /// Why a run failed, timed out, was abandoned or skipped (migration
+        /// `run_lifecycle`).
+        error -> Nullable<Text>,
     }
 }
 

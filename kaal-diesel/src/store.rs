@@ -29,10 +29,15 @@ pub type StoreConnection<D> = PooledConnection<CheckedManager<<D as Dialect>::Co
 /// `kaal_diesel_sqlite::SqliteStore = DieselStore<SqliteDialect>`.
 ///
 /// Definition timestamps (`created_at`, `updated_at`, `disabled_at`, `schedule_since`) come
-/// from the database's clock, read in the write's transaction; `dispatched_at` from the
-/// store's [`Clock`] (the system clock); lease expiry and claim horizons from the database's
-/// clock. [`with_clock`](DieselStore::with_clock) makes every registry timestamp come from
-/// the clock given instead (simulated time in tests).
+/// from the database's clock, read in the write's transaction; so do the run lifecycle's
+/// (`started_at`, `finished_at`, and `dispatched_at` of
+/// [`start_run`](kaal_core::DispatchRegistry::start_run) and
+/// [`record_run`](kaal_core::DispatchRegistry::record_run), read inside their one statement)
+/// and a claim's `dispatched_at`; `dispatched_at` of the administrative upsert and of
+/// [`transition`](kaal_core::DispatchRegistry::transition) comes from the store's [`Clock`]
+/// (the system clock); lease expiry and claim horizons from the database's clock.
+/// [`with_clock`](DieselStore::with_clock) makes every registry timestamp but a claim's come
+/// from the clock given instead (simulated time in tests).
 pub struct DieselStore<D: Dialect> {
     pool: ConnectionPool<D>,
     locator: String,
@@ -145,6 +150,14 @@ impl<D: Dialect> DieselStore<D> {
     /// The current instant from the store's clock, at the precision stored.
     pub(crate) fn now(&self) -> DbTime {
         DbTime::new(self.clock.now())
+    }
+
+    /// The instant a run-lifecycle write is stamped with, for
+    /// [`store_now`](crate::run_queries::store_now): `None` — the database's clock, read
+    /// inside the write's own statement — unless [`with_clock`](DieselStore::with_clock)
+    /// gave the store a clock (simulated time in tests).
+    pub(crate) fn run_clock(&self) -> Option<DbTime> {
+        (!self.database_clock).then(|| self.now())
     }
 
     /// The instant a definition write is stamped with, read on `conn` inside the write's
@@ -293,6 +306,18 @@ impl<D: Dialect> DieselStore<D> {
                 locator: self.locator.clone(),
                 table: "kaal_definitions",
                 column: "schedule_since",
+            });
+        }
+        // `kaal_dispatches.started_at`, `finished_at`, `attempt` and `error` (the run
+        // lifecycle) come from the migration after it; every dispatch-log read selects them.
+        // A table without them (the gem's, or kaal's before the migration) is refused like
+        // the two above, not written half-way: kaal runs on migrated tables only.
+        if !conn.has_dispatch_lifecycle() {
+            return Err(OpenError::MigrationPending {
+                backend: D::NAME,
+                locator: self.locator.clone(),
+                table: "kaal_dispatches",
+                column: "started_at",
             });
         }
         // The shape of existing tables does not change under us once the migrations have run

@@ -37,6 +37,9 @@
 //!   killed session reported and replaced, large batches, key limits, claims on logged fire
 //!   times given back, the registries beside the locks
 //!   ([`session_suite!`](crate::session_suite));
+//! * [`runs`] — the run lifecycle's SQL: one instant of the database's clock per write,
+//!   `updated_at` included, or the store's own clock when it has one
+//!   ([`run_suite!`](crate::run_suite));
 //! * [`throughput`] — the lease rates the backends print for the record;
 //! * [`logs`] — what the crate logs, captured so a test can check it.
 #![allow(clippy::unwrap_used)]
@@ -44,6 +47,7 @@
 pub mod leases;
 pub mod logs;
 pub mod open;
+pub mod runs;
 pub mod sessions;
 pub mod throughput;
 
@@ -88,10 +92,15 @@ pub trait SqlBackend: Clone + Send + Sync + 'static {
     /// `kept` (statements `;`-separated).
     const LOCK_TABLE_WITHOUT_EXPIRES_AT: &'static str;
 
-    /// The two entries the migrations add to the gem's
-    /// [`definition_columns`](SqlBackend::definition_columns): `namespace` (not null,
-    /// default `'kaal'`) and `schedule_since` (nullable).
+    /// The two entries the migrations add to the [`table_columns`](SqlBackend::table_columns)
+    /// of the gem's `kaal_definitions`: `namespace` (not null, default `'kaal'`) and
+    /// `schedule_since` (nullable).
     const COLUMNS_ADDED_TO_THE_GEMS_DEFINITIONS: [&'static str; 2];
+
+    /// The four entries the migrations add to the [`table_columns`](SqlBackend::table_columns)
+    /// of the gem's `kaal_dispatches`: `started_at`, `finished_at` (nullable timestamps),
+    /// `attempt` (integer, not null, default 0) and `error` (nullable text).
+    const COLUMNS_ADDED_TO_THE_GEMS_DISPATCHES: [&'static str; 4];
 
     /// The primary key of the gem's `kaal_definitions` as
     /// [`unique_indexes`](SqlBackend::unique_indexes) lists it (`None` where it is no index
@@ -155,9 +164,9 @@ pub trait SqlBackend: Clone + Send + Sync + 'static {
     /// may be left out).
     fn schema_of(&self, locator: &str, tables: &[&str]) -> String;
 
-    /// The columns of `kaal_definitions` in table order, one text each, with their type,
-    /// nullability and default.
-    fn definition_columns(&self, locator: &str) -> Vec<String>;
+    /// The columns of `table` in table order, one text each, with their type, nullability
+    /// and default.
+    fn table_columns(&self, locator: &str, table: &str) -> Vec<String>;
 
     /// The unique indexes of `table` as `name(column,column)`, the primary key included
     /// where the database lists it as an index.
@@ -483,6 +492,7 @@ macro_rules! open_suite {
             migrations_raced_by_several_processes_apply_once,
             the_namespace_migration_keeps_existing_definitions_in_the_default_namespace,
             the_schedule_since_migration_keeps_every_definition_and_reads_null_as_created_at,
+            the_run_lifecycle_migration_keeps_every_dispatch_and_reads_them_without_a_lifecycle,
             an_unmigrated_database_says_to_run_the_migrations,
             the_gem_tables_report_the_pending_migration_until_it_runs,
             a_unique_index_on_the_definition_key_alone_is_refused,
@@ -509,12 +519,25 @@ macro_rules! session_suite {
     };
 }
 
-/// [`lease_suite!`] and [`open_suite!`] in one test binary.
+/// Expands into one `#[test]` per behaviour of [`runs`] for the backend `$backend` (an
+/// expression yielding a [`SqlBackend`], evaluated once per test).
+#[macro_export]
+macro_rules! run_suite {
+    ($backend:expr) => {
+        $crate::__store_tests!($backend; runs;
+            run_times_are_one_instant_of_the_database_clock,
+            a_store_with_its_own_clock_stamps_runs_with_it,
+        );
+    };
+}
+
+/// [`lease_suite!`], [`open_suite!`] and [`run_suite!`] in one test binary.
 #[macro_export]
 macro_rules! store_suite {
     ($backend:expr) => {
         $crate::lease_suite!($backend);
         $crate::open_suite!($backend);
+        $crate::run_suite!($backend);
     };
 }
 

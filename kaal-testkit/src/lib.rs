@@ -23,6 +23,9 @@
 //! * [`claims`] — the claim protocol's store behaviours: insert-only commit point,
 //!   compare-and-set start and takeover, the database's clock deciding what is due and who
 //!   is alive, unique node ids, namespace isolation;
+//! * [`lifecycle`] — the run lifecycle: a run started once by its owner with a growing
+//!   fencing token, its outcome and error text recorded by compare-and-set, a lost node's
+//!   run abandoned by another, the running runs listed, every status stored as itself;
 //! * [`owed`] — only what was owed runs: a restart storm, a disabled interval and a cron
 //!   change replayed over simulated hours on the backend's own store;
 //! * [`coordination`] — coordinator scenarios: code and file jobs, enable/disable, rebuilt
@@ -42,6 +45,7 @@ pub mod claims;
 pub mod contention;
 pub mod coordination;
 pub mod fleet;
+pub mod lifecycle;
 pub mod locks;
 mod memory;
 pub mod outage;
@@ -115,6 +119,15 @@ macro_rules! conformance_suite {
             claims::nodes_sharing_a_node_id_without_start_do_not_both_claim,
             claims::a_dead_nodes_queued_claims_run_once_elsewhere,
             claims::a_restarted_node_takes_its_id_back_after_node_timeout,
+            lifecycle::start_run_answers_the_row_id_and_later_claims_carry_larger_tokens,
+            lifecycle::a_run_starts_only_by_its_owner_and_only_from_claimed,
+            lifecycle::a_finished_run_records_its_outcome_and_error_text,
+            lifecycle::a_run_record_from_the_wrong_status_or_node_writes_nothing,
+            lifecycle::a_retried_attempt_keeps_the_run_open,
+            lifecycle::a_skipped_fire_time_records_its_reason,
+            lifecycle::a_dead_nodes_run_is_abandoned_by_another_node,
+            lifecycle::running_runs_are_the_started_unfinished_ones_oldest_first,
+            lifecycle::every_status_round_trips_through_the_store,
         );
     };
 }

@@ -246,6 +246,141 @@ fn a_job_past_its_timeout_is_killed_marked_failed_and_the_others_still_run(backe
     assert!(again.ok().contains("0 dispatched"), "{again:#?}");
 }
 
+/// `kaal dispatches` shows each run's lifecycle — token, attempt, start, end, duration,
+/// error — one line per row whatever the error text holds (newlines, tabs, terminal escapes,
+/// bidirectional overrides are escaped; quotes and any script kept), and `--status` takes
+/// the lifecycle's statuses.
+fn dispatches_show_each_runs_lifecycle_on_one_line_per_row(backend: Backend) {
+    use kaal::chrono::{TimeZone, Utc};
+    use kaal::{dispatch_log_key, DispatchStatus, RunUpdate};
+
+    let db = Database::create(backend, "cli");
+    let project = project(&db, "", EVERY_MINUTE);
+    project.run(&["migrate"]).ok();
+    let database = kaal::connect(db.url()).unwrap();
+    let adapter = database.adapter();
+    let log = adapter.dispatch_registry().unwrap();
+    let key = dispatch_log_key("kaal", "minute");
+    let minute = |m| Utc.with_ymd_and_hms(2026, 1, 1, 9, m, 0).unwrap();
+    let hostile = "exit 3: it's \"bad\"\nline two\ttabbed \\ \u{1b}[31mred\u{1b}[0m \u{202e}txet \u{2028}漢字 🦀";
+    let mut tokens = Vec::new();
+    for (m, to, error) in [
+        (0, DispatchStatus::Failed, Some(hostile)),
+        (1, DispatchStatus::Succeeded, None),
+    ] {
+        let pair = [(key.clone(), minute(m))];
+        log.commit_claims(&pair, "node-a").unwrap();
+        tokens.push(log.start_run(&key, minute(m), "node-a").unwrap().unwrap());
+        assert!(log
+            .record_run(
+                &key,
+                minute(m),
+                "node-a",
+                DispatchStatus::Dispatched,
+                to,
+                &RunUpdate {
+                    attempt: 1,
+                    error: error.map(str::to_string),
+                },
+            )
+            .unwrap());
+    }
+    log.commit_claims(&[(key.clone(), minute(2))], "node-b")
+        .unwrap();
+
+    let shown = project.run(&["dispatches", "--key", "minute"]);
+    let lines: Vec<&str> = shown.ok().lines().collect();
+    assert_eq!(lines.len(), 4, "a header and one line per row: {shown:#?}");
+    let header: Vec<&str> = lines[0]
+        .split("  ")
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "FIRE TIME",
+            "KEY",
+            "STATUS",
+            "NODE",
+            "TOKEN",
+            "ATTEMPT",
+            "STARTED (UTC)",
+            "FINISHED (UTC)",
+            "DURATION",
+            "RECORDED AT (UTC)",
+            "ERROR"
+        ]
+    );
+    assert!(!shown.stdout.contains('\u{1b}') && !shown.stdout.contains('\u{202e}'));
+    let cells =
+        |line: &str| -> Vec<String> { line.split_whitespace().map(str::to_string).collect() };
+    // Newest first: the claim never started, the success, the failure.
+    let claimed = cells(lines[1]);
+    assert_eq!(
+        (&claimed[..6], &claimed[7..11]),
+        (
+            &[
+                "2026-01-01",
+                "09:02:00",
+                "UTC",
+                "minute",
+                "claimed",
+                "node-b"
+            ]
+            .map(String::from)[..],
+            &["0", "-", "-", "-"].map(String::from)[..]
+        ),
+        "attempt 0, never started: {}",
+        lines[1]
+    );
+    assert!(
+        claimed[6].parse::<i64>().unwrap() > tokens[1],
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].ends_with(" -"), "no error: {}", lines[1]);
+    let succeeded = cells(lines[2]);
+    assert_eq!(
+        succeeded[3..8],
+        ["minute", "succeeded", "node-a", &tokens[1].to_string(), "1"],
+        "{}",
+        lines[2]
+    );
+    assert!(
+        succeeded[8].ends_with('Z') && succeeded[9].ends_with('Z'),
+        "{}",
+        lines[2]
+    );
+    assert!(succeeded[10].ends_with('s'), "a duration: {}", lines[2]);
+    assert!(lines[2].ends_with(" -"), "no error: {}", lines[2]);
+    let failed = cells(lines[3]);
+    assert_eq!(
+        failed[3..8],
+        ["minute", "failed", "node-a", &tokens[0].to_string(), "1"],
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[3].ends_with(
+            "exit 3: it's \"bad\"\\nline two\\ttabbed \\\\ \\u{1b}[31mred\\u{1b}[0m \\u{202e}txet \\u{2028}漢字 🦀"
+        ),
+        "{}",
+        lines[3]
+    );
+
+    let succeeded = project.run(&["dispatches", "--status", "succeeded"]);
+    assert_eq!(succeeded.ok().lines().count(), 2, "{succeeded:#?}");
+    let timed_out = project.run(&["dispatches", "--status", "timed_out"]);
+    assert_eq!(timed_out.ok(), "no dispatches match\n");
+    let all = project.run(&["dispatches"]);
+    assert_eq!(
+        all.ok().lines().count(),
+        4,
+        "every status is listed: {all:#?}"
+    );
+}
+
 /// The database's current UTC time minus `seconds`, in the definitions' timestamp format.
 fn database_now_minus(backend: Backend, seconds: u32) -> String {
     match backend {
@@ -385,6 +520,11 @@ macro_rules! scenarios {
                 super::start_exits_0_on_sigterm_within_a_tick_and_a_restart_replays_nothing(
                     $backend,
                 );
+            }
+
+            #[test]
+            fn dispatches_show_each_runs_lifecycle_on_one_line_per_row() {
+                super::dispatches_show_each_runs_lifecycle_on_one_line_per_row($backend);
             }
 
             #[test]

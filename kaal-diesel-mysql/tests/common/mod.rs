@@ -73,6 +73,13 @@ impl SqlBackend for MysqlHooks {
         "namespace varchar(255) utf8mb4_bin NO 'kaal'",
         "schedule_since datetime(6) - YES NULL",
     ];
+    const COLUMNS_ADDED_TO_THE_GEMS_DISPATCHES: [&'static str; 4] = [
+        "started_at datetime(6) - YES NULL",
+        "finished_at datetime(6) - YES NULL",
+        // MariaDB and MySQL before 8.0.19 show int(11).
+        "attempt int(11) - NO 0",
+        "error text utf8mb4_bin YES NULL",
+    ];
     const DEFINITIONS_PRIMARY_KEY: Option<&'static str> = Some("PRIMARY(id)");
     const LARGE_BATCH: usize = 5_000;
 
@@ -139,13 +146,15 @@ impl SqlBackend for MysqlHooks {
     }
 
     /// `name type collation nullable default`.
-    fn definition_columns(&self, locator: &str) -> Vec<String> {
+    fn table_columns(&self, locator: &str, table: &str) -> Vec<String> {
         self.texts(
             locator,
-            "SELECT CONCAT_WS(' ', column_name, column_type, COALESCE(collation_name, '-'), \
-             is_nullable, COALESCE(column_default, 'NULL')) AS value FROM information_schema.columns \
-             WHERE table_schema = DATABASE() AND table_name = 'kaal_definitions' \
-             ORDER BY ordinal_position",
+            &format!(
+                "SELECT CONCAT_WS(' ', column_name, column_type, COALESCE(collation_name, '-'), \
+                 is_nullable, COALESCE(column_default, 'NULL')) AS value FROM information_schema.columns \
+                 WHERE table_schema = DATABASE() AND table_name = '{table}' \
+                 ORDER BY ordinal_position"
+            ),
         )
     }
 

@@ -84,6 +84,12 @@ impl SqlBackend for PgHooks {
         "namespace character varying NO 'kaal'::character varying",
         "schedule_since timestamp without time zone YES NULL",
     ];
+    const COLUMNS_ADDED_TO_THE_GEMS_DISPATCHES: [&'static str; 4] = [
+        "started_at timestamp without time zone YES NULL",
+        "finished_at timestamp without time zone YES NULL",
+        "attempt integer NO 0",
+        "error text YES NULL",
+    ];
     const DEFINITIONS_PRIMARY_KEY: Option<&'static str> = Some("kaal_definitions_pkey(id)");
 
     fn create_database(&self) -> String {
@@ -152,13 +158,15 @@ impl SqlBackend for PgHooks {
     }
 
     /// `name type nullable default`.
-    fn definition_columns(&self, url: &str) -> Vec<String> {
+    fn table_columns(&self, url: &str, table: &str) -> Vec<String> {
         self.texts(
             url,
-            "SELECT column_name || ' ' || data_type || ' ' || is_nullable || ' ' \
-             || coalesce(column_default, 'NULL') AS value FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name = 'kaal_definitions' \
-             ORDER BY ordinal_position",
+            &format!(
+                "SELECT column_name || ' ' || data_type || ' ' || is_nullable || ' ' \
+                 || coalesce(column_default, 'NULL') AS value FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = '{table}' \
+                 ORDER BY ordinal_position"
+            ),
         )
     }
 

@@ -45,6 +45,12 @@ impl SqlBackend for SqliteHooks {
         "namespace VARCHAR(255) 1 'kaal'",
         "schedule_since DATETIME(6) 0 NULL",
     ];
+    const COLUMNS_ADDED_TO_THE_GEMS_DISPATCHES: [&'static str; 4] = [
+        "started_at DATETIME(6) 0 NULL",
+        "finished_at DATETIME(6) 0 NULL",
+        "attempt INTEGER 1 0",
+        "error TEXT 0 NULL",
+    ];
     const DEFINITIONS_PRIMARY_KEY: Option<&'static str> = None;
 
     fn create_database(&self) -> String {
@@ -106,10 +112,10 @@ impl SqlBackend for SqliteHooks {
     }
 
     /// `name type notnull default`.
-    fn definition_columns(&self, locator: &str) -> Vec<String> {
+    fn table_columns(&self, locator: &str, table: &str) -> Vec<String> {
         self.texts(
             locator,
-            "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || coalesce(dflt_value, 'NULL') AS value FROM pragma_table_info('kaal_definitions') ORDER BY cid",
+            &format!("SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || coalesce(dflt_value, 'NULL') AS value FROM pragma_table_info('{table}') ORDER BY cid"),
         )
     }
 

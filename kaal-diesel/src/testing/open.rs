@@ -1,7 +1,8 @@
 //! Opening and migrating on every SQL backend: tables of the wrong shape are refused and
 //! left untouched; tables the Ruby gem created are accepted and used as they are; databases
-//! an older kaal migrated part-way keep every definition; migrations are idempotent, also
-//! when raced. One function per behaviour; [`open_suite!`](crate::open_suite) runs them.
+//! an older kaal migrated part-way keep every definition and every dispatch; migrations are
+//! idempotent, also when raced. One function per behaviour; [`open_suite!`](crate::open_suite)
+//! runs them.
 
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use kaal_core::{
-    Adapter, DefinitionRegistry, DefinitionSource, DispatchRegistry, DispatchStatus, NewDefinition,
+    Adapter, Commit, DefinitionRegistry, DefinitionSource, DispatchRegistry, DispatchStatus,
+    NewDefinition, RunUpdate,
 };
 
 use super::{SqlBackend, TempDb};
@@ -84,12 +86,37 @@ fn insert_sync_and_report<B: SqlBackend>(
     ));
 }
 
+/// Every dispatch row's columns of the gem's, as text, by id.
+fn dispatch_rows<B: SqlBackend>(db: &TempDb<B>) -> Vec<String> {
+    let backend = db.backend();
+    let columns: Vec<String> = [
+        "id",
+        "key",
+        "fire_time",
+        "dispatched_at",
+        "node_id",
+        "status",
+    ]
+    .iter()
+    .map(|column| backend.cast_text(&backend.quote(column)))
+    .collect();
+    db.texts(&format!(
+        "SELECT concat_ws(' ', {}) AS value FROM kaal_dispatches ORDER BY id",
+        columns.join(", ")
+    ))
+}
+
 /// Asserts that `err` says the migration adding `kaal_definitions.column` is pending.
 fn assert_migration_pending(err: &OpenError, column: &str) {
+    assert_migration_pending_on(err, "kaal_definitions", column);
+}
+
+/// Asserts that `err` says the migration adding `table.column` is pending.
+fn assert_migration_pending_on(err: &OpenError, table: &str, column: &str) {
     assert!(
         matches!(
             err,
-            OpenError::MigrationPending { table: "kaal_definitions", column: c, .. } if *c == column
+            OpenError::MigrationPending { table: t, column: c, .. } if *t == table && *c == column
         ),
         "{err:?}"
     );
@@ -123,10 +150,11 @@ pub fn kaal_tables_of_the_wrong_shape_are_refused_and_left_untouched<B: SqlBacke
 }
 
 /// Tables the Ruby gem created are accepted and used as they are: the migrations leave the
-/// gem's lock and dispatch tables and every definition row as they were, only adding
-/// `namespace` and `schedule_since` to `kaal_definitions` (its unique index moved from
-/// `(key)` to `(namespace, key)`); leases, dispatch records and definitions the gem wrote
-/// are seen, and what kaal writes the gem can read.
+/// gem's lock table and every row as they were, only adding `namespace` and
+/// `schedule_since` to `kaal_definitions` (its unique index moved from `(key)` to
+/// `(namespace, key)`) and the run lifecycle's columns to `kaal_dispatches`; leases,
+/// dispatch records and definitions the gem wrote are seen, what kaal writes the gem can
+/// read, and runs start and finish on the gem's dispatch table (no `updated_at`).
 pub fn tables_the_ruby_gem_created_are_accepted_and_used_as_they_are<B: SqlBackend>(backend: &B) {
     let db = TempDb::empty_on(backend);
     let key = backend.quote("key");
@@ -141,26 +169,36 @@ pub fn tables_the_ruby_gem_created_are_accepted_and_used_as_they_are<B: SqlBacke
         backend.now_plus(0),
         backend.now_plus(60)
     ));
-    let gem_tables = ["kaal_locks", "kaal_dispatches"];
-    let before = backend.schema_of(db.locator(), &gem_tables);
-    let definitions_before = backend.definition_columns(db.locator());
+    let before = backend.schema_of(db.locator(), &["kaal_locks"]);
+    let dispatches_before = backend.table_columns(db.locator(), "kaal_dispatches");
+    let definitions_before = backend.table_columns(db.locator(), "kaal_definitions");
     let rows_before = definition_rows(&db);
     let store = db.open();
     // The tables migration creates nothing the gem made; the node registry adds kaal's own
     // table beside the gem's; namespaced definitions adds `namespace` to kaal_definitions,
-    // and schedule_since a nullable `schedule_since`.
-    assert_eq!(store.run_migrations().unwrap().len(), 4);
+    // schedule_since a nullable `schedule_since`, and the run lifecycle four columns to
+    // kaal_dispatches.
+    assert_eq!(store.run_migrations().unwrap().len(), 5);
     assert_eq!(
-        backend.schema_of(db.locator(), &gem_tables),
+        backend.schema_of(db.locator(), &["kaal_locks"]),
         before,
-        "the gem's tables were changed"
+        "the gem's lock table was changed"
+    );
+    let mut expected = dispatches_before;
+    expected.extend(B::COLUMNS_ADDED_TO_THE_GEMS_DISPATCHES.map(str::to_string));
+    assert_eq!(
+        backend.table_columns(db.locator(), "kaal_dispatches"),
+        expected
     );
     // kaal_definitions keeps every column of the gem's as it was and gains `namespace`, with
     // the unique index moved from (key) to (namespace, key), and a nullable
     // `schedule_since` (last); its rows are kept.
     let mut expected = definitions_before;
     expected.extend(B::COLUMNS_ADDED_TO_THE_GEMS_DEFINITIONS.map(str::to_string));
-    assert_eq!(backend.definition_columns(db.locator()), expected);
+    assert_eq!(
+        backend.table_columns(db.locator(), "kaal_definitions"),
+        expected
+    );
     let mut expected: Vec<String> = B::DEFINITIONS_PRIMARY_KEY
         .into_iter()
         .chain(["index_kaal_definitions_on_namespace_and_key(namespace,key)"])
@@ -205,6 +243,12 @@ pub fn tables_the_ruby_gem_created_are_accepted_and_used_as_they_are<B: SqlBacke
     let nine = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
     let record = store.find_dispatch("report", nine).unwrap().unwrap();
     assert_eq!(record.node_id, "ruby-node");
+    assert_eq!(
+        (record.started_at, record.attempt, record.error),
+        (None, 0, None),
+        "a row the gem wrote has no lifecycle"
+    );
+    assert!(store.running_runs(nine).unwrap().is_empty());
     assert!(store.dispatched("report", nine).unwrap());
     store
         .log_dispatch(
@@ -221,6 +265,37 @@ pub fn tables_the_ruby_gem_created_are_accepted_and_used_as_they_are<B: SqlBacke
     ];
     assert_eq!(store.dispatched_many(&pairs).unwrap(), [true, true, false]);
     assert_eq!(store.find_by_key("report").unwrap().len(), 2);
+    // A run, on the gem's table.
+    let ten = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
+    let claimed = store
+        .commit_claims(&[("report".to_string(), ten)], "rust-node")
+        .unwrap();
+    assert_eq!(claimed.outcomes, [Commit::Created]);
+    let token = store.start_run("report", ten, "rust-node").unwrap();
+    assert!(token > Some(record.id), "{token:?}");
+    assert!(store
+        .record_run(
+            "report",
+            ten,
+            "rust-node",
+            DispatchStatus::Dispatched,
+            DispatchStatus::Failed,
+            &RunUpdate {
+                attempt: 1,
+                error: Some("exit status 3".into()),
+            },
+        )
+        .unwrap());
+    let run = store.find_dispatch("report", ten).unwrap().unwrap();
+    assert_eq!(
+        (run.id, run.status, run.error.as_deref()),
+        (
+            token.unwrap(),
+            DispatchStatus::Failed,
+            Some("exit status 3")
+        )
+    );
+    assert!(run.finished_at >= run.started_at && run.started_at.is_some());
 
     // Definitions: metadata is text in the gem's table.
     db.exec(&format!(
@@ -272,7 +347,7 @@ pub fn tables_the_ruby_gem_created_are_accepted_and_used_as_they_are<B: SqlBacke
         .is_some());
 }
 
-/// Six processes run the migrations at once: each of the four is applied exactly once,
+/// Six processes run the migrations at once: each of the five is applied exactly once,
 /// none fails; afterwards there is nothing left to run and the tables are whole.
 pub fn migrations_raced_by_several_processes_apply_once<B: SqlBackend>(backend: &B) {
     let db = TempDb::empty_on(backend);
@@ -294,8 +369,8 @@ pub fn migrations_raced_by_several_processes_apply_once<B: SqlBackend>(backend: 
     let applied: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(
         applied.iter().sum::<usize>(),
-        4,
-        "exactly one runner applies each of the four migrations: {applied:?}"
+        5,
+        "exactly one runner applies each of the five migrations: {applied:?}"
     );
     assert!(stores[0].acquire("after-race", TTL).unwrap());
     let store = db.open();
@@ -309,7 +384,7 @@ pub fn migrations_raced_by_several_processes_apply_once<B: SqlBackend>(backend: 
     );
 }
 
-/// A database migrated before namespaces: the store says a migration is pending; the two
+/// A database migrated before namespaces: the store says a migration is pending; the three
 /// left run, every definition lands in the default namespace `kaal` unchanged, and another
 /// namespace may then define the same key.
 pub fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespace<
@@ -329,7 +404,7 @@ pub fn the_namespace_migration_keeps_existing_definitions_in_the_default_namespa
     );
     assert_eq!(
         store.run_migrations().unwrap(),
-        ["20261130000001", "20261130000002"]
+        ["20261130000001", "20261130000002", "20261201000000"]
     );
     assert_eq!(namespaced_keys(&db), ["kaal:report", "kaal:sync"]);
     let sync = store.find_definition("kaal", "sync").unwrap().unwrap();
@@ -377,7 +452,10 @@ pub fn the_schedule_since_migration_keeps_every_definition_and_reads_null_as_cre
         err.to_string().contains("has no schedule_since column yet"),
         "{err}"
     );
-    assert_eq!(store.run_migrations().unwrap(), ["20261130000002"]);
+    assert_eq!(
+        store.run_migrations().unwrap(),
+        ["20261130000002", "20261201000000"]
+    );
     assert_eq!(
         definition_rows(&db),
         rows_before,
@@ -404,6 +482,78 @@ pub fn the_schedule_since_migration_keeps_every_definition_and_reads_null_as_cre
     assert_eq!(disabled.schedule_since, sync.created_at);
     let enabled = store.enable_definition("kaal", "sync").unwrap().unwrap();
     assert_eq!(enabled.schedule_since, enabled.updated_at);
+    assert!(store.run_migrations().unwrap().is_empty());
+}
+
+/// A database migrated before the run lifecycle: the store says the migration adding
+/// `kaal_dispatches.started_at` is pending, and refuses to claim until it ran; the migration
+/// keeps every dispatch as it was, each reads as a row without a lifecycle (no start, attempt
+/// 0, no error) — a `dispatched` one is never reported running — and a `claimed` one is then
+/// started like any other.
+pub fn the_run_lifecycle_migration_keeps_every_dispatch_and_reads_them_without_a_lifecycle<
+    B: SqlBackend,
+>(
+    backend: &B,
+) {
+    let db = TempDb::empty_on(backend);
+    backend.run_first_migrations(db.locator(), 4);
+    db.exec(&format!(
+        "INSERT INTO kaal_dispatches ({}, fire_time, dispatched_at, node_id, status) VALUES \
+         ('kaal:report', '2026-01-01 09:00:00', '2026-01-01 09:00:01.500000', 'old-node', 'dispatched'), \
+         ('kaal:report', '2026-01-01 10:00:00', '2026-01-01 10:00:00.250000', 'old-node', 'failed'), \
+         ('kaal:report', '2026-01-01 11:00:00', '2026-01-01 11:00:00.000000', 'old-node', 'claimed')",
+        backend.quote("key")
+    ));
+    let rows_before = dispatch_rows(&db);
+    let store = db.open();
+    let err = store.verify_schema().unwrap_err();
+    assert_migration_pending_on(&err, "kaal_dispatches", "started_at");
+    assert!(
+        err.to_string().contains("has no started_at column yet"),
+        "{err}"
+    );
+    let hour = |h| Utc.with_ymd_and_hms(2026, 1, 1, h, 0, 0).unwrap();
+    let err = store
+        .commit_claims(&[("kaal:report".to_string(), hour(12))], "new-node")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has no started_at column yet"), "{err}");
+    assert_eq!(store.run_migrations().unwrap(), ["20261201000000"]);
+    assert_eq!(dispatch_rows(&db), rows_before, "the dispatch rows changed");
+    let records = store.find_by_key("kaal:report").unwrap();
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        assert_eq!(
+            (
+                record.started_at,
+                record.finished_at,
+                record.attempt,
+                &record.error
+            ),
+            (None, None, 0, &None),
+            "{record:?}"
+        );
+    }
+    let failed = store
+        .find_dispatch("kaal:report", hour(10))
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, DispatchStatus::Failed);
+    assert_eq!(failed.dispatched_at.timestamp_subsec_millis(), 250);
+    assert!(store.running_runs(hour(0)).unwrap().is_empty());
+    let claimed = store
+        .find_dispatch("kaal:report", hour(11))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .start_run("kaal:report", hour(11), "old-node")
+            .unwrap(),
+        Some(claimed.id)
+    );
+    let running = store.running_runs(hour(0)).unwrap();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!((running[0].id, running[0].attempt), (claimed.id, 1));
     assert!(store.run_migrations().unwrap().is_empty());
 }
 

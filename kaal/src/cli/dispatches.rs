@@ -1,11 +1,16 @@
-//! `kaal dispatches`: the dispatch log as a table, newest fire time first.
+//! `kaal dispatches`: the dispatch log as a table, newest fire time first, with each run's
+//! lifecycle: its fencing token (the row's id), attempt, start, end, duration and error.
+//!
+//! Text read from the database (keys, node ids, errors) is shown one cell per line whatever
+//! it holds ([`cell`]): a job's error with newlines or terminal escapes cannot break the
+//! table. The error comes last, unpadded and whole.
 
 use std::path::PathBuf;
 
 use kaal::{DispatchRecord, DispatchRegistry, DispatchStatus};
 
 use super::context::{cron_key, hint, parse_instant, records_of, Context};
-use super::output::{line, table, utc, zoned};
+use super::output::{cell, duration, line, table, utc, zoned};
 use super::Failure;
 
 /// The filters of `kaal dispatches`.
@@ -60,23 +65,44 @@ pub(crate) fn run(config: Option<PathBuf>, filter: Filter) -> Result<u8, Failure
         return Ok(0);
     }
     let tz = context.tz();
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| {
-            vec![
-                zoned(r.fire_time, tz),
-                r.key.clone(),
-                r.status.to_string(),
-                r.node_id.clone(),
-                utc(r.dispatched_at),
-            ]
-        })
-        .collect();
-    table(
-        &["FIRE TIME", "KEY", "STATUS", "NODE", "RECORDED AT (UTC)"],
-        &rows,
-    )?;
+    let rows: Vec<Vec<String>> = records.iter().map(|r| row(r, tz)).collect();
+    table(&HEADER, &rows)?;
     Ok(0)
+}
+
+/// The columns of the table. Fire time, key, status and node come first, as before the run
+/// lifecycle, so scripts reading those columns by position keep working.
+const HEADER: [&str; 11] = [
+    "FIRE TIME",
+    "KEY",
+    "STATUS",
+    "NODE",
+    "TOKEN",
+    "ATTEMPT",
+    "STARTED (UTC)",
+    "FINISHED (UTC)",
+    "DURATION",
+    "RECORDED AT (UTC)",
+    "ERROR",
+];
+
+/// One record as the cells of [`HEADER`]; `-` where there is nothing to show (a run never
+/// started, a row written without the lifecycle, a store that keeps no ids).
+fn row(r: &DispatchRecord, tz: kaal::chrono_tz::Tz) -> Vec<String> {
+    let none = || "-".to_string();
+    vec![
+        zoned(r.fire_time, tz),
+        cell(&r.key),
+        r.status.to_string(),
+        cell(&r.node_id),
+        if r.id > 0 { r.id.to_string() } else { none() },
+        r.attempt.to_string(),
+        r.started_at.map_or_else(none, utc),
+        r.finished_at.map_or_else(none, utc),
+        r.duration().map_or_else(none, duration),
+        utc(r.dispatched_at),
+        r.error.as_deref().map_or_else(none, cell),
+    ]
 }
 
 /// The narrowest query the registry offers for the filter. With no key, node or status the

@@ -176,7 +176,8 @@ struct DispatchesArgs {
     /// Only dispatches by this node
     #[arg(long, value_name = "N")]
     node: Option<String>,
-    /// Only this status: claimed, dispatched or failed
+    /// Only this status: claimed, dispatched (running), succeeded, failed, timed_out,
+    /// abandoned or skipped
     #[arg(long, value_name = "S")]
     status: Option<String>,
     /// Only fire times at or after this instant (RFC 3339)
