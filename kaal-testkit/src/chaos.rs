@@ -153,11 +153,10 @@ pub fn killed_nodes_cause_no_duplicates_and_no_silent_misses(backend: &dyn Backe
             continue;
         }
         match logged.get(&id) {
-            Some((node, DispatchStatus::Dispatched | DispatchStatus::Failed))
-                if killed_ids.contains(node) =>
-            {
-                started_not_run += 1
-            }
+            Some((
+                node,
+                DispatchStatus::Dispatched | DispatchStatus::Failed | DispatchStatus::Abandoned,
+            )) if killed_ids.contains(node) => started_not_run += 1,
             _ => missing.push(id),
         }
     }

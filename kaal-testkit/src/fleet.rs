@@ -112,6 +112,11 @@ impl WorkerSpec {
         if let Some(namespace) = &self.namespace {
             config.namespace = namespace.clone();
         }
+        if self.die_in_callback {
+            // One run slot: the node dies inside its first run with the rest of its tick's
+            // claims queued behind it (committed, never started).
+            config.max_concurrent_runs = 1;
+        }
         config
     }
 }
