@@ -116,7 +116,7 @@
 //! kaal.register("invoices:send", "*/15 * * * *", |fire: &Fire| {
 //!     // fire.idempotency_key is the same on every node for this fire time.
 //!     println!("sending invoices due at {}", fire.fire_time);
-//!     Ok::<(), std::io::Error>(())
+//!     Ok(())
 //! })?;
 //!
 //! // In a service: kaal.start(); ... kaal.stop(timeout). In a test, tick at chosen instants:
@@ -134,8 +134,12 @@
 //!   the stored definitions; [`MemoryAdapter`] and its registries keep them in memory.
 //! * [`cron`] — parsing, linting, simplifying, describing and evaluating cron expressions.
 //! * [`Config`] — settings with the design's defaults and [`Config::validate`].
-//! * [`CallbackRegistry`] — the callbacks of this process; [`Coordinator`] — the tick loop;
-//!   [`Kaal`] — the facade that ties them together.
+//! * [`CallbackRegistry`] — the callbacks of this process, each returning
+//!   `Result<(), JobError>` ([`JobError`]); [`Coordinator`] — the tick loop; [`Kaal`] — the
+//!   facade that ties them together.
+//! * [`policy`] — per-job policies ([`JobPolicy`]: overlap, catch-up, deadline, timeout,
+//!   retry, jitter, time zone, node loss), stored with the definition
+//!   ([`Definition::policy`]).
 //! * [`Clock`] — where "now" comes from ([`ManualClock`] for tests, [`OffsetClock`] for skew).
 //!
 //! # Moved
@@ -191,9 +195,9 @@ pub use memory::{
     MemoryAdapter, MemoryDefinitionRegistry, MemoryDispatchRegistry, MemoryNodeRegistry,
 };
 pub use nodes::{is_live, NodeInfo, NodeRecord, NodeRegistry, Registration};
-pub use policy::{CatchUp, JobPolicy, OnNodeLoss, Overlap, Retry};
+pub use policy::{CatchUp, JobPolicy, OnNodeLoss, Overlap, PolicyError, Retry};
 pub use registry::{
-    callback, Callback, CallbackError, CallbackRegistry, Entry, Fire, RegistrationError,
+    callback, Callback, CallbackError, CallbackRegistry, Entry, Fire, JobError, RegistrationError,
 };
 
 /// The old name of [`CallbackRegistry`] (renamed so the callbacks of a process are not
@@ -203,3 +207,4 @@ pub type Registry = CallbackRegistry;
 
 pub use chrono;
 pub use chrono_tz;
+pub use serde_json;

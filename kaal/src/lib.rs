@@ -37,9 +37,9 @@
 //! let node = kaal::Kaal::new(config.config, store.adapter())?;
 //!
 //! // A job registered in code ...
-//! node.register("invoices:send", "*/15 * * * *", |fire: &kaal::Fire| {
+//! node.register("invoices:send", "*/15 * * * *", |fire| {
 //!     log::info!("sending invoices, idempotency key {}", fire.idempotency_key);
-//!     Ok::<(), std::io::Error>(())
+//!     Ok(())
 //! })?;
 //! // ... and one from a scheduler file, bound to a handler.
 //! let jobs = kaal::SchedulerFile::parse(
@@ -49,7 +49,7 @@
 //!     "kaal",
 //! )?;
 //! let mut handlers = kaal::Handlers::new();
-//! handlers.add("weekly_summary", |_fire: &kaal::Fire| Ok::<(), std::io::Error>(()));
+//! handlers.add("weekly_summary", |_fire| Ok(()));
 //! kaal::apply_scheduler_file(&node, &jobs, &handlers)?;
 //!
 //! let report = node.tick_at(Utc.with_ymd_and_hms(2026, 1, 4, 0, 0, 10).unwrap()); // a Sunday

@@ -51,7 +51,7 @@ fn a_plain_path_opens_sqlite_creating_missing_directories() {
     kaal.register(
         "hello",
         "* * * * *",
-        |_: &Fire| Ok::<(), std::io::Error>(()),
+        |_: &Fire| Ok(()),
     )
     .unwrap();
     let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
@@ -69,7 +69,7 @@ fn a_plain_path_opens_sqlite_creating_missing_directories() {
         .register(
             "hello",
             "* * * * *",
-            |_: &Fire| Ok::<(), std::io::Error>(()),
+            |_: &Fire| Ok(()),
         )
         .unwrap();
     let report = other.tick_at(at);
