@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::adapter::Adapter;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigErrors, ConflictPolicy};
-use crate::coordinator::{Coordinator, TickReport};
+use crate::coordinator::{Coordinator, StartError, TickReport};
 use crate::definition::{Definition, DefinitionSource, NewDefinition};
 use crate::error::RegistryError;
 use crate::keys::idempotency_key;
@@ -277,6 +277,11 @@ impl Kaal {
     /// Starts the loop; see [`Coordinator::start`].
     pub fn start(&self) -> bool {
         self.coordinator.start()
+    }
+
+    /// Starts the loop, saying why it could not; see [`Coordinator::try_start`].
+    pub fn try_start(&self) -> Result<(), StartError> {
+        self.coordinator.try_start()
     }
 
     /// Stops the loop; see [`Coordinator::stop`].
