@@ -312,7 +312,7 @@ fn node_with_jobs(adapter: Arc<dyn Adapter>, jobs: usize, cron: &str, persist: b
     let kaal = Kaal::new(config(), adapter).expect("valid config");
     for i in 0..jobs {
         let key = format!("job-{i}");
-        let ok = |_: &Fire| Ok::<(), std::convert::Infallible>(());
+        let ok = |_: &Fire| -> Result<(), kaal_core::JobError> { Ok(()) };
         if persist {
             kaal.register(&key, cron, ok).expect("register");
         } else {

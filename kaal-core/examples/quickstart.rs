@@ -16,14 +16,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "  heartbeat   fire_time={} idempotency_key={}",
             fire.fire_time, fire.idempotency_key
         );
-        Ok::<(), std::io::Error>(())
+        Ok(())
     })?;
     kaal.register("report:5min", "*/5 * * * *", |fire: &Fire| {
         println!(
             "  report:5min fire_time={} idempotency_key={}",
             fire.fire_time, fire.idempotency_key
         );
-        Ok::<(), std::io::Error>(())
+        Ok(())
     })?;
 
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();

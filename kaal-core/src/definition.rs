@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::error::RegistryError;
+use crate::policy::{JobPolicy, PolicyError};
 
 /// Where a definition came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,6 +102,28 @@ pub struct Definition {
     /// not to recovery): the job did not run on this schedule then. Re-applying an
     /// unchanged definition and disabling it keep it.
     pub schedule_since: DateTime<Utc>,
+}
+
+impl Definition {
+    /// The job's policy, stored in its metadata under `kaal.policy` (the default when none
+    /// is stored); see [`JobPolicy::from_metadata`]. A stored policy that cannot be read —
+    /// written by a newer kaal, or by hand — is an error naming the key, the value and what
+    /// is allowed, for the caller to report; it never stops other definitions from being
+    /// read.
+    ///
+    /// ```
+    /// use kaal_core::{DefinitionRegistry, JobPolicy, MemoryDefinitionRegistry, NewDefinition, Overlap};
+    ///
+    /// let store = MemoryDefinitionRegistry::default();
+    /// let mut new = NewDefinition::new("sync", "*/5 * * * *");
+    /// JobPolicy::new().overlap(Overlap::Skip).write_metadata(&mut new.metadata);
+    /// let stored = store.upsert_definition("kaal", new)?;
+    /// assert_eq!(stored.policy().unwrap().overlap, Overlap::Skip);
+    /// # Ok::<(), kaal_core::RegistryError>(())
+    /// ```
+    pub fn policy(&self) -> Result<JobPolicy, PolicyError> {
+        JobPolicy::from_metadata(&self.metadata)
+    }
 }
 
 /// One write of an atomic [`DefinitionRegistry::apply_definitions`] batch: made only if the

@@ -33,12 +33,18 @@ impl LockError {
             backend: backend.into(),
             operation: operation.into(),
             key: key.into(),
-            cause: cause.to_string(),
+            cause: with_migration_hint(cause.to_string()),
         }
     }
 }
 
 /// A registry (dispatch log or definition store) could not read or write.
+///
+/// Like [`LockError`], a cause that says a kaal table does not exist (the database was never
+/// migrated) is completed with the fix, so the message reads e.g. `SQLite
+/// find_definition(kaal:hello) failed: no such table: kaal_definitions (the kaal tables are
+/// missing: run `kaal migrate` or call `run_migrations()` on the database first)` — in its
+/// `Debug` form too, which is what `fn main() -> Result<…>` prints.
 #[derive(Debug, Error)]
 #[error("{backend} {operation} failed: {cause}")]
 pub struct RegistryError {
@@ -60,8 +66,30 @@ impl RegistryError {
         Self {
             backend: backend.into(),
             operation: operation.into(),
-            cause: cause.to_string(),
+            cause: with_migration_hint(cause.to_string()),
         }
+    }
+}
+
+/// What a missing kaal table is fixed by, appended to causes that report one.
+pub(crate) const MIGRATION_HINT: &str =
+    "the kaal tables are missing: run `kaal migrate` or call `run_migrations()` on the database first";
+
+/// `cause`, with [`MIGRATION_HINT`] appended when it reports a missing kaal table in the
+/// words of SQLite (`no such table: kaal_…`), PostgreSQL (`relation "kaal_…" does not
+/// exist`), MySQL / MariaDB (`Table 'db.kaal_…' doesn't exist`) or kaal-diesel (`kaal
+/// tables are missing`), and does not name the fix already.
+pub(crate) fn with_migration_hint(cause: String) -> String {
+    let lower = cause.to_lowercase();
+    let missing = lower.contains("kaal tables are missing")
+        || (lower.contains("kaal_")
+            && (lower.contains("no such table")
+                || (lower.contains("relation") && lower.contains("does not exist"))
+                || (lower.contains("table") && lower.contains("doesn't exist"))));
+    if missing && !cause.contains("run_migrations()") {
+        format!("{cause} ({MIGRATION_HINT})")
+    } else {
+        cause
     }
 }
 
@@ -106,4 +134,41 @@ pub enum KeyError {
         /// The offending key.
         key: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_kaal_table_is_completed_with_the_fix_in_every_dialect() {
+        for cause in [
+            "no such table: kaal_definitions",
+            "relation \"kaal_nodes\" does not exist",
+            "Table 'test.kaal_locks' doesn't exist",
+            "kaal tables are missing; run the migrations first",
+        ] {
+            let err = RegistryError::new("SQL", "find_definition(kaal:a)", cause);
+            assert!(err.cause.starts_with(cause), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("run `kaal migrate` or call `run_migrations()`"),
+                "{err}"
+            );
+            assert!(format!("{err:?}").contains("run `kaal migrate`"), "{err:?}");
+            let err = LockError::new("SQL", "acquire", "kaal:dispatch:a:60", cause);
+            assert!(err.to_string().contains("call `run_migrations()`"), "{err}");
+        }
+    }
+
+    #[test]
+    fn other_causes_are_left_as_they_are() {
+        for cause in [
+            "database is locked",
+            "no such table: invoices",
+            "table kaal_definitions has no column named schedule_since; run the migrations first (`run_migrations()` or `kaal migrate`)",
+        ] {
+            assert_eq!(RegistryError::new("SQL", "op", cause).cause, cause);
+        }
+    }
 }

@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use crate::adapter::Adapter;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigErrors, ConflictPolicy};
-use crate::coordinator::{Coordinator, TickReport};
+use crate::coordinator::{Coordinator, StartError, TickReport};
 use crate::definition::{Definition, DefinitionSource, NewDefinition};
 use crate::error::RegistryError;
 use crate::keys::idempotency_key;
-use crate::registry::{callback, CallbackError, CallbackRegistry, Fire, RegistrationError};
+use crate::policy::JobPolicy;
+use crate::registry::{Callback, CallbackRegistry, Fire, JobError, RegistrationError};
 
 /// Jobs, store and coordinator of one node.
 ///
@@ -24,7 +25,7 @@ use crate::registry::{callback, CallbackError, CallbackRegistry, Fire, Registrat
 /// kaal.register("reports:daily", "0 6 * * *", |fire| {
 ///     // idempotency_key is the same on every node for this fire time
 ///     assert_eq!(fire.idempotency_key, format!("kaal-reports:daily-{}", fire.fire_time.timestamp()));
-///     Ok::<(), std::io::Error>(())
+///     Ok(())
 /// }).unwrap();
 ///
 /// let report = kaal.tick_at(Utc.with_ymd_and_hms(2026, 5, 1, 6, 0, 30).unwrap());
@@ -90,24 +91,72 @@ impl Kaal {
         &self.coordinator
     }
 
-    /// Registers `key` on `cron` with `f`, and stores the definition (source `code`).
+    /// Registers `key` on `cron` with `f` and the default [`JobPolicy`]; see
+    /// [`register_with`](Kaal::register_with).
     ///
+    /// `f` returns `Result<(), JobError>`: a plain `Ok(())` needs no annotation, and `?`
+    /// converts any error.
+    pub fn register<F>(&self, key: &str, cron: &str, f: F) -> Result<(), RegistrationError>
+    where
+        F: Fn(&Fire) -> Result<(), JobError> + Send + Sync + 'static,
+    {
+        self.register_with(key, cron, JobPolicy::default(), f)
+    }
+
+    /// Registers `key` on `cron` with `policy` and `f`, and stores the definition (source
+    /// `code`) with the policy in its metadata, so every node applies the same one.
+    ///
+    /// * The policy is checked first ([`JobPolicy::validate`]); an invalid one is
+    ///   [`RegistrationError::Policy`] and nothing is stored.
     /// * A key already registered in this process is an error.
     /// * A stored definition that is disabled stays disabled: re-registering on restart
-    ///   never overrides an operator's `disable`.
+    ///   never overrides an operator's `disable`. Its other metadata is kept; its stored
+    ///   policy is replaced by `policy` (the default policy removes it).
     /// * When the stored definition came from the scheduler file, `scheduler_conflict_policy`
-    ///   decides: `error` refuses, `code_wins` stores the code's cron, `file_wins` keeps the
-    ///   file's cron and only binds the callback.
+    ///   decides: `error` refuses, `code_wins` stores the code's cron and policy, `file_wins`
+    ///   keeps the file's cron and policy and only binds the callback.
     /// * If the in-process registration fails after the store was written, the stored
     ///   definition is put back as it was.
-    pub fn register<F, E>(&self, key: &str, cron: &str, f: F) -> Result<(), RegistrationError>
+    /// * A store that keeps no definitions ([`NullAdapter`](crate::NullAdapter), an
+    ///   adapter without [`definition_registry`](Adapter::definition_registry)) has nowhere
+    ///   to keep the policy: it is checked and not stored.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use kaal_core::{Config, JobPolicy, Kaal, MemoryAdapter, Overlap};
+    ///
+    /// let kaal = Kaal::new(Config::default(), Arc::new(MemoryAdapter::new()))?;
+    /// let policy = JobPolicy::new()
+    ///     .overlap(Overlap::Skip)
+    ///     .timeout(Duration::from_secs(600))
+    ///     .retry(3, Duration::from_secs(30));
+    /// kaal.register_with("reports:nightly", "0 2 * * *", policy.clone(), |_fire| Ok(()))?;
+    ///
+    /// let stored = kaal.adapter().definition_registry().unwrap()
+    ///     .find_definition("kaal", "reports:nightly")?.unwrap();
+    /// assert_eq!(stored.policy()?, policy);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_with<F>(
+        &self,
+        key: &str,
+        cron: &str,
+        policy: JobPolicy,
+        f: F,
+    ) -> Result<(), RegistrationError>
     where
-        F: Fn(&Fire) -> Result<(), E> + Send + Sync + 'static,
-        E: Into<CallbackError>,
+        F: Fn(&Fire) -> Result<(), JobError> + Send + Sync + 'static,
     {
-        let callback = callback(f);
-        // Validate key and cron before touching the store.
+        let callback: Callback = Arc::new(f);
+        // Validate key, cron and policy before touching the store.
         self.registry.entry(key, cron, callback.clone())?;
+        policy
+            .validate()
+            .map_err(|source| RegistrationError::Policy {
+                key: key.to_string(),
+                source,
+            })?;
         if self.registry.is_registered(key) {
             return Err(RegistrationError::Duplicate(key.to_string()));
         }
@@ -137,6 +186,7 @@ impl Kaal {
                 new.enabled = def.enabled;
                 new.metadata = def.metadata.clone();
             }
+            policy.write_metadata(&mut new.metadata);
             store.upsert_definition(namespace, new)?;
         }
         if let Err(err) = self.registry.add(key, cron, callback) {
@@ -227,6 +277,11 @@ impl Kaal {
     /// Starts the loop; see [`Coordinator::start`].
     pub fn start(&self) -> bool {
         self.coordinator.start()
+    }
+
+    /// Starts the loop, saying why it could not; see [`Coordinator::try_start`].
+    pub fn try_start(&self) -> Result<(), StartError> {
+        self.coordinator.try_start()
     }
 
     /// Stops the loop; see [`Coordinator::stop`].

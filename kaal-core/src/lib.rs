@@ -6,6 +6,38 @@
 //! [`Adapter`] over SQLite, PostgreSQL and MySQL, and [`MemoryAdapter`] keeps everything in
 //! this process.
 //!
+//! # A service in 20 lines
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use kaal_core::{Config, JobPolicy, Kaal, MemoryAdapter, Overlap};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // In memory: this process only. A database shared by the fleet comes from a backend.
+//!     let kaal = Kaal::new(Config::default(), Arc::new(MemoryAdapter::new()))?;
+//!     let policy = JobPolicy::new().overlap(Overlap::Skip).timeout(Duration::from_secs(600));
+//!     kaal.register_with("invoices:send", "*/15 * * * *", policy, |fire| {
+//!         log::info!("sending invoices, idempotency key {}", fire.idempotency_key);
+//!         Ok(())
+//!     })?;
+//!     kaal.register("cleanup", "@hourly", |_fire| Ok(()))?;
+//!     kaal.try_start()?; // recovery first, then a tick every tick_interval
+//!     // ... serve until asked to stop ...
+//!     kaal.stop(kaal.config().shutdown_grace); // stop claiming; running jobs finish
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Callbacks return `Result<(), JobError>`: a plain `Ok(())`, and `?` on any error. The
+//! policy travels with the job's stored definition, so every node applies the same
+//! ([`JobPolicy`]). For a fleet, use the `kaal` crate: `kaal::connect(url)` opens SQLite,
+//! PostgreSQL or MySQL (the `kaal-diesel-*` crates), `run_migrations()` creates the tables,
+//! and `run_until_signal()` runs the node until SIGTERM or SIGINT, then stops it within
+//! `shutdown_grace` — the same service, on a database, is the first thing on its front
+//! page. kaal-core itself handles no signals and installs no logger: it logs through the
+//! `log` crate, so install one (`kaal::init_logging()`, `env_logger`, ...) or failures are
+//! silent.
+//!
 //! # Glossary
 //!
 //! * **job** — a cron schedule under a **cron key** (`invoices:send`) with a callback;
@@ -112,7 +144,7 @@
 //!   `claimed` rows every `node_timeout / 2`; the heartbeat writes the node's row every
 //!   `node_timeout / 3`.
 //!
-//! # Example
+//! # Testing: a tick at a chosen instant
 //!
 //! ```
 //! use std::sync::Arc;
@@ -123,10 +155,10 @@
 //! kaal.register("invoices:send", "*/15 * * * *", |fire: &Fire| {
 //!     // fire.idempotency_key is the same on every node for this fire time.
 //!     println!("sending invoices due at {}", fire.fire_time);
-//!     Ok::<(), std::io::Error>(())
+//!     Ok(())
 //! })?;
 //!
-//! // In a service: kaal.start(); ... kaal.stop(timeout). In a test, tick at chosen instants:
+//! // No loop: one tick at an instant, as tests and `kaal tick --at` do.
 //! let report = kaal.tick_at(Utc.with_ymd_and_hms(2026, 1, 1, 9, 15, 2).unwrap());
 //! assert_eq!(report.dispatched.len(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -141,8 +173,12 @@
 //!   the stored definitions; [`MemoryAdapter`] and its registries keep them in memory.
 //! * [`cron`] — parsing, linting, simplifying, describing and evaluating cron expressions.
 //! * [`Config`] — settings with the design's defaults and [`Config::validate`].
-//! * [`CallbackRegistry`] — the callbacks of this process; [`Coordinator`] — the tick loop;
-//!   [`Kaal`] — the facade that ties them together.
+//! * [`CallbackRegistry`] — the callbacks of this process, each returning
+//!   `Result<(), JobError>` ([`JobError`]); [`Coordinator`] — the tick loop; [`Kaal`] — the
+//!   facade that ties them together.
+//! * [`policy`] — per-job policies ([`JobPolicy`]: overlap, catch-up, deadline, timeout,
+//!   retry, jitter, time zone, node loss), stored with the definition
+//!   ([`Definition::policy`]).
 //! * [`Clock`] — where "now" comes from ([`ManualClock`] for tests, [`OffsetClock`] for skew).
 //!
 //! # Moved
@@ -198,9 +234,9 @@ pub use memory::{
     MemoryAdapter, MemoryDefinitionRegistry, MemoryDispatchRegistry, MemoryNodeRegistry,
 };
 pub use nodes::{is_live, NodeInfo, NodeRecord, NodeRegistry, Registration};
-pub use policy::{CatchUp, JobPolicy, OnNodeLoss, Overlap, Retry};
+pub use policy::{CatchUp, JobPolicy, OnNodeLoss, Overlap, PolicyError, Retry};
 pub use registry::{
-    callback, Callback, CallbackError, CallbackRegistry, Entry, Fire, RegistrationError,
+    callback, Callback, CallbackError, CallbackRegistry, Entry, Fire, JobError, RegistrationError,
 };
 
 /// The old name of [`CallbackRegistry`] (renamed so the callbacks of a process are not
@@ -210,3 +246,4 @@ pub type Registry = CallbackRegistry;
 
 pub use chrono;
 pub use chrono_tz;
+pub use serde_json;

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::cron::{CronError, CronExpr};
 use crate::error::{KeyError, RegistryError};
 use crate::keys::validate_cron_key;
+use crate::policy::PolicyError;
 
 /// What a callback is handed for one fire time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,17 +58,37 @@ impl Fire {
     }
 }
 
-/// The error type callbacks return.
-pub type CallbackError = Box<dyn std::error::Error + Send + Sync>;
+/// The error a job returns: any error, boxed.
+///
+/// Callbacks return `Result<(), JobError>`, so a plain `Ok(())` needs no annotation and `?`
+/// works on any error type (through `From`); a message is `Err("disk full".into())`.
+///
+/// ```
+/// use kaal_core::{Fire, JobError};
+///
+/// fn send_invoices(fire: &Fire) -> Result<(), JobError> {
+///     let batch: u32 = "42".parse()?; // a ParseIntError, converted by `?`
+///     if batch == 0 {
+///         return Err(format!("nothing to send at {}", fire.fire_time).into());
+///     }
+///     Ok(())
+/// }
+/// ```
+pub type JobError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The earlier name of [`JobError`], kept as an alias.
+pub type CallbackError = JobError;
 
 /// A registered callback.
-pub type Callback = Arc<dyn Fn(&Fire) -> Result<(), CallbackError> + Send + Sync>;
+pub type Callback = Arc<dyn Fn(&Fire) -> Result<(), JobError> + Send + Sync>;
 
-/// Wraps a closure returning `Result<(), E>` into a [`Callback`].
+/// Wraps a closure returning `Result<(), E>`, for any error `E` that converts into a
+/// [`JobError`], into a [`Callback`] (for [`CallbackRegistry::add`] and friends; `register`
+/// takes the closure itself).
 pub fn callback<F, E>(f: F) -> Callback
 where
     F: Fn(&Fire) -> Result<(), E> + Send + Sync + 'static,
-    E: Into<CallbackError>,
+    E: Into<JobError>,
 {
     Arc::new(move |fire: &Fire| f(fire).map_err(Into::into))
 }
@@ -102,6 +123,14 @@ pub enum RegistrationError {
         key: String,
         /// The cron stored from the file.
         file_cron: String,
+    },
+    /// The job's policy is not valid.
+    #[error("policy of {key:?}: {source}")]
+    Policy {
+        /// The job's key.
+        key: String,
+        /// What is wrong with the policy.
+        source: PolicyError,
     },
     /// The store could not be read or written.
     #[error(transparent)]

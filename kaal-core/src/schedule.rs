@@ -96,10 +96,19 @@ fn job_zone(key: &str, policy: &JobPolicy, node: Tz) -> Tz {
     }
 }
 
-/// The policy stored with `def`; an unreadable one is logged and the defaults apply.
+/// The policy stored with `def`; an unreadable one is logged and the defaults apply (a bad
+/// row written by hand must not stop the job, nor the fleet).
 fn stored_policy(def: &Definition) -> Arc<JobPolicy> {
-    let _ = def;
-    Arc::default()
+    match def.policy() {
+        Ok(policy) => Arc::new(policy),
+        Err(err) => {
+            log::warn!(
+                "{}: the stored policy is unreadable ({err}); running it with the default policy",
+                def.key
+            );
+            Arc::default()
+        }
+    }
 }
 
 fn first_at_or_after(cron: &CronExpr, at: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {

@@ -25,7 +25,7 @@ fn runs_with_offset(offset: ChronoDuration) -> Vec<chrono::DateTime<chrono::Utc>
     let kaal = Kaal::with_clock(config, adapter, Arc::new(OffsetClock { offset })).unwrap();
     let (tx, rx) = mpsc::channel();
     kaal.register("every-minute", "* * * * *", move |fire: &Fire| {
-        tx.send(fire.fire_time)
+        Ok(tx.send(fire.fire_time)?)
     })
     .unwrap();
     store_clock.set(Utc::now());

@@ -32,7 +32,7 @@ fn node(
     let (tx, rx) = mpsc::channel();
     for (key, cron) in jobs {
         let tx = tx.clone();
-        kaal.register(key, cron, move |fire: &Fire| tx.send(fire.clone()))
+        kaal.register(key, cron, move |fire: &Fire| Ok(tx.send(fire.clone())?))
             .unwrap();
     }
     (kaal, rx)
@@ -272,11 +272,13 @@ fn callback_panics_and_backend_free_ticks_keep_the_loop_running() {
     let adapter = Arc::new(MemoryAdapter::with_clock(clock.clone()));
     let kaal = Kaal::with_clock(config(), adapter, clock.clone()).unwrap();
     let (tx, rx) = mpsc::channel();
-    kaal.register("boom", "* * * * *", |_: &Fire| -> Result<(), String> {
-        panic!("always")
-    })
+    kaal.register(
+        "boom",
+        "* * * * *",
+        |_: &Fire| -> Result<(), kaal_core::JobError> { panic!("always") },
+    )
     .unwrap();
-    kaal.register("ok", "* * * * *", move |f: &Fire| tx.send(f.fire_time))
+    kaal.register("ok", "* * * * *", move |f: &Fire| Ok(tx.send(f.fire_time)?))
         .unwrap();
     assert!(kaal.start());
     assert!(kaal
@@ -327,8 +329,12 @@ fn backend_errors_are_reported_and_the_fire_times_are_retried_after_the_outage()
     });
     let kaal = Kaal::with_clock(config(), store.clone(), clock.clone()).unwrap();
     let (tx, rx) = mpsc::channel();
-    kaal.register("job", "* * * * *", move |f: &Fire| tx.send(f.fire_time))
-        .unwrap();
+    kaal.register(
+        "job",
+        "* * * * *",
+        move |f: &Fire| Ok(tx.send(f.fire_time)?),
+    )
+    .unwrap();
     // Down for 10 minutes, far longer than the 2-minute lookback.
     for minute in 0..10 {
         clock.set(t(3, minute, 5));
@@ -490,8 +496,12 @@ fn a_node_stalled_past_the_lease_between_log_read_and_claim_does_not_dispatch_tw
     });
     let kaal = Kaal::with_clock(config(), stalling, clock.clone()).unwrap();
     let (tx, rx) = mpsc::channel();
-    kaal.register("job", "0 * * * *", move |f: &Fire| tx.send(f.fire_time))
-        .unwrap();
+    kaal.register(
+        "job",
+        "0 * * * *",
+        move |f: &Fire| Ok(tx.send(f.fire_time)?),
+    )
+    .unwrap();
     clock.set(t(5, 0, 1));
     let report = kaal.tick_at(t(5, 0, 2));
     assert!(
@@ -524,7 +534,7 @@ fn a_callback_that_ticks_its_own_node_is_refused_not_deadlocked() {
     kaal.register("reentrant", "* * * * *", move |f: &Fire| {
         let node = inner.get().and_then(Weak::upgrade).expect("the node");
         tx.send(node.tick_at(f.fire_time).errors).unwrap();
-        Ok::<(), std::io::Error>(())
+        Ok(())
     })
     .unwrap();
     me.set(Arc::downgrade(&kaal)).unwrap();

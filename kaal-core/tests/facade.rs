@@ -3,14 +3,15 @@
 #![allow(clippy::unwrap_used)] // tests state their expectations with unwrap
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use kaal_core::{
-    Adapter, Config, ConflictPolicy, DefinitionSource, Fire, Kaal, MemoryAdapter, NewDefinition,
-    NullAdapter, RegistrationError,
+    Adapter, Config, ConflictPolicy, DefinitionSource, Fire, JobError, JobPolicy, Kaal,
+    MemoryAdapter, NewDefinition, NullAdapter, OnNodeLoss, Overlap, RegistrationError,
 };
 
-fn ok(_: &Fire) -> Result<(), std::convert::Infallible> {
+fn ok(_: &Fire) -> Result<(), JobError> {
     Ok(())
 }
 
@@ -209,4 +210,140 @@ fn an_invalid_configuration_is_refused_with_every_problem() {
     };
     let err = Kaal::new(config, Arc::new(NullAdapter)).unwrap_err();
     assert_eq!(err.problems.len(), 2, "{err}");
+}
+
+fn stored(adapter: &MemoryAdapter, key: &str) -> kaal_core::Definition {
+    adapter
+        .definition_registry()
+        .unwrap()
+        .find_definition("kaal", key)
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn register_with_stores_the_policy_with_the_definition() {
+    let (kaal, adapter) = kaal_with(ConflictPolicy::Error);
+    let policy = JobPolicy::new()
+        .overlap(Overlap::Skip)
+        .timeout(Duration::from_secs(60))
+        .retry(3, Duration::from_secs(5));
+    kaal.register_with("reports", "@hourly", policy.clone(), ok)
+        .unwrap();
+    assert_eq!(stored(&adapter, "reports").policy().unwrap(), policy);
+}
+
+#[test]
+fn register_without_a_policy_writes_no_policy_into_the_metadata() {
+    let (kaal, adapter) = kaal_with(ConflictPolicy::Error);
+    kaal.register("reports", "@hourly", |_| Ok(())).unwrap();
+    assert!(stored(&adapter, "reports").metadata.is_empty());
+}
+
+#[test]
+fn a_restart_with_another_policy_replaces_the_stored_one_and_keeps_other_metadata() {
+    let (kaal, adapter) = kaal_with(ConflictPolicy::Error);
+    let mut def = NewDefinition::new("sync", "@daily");
+    def.metadata.insert("owner".into(), "ops".into());
+    JobPolicy::new()
+        .on_node_loss(OnNodeLoss::Rerun)
+        .jitter(Duration::from_secs(9))
+        .write_metadata(&mut def.metadata);
+    adapter
+        .definition_registry()
+        .unwrap()
+        .upsert_definition("kaal", def)
+        .unwrap();
+
+    let policy = JobPolicy::new().overlap(Overlap::QueueOne);
+    kaal.register_with("sync", "@daily", policy.clone(), ok)
+        .unwrap();
+    let def = stored(&adapter, "sync");
+    assert_eq!(def.policy().unwrap(), policy);
+    assert_eq!(def.metadata["owner"], "ops");
+
+    // Restarted without a policy: the stored one goes, the rest stays byte for byte.
+    let restarted = Kaal::new(Config::default(), adapter.clone()).unwrap();
+    restarted.register("sync", "@daily", ok).unwrap();
+    let def = stored(&adapter, "sync");
+    assert_eq!(def.policy().unwrap(), JobPolicy::default());
+    assert_eq!(
+        serde_json::Value::Object(def.metadata).to_string(),
+        r#"{"owner":"ops"}"#
+    );
+}
+
+#[test]
+fn an_invalid_policy_is_refused_naming_the_key_and_stores_nothing() {
+    let (kaal, adapter) = kaal_with(ConflictPolicy::Error);
+    let policy = JobPolicy::new().time_zone("Europe/Berln");
+    let err = kaal
+        .register_with("reports", "@hourly", policy, ok)
+        .unwrap_err();
+    assert!(matches!(err, RegistrationError::Policy { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("\"reports\"") && text.contains("time_zone") && text.contains("Europe/Berln"),
+        "{text}"
+    );
+    assert!(!kaal.registered("reports"));
+    assert!(adapter
+        .definition_registry()
+        .unwrap()
+        .find_definition("kaal", "reports")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn file_wins_keeps_the_files_policy_and_code_wins_stores_the_codes() {
+    for (conflict, expected) in [
+        (ConflictPolicy::FileWins, Overlap::Skip),
+        (ConflictPolicy::CodeWins, Overlap::QueueOne),
+    ] {
+        let (kaal, adapter) = kaal_with(conflict);
+        let mut def = NewDefinition::new("sync", "*/5 * * * *");
+        def.source = DefinitionSource::File;
+        JobPolicy::new()
+            .overlap(Overlap::Skip)
+            .write_metadata(&mut def.metadata);
+        adapter
+            .definition_registry()
+            .unwrap()
+            .upsert_definition("kaal", def)
+            .unwrap();
+        let code = JobPolicy::new().overlap(Overlap::QueueOne);
+        kaal.register_with("sync", "* * * * *", code, ok).unwrap();
+        assert_eq!(
+            stored(&adapter, "sync").policy().unwrap().overlap,
+            expected,
+            "{conflict:?}"
+        );
+    }
+}
+
+#[test]
+fn callbacks_return_plain_ok_and_use_question_mark_on_any_error() {
+    let (kaal, _) = kaal_with(ConflictPolicy::Error);
+    kaal.register("plain", "@hourly", |_| Ok(())).unwrap();
+    kaal.register("parse", "@hourly", |_| {
+        let _: u32 = "not a number".parse()?;
+        Ok(())
+    })
+    .unwrap();
+    kaal.register("message", "@hourly", |_| Err("disk full".into()))
+        .unwrap();
+    let report = kaal.tick_at(Utc.with_ymd_and_hms(2026, 2, 1, 5, 0, 1).unwrap());
+    assert_eq!(report.dispatched.len(), 3);
+    let mut failed: Vec<(&str, &str)> = report
+        .failed
+        .iter()
+        .map(|(fire, reason)| (fire.key.as_str(), reason.as_str()))
+        .collect();
+    failed.sort();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0].0, "message");
+    assert!(failed[0].1.contains("disk full"), "{failed:?}");
+    assert_eq!(failed[1].0, "parse");
+    assert!(failed[1].1.contains("invalid digit"), "{failed:?}");
 }

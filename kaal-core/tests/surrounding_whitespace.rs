@@ -7,11 +7,11 @@
 use std::sync::Arc;
 
 use kaal_core::{
-    validate_cron_key, Adapter, CallbackRegistry, Config, Fire, Kaal, KeyError, MemoryAdapter,
-    RegistrationError,
+    validate_cron_key, Adapter, CallbackRegistry, Config, Fire, JobError, Kaal, KeyError,
+    MemoryAdapter, RegistrationError,
 };
 
-fn ok(_: &Fire) -> Result<(), std::convert::Infallible> {
+fn ok(_: &Fire) -> Result<(), JobError> {
     Ok(())
 }
 

@@ -243,7 +243,7 @@ fn fleet() -> Fleet {
         let kaal = Kaal::with_clock(config, adapter, clock.clone()).unwrap();
         let tx = tx.clone();
         kaal.register("hourly", "0 * * * *", move |f: &Fire| {
-            tx.send((name, f.fire_time))
+            Ok(tx.send((name, f.fire_time))?)
         })
         .unwrap();
         kaal

@@ -52,7 +52,7 @@ pub fn node_with(
 /// A callback that appends its fire to `ledger`.
 pub fn recorder(
     ledger: &Ledger,
-) -> impl Fn(&Fire) -> Result<(), std::convert::Infallible> + Send + Sync + 'static {
+) -> impl Fn(&Fire) -> Result<(), kaal_core::JobError> + Send + Sync + 'static {
     let ledger = ledger.clone();
     move |fire: &Fire| {
         ledger
@@ -376,11 +376,13 @@ pub fn failing_callbacks_are_logged_and_do_not_stop_the_tick(backend: &dyn Backe
     let store = TestStore::new(backend);
     let ledger = Ledger::default();
     let kaal = Kaal::new(scenario_config("n1"), store.open()).unwrap();
-    kaal.register("errs", "0 * * * *", |_: &Fire| Err("disk full"))
+    kaal.register("errs", "0 * * * *", |_: &Fire| Err("disk full".into()))
         .unwrap();
-    kaal.register("panics", "0 * * * *", |_: &Fire| -> Result<(), String> {
-        panic!("bug in job")
-    })
+    kaal.register(
+        "panics",
+        "0 * * * *",
+        |_: &Fire| -> Result<(), kaal_core::JobError> { panic!("bug in job") },
+    )
     .unwrap();
     kaal.register("works", "0 * * * *", recorder(&ledger))
         .unwrap();

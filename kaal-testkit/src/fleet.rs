@@ -158,7 +158,8 @@ fn appending_node(
                 .create(true)
                 .append(true)
                 .open(&out)?;
-            file.write_all(format!("{} {}\n", fire.key, fire.fire_time.timestamp()).as_bytes())
+            file.write_all(format!("{} {}\n", fire.key, fire.fire_time.timestamp()).as_bytes())?;
+            Ok(())
         })
         .expect("registration failed");
     }

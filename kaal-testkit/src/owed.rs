@@ -46,7 +46,7 @@ fn node(
     };
     let kaal = Kaal::with_clock(config, adapter.clone(), clock.clone()).expect("a valid node");
     let tx = tx.clone();
-    kaal.register("job", cron, move |f: &Fire| tx.send(f.fire_time))
+    kaal.register("job", cron, move |f: &Fire| Ok(tx.send(f.fire_time)?))
         .expect("job registers");
     kaal
 }

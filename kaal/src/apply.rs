@@ -39,6 +39,11 @@
 //! changes a job's command away from its file, or removes the job, it stops running it, and
 //! it runs the job again when the database holds its command again.
 //!
+//! A job's `policy:` is the database's too, like its cron: every node applies the stored
+//! policy ([`Definition::policy`](kaal_core::Definition::policy)), a node whose file has
+//! another one still runs the job and warns (`policy {…} → {…}` in the differences), and
+//! `kaal apply` writes the file's. Policies are printed in full: they hold no secrets.
+//!
 //! # Removed jobs are remembered
 //!
 //! `kaal apply` does not delete the definition of a job the file no longer has: it keeps it
@@ -68,13 +73,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value as Json};
 
 use kaal_core::{
-    callback, BatchOutcome, Callback, CallbackError, ConflictPolicy, Definition, DefinitionSource,
-    DefinitionWrite, Fire, Kaal, NewDefinition, RegistrationError, RegistryError,
+    BatchOutcome, Callback, ConflictPolicy, Definition, DefinitionSource, DefinitionWrite, Fire,
+    JobError, Kaal, NewDefinition, RegistrationError, RegistryError,
 };
 
 use crate::files::config_file::{ConfigFile, MissingFilePolicy};
@@ -94,7 +100,7 @@ const STALE_RETRIES: usize = 5;
 /// let mut handlers = kaal::Handlers::new();
 /// handlers.add("weekly_summary", |fire: &kaal::Fire| {
 ///     log::info!("summary for {}", fire.fire_time);
-///     Ok::<(), std::io::Error>(())
+///     Ok(())
 /// });
 /// assert!(handlers.get("weekly_summary").is_some());
 /// ```
@@ -115,13 +121,14 @@ impl Handlers {
         Self::default()
     }
 
-    /// Registers `f` under `name`, replacing any earlier one.
-    pub fn add<F, E>(&mut self, name: &str, f: F) -> &mut Self
+    /// Registers `f` under `name`, replacing any earlier one. Like
+    /// [`Kaal::register`](kaal_core::Kaal::register), `f` returns `Result<(), JobError>`: a
+    /// plain `Ok(())`, and `?` on any error.
+    pub fn add<F>(&mut self, name: &str, f: F) -> &mut Self
     where
-        F: Fn(&Fire) -> Result<(), E> + Send + Sync + 'static,
-        E: Into<CallbackError>,
+        F: Fn(&Fire) -> Result<(), JobError> + Send + Sync + 'static,
     {
-        self.map.insert(name.to_string(), callback(f));
+        self.map.insert(name.to_string(), Arc::new(f));
         self
     }
 
@@ -140,8 +147,9 @@ pub struct FilePlan {
     /// Jobs `kaal apply` removed earlier that the file has again.
     pub restored: Vec<String>,
     /// Jobs stored differently from the file, with what differs (`cron "0 * * * *" →
-    /// "*/5 * * * *"`, `command`, `enabled yes → no`, `metadata`...). Commands and
-    /// environments are named, never printed: they may hold secrets.
+    /// "*/5 * * * *"`, `command`, `enabled yes → no`, `policy {"overlap":"skip"} →
+    /// (default)`, `metadata`...). Commands and environments are named, never printed: they
+    /// may hold secrets.
     pub changed: Vec<(String, Vec<String>)>,
     /// Stored file jobs the file no longer has.
     pub removed: Vec<String>,
@@ -503,6 +511,15 @@ fn differences(def: &Definition, want: &NewDefinition) -> Vec<String> {
             what.push(field.clone());
         }
     }
+    let (old_policy, new_policy) = (stored_policy(&def.metadata), stored_policy(&want.metadata));
+    if old_policy != new_policy {
+        let shown = |p: Option<&Json>| p.map_or_else(|| "(default)".to_string(), Json::to_string);
+        what.push(format!(
+            "policy {} → {}",
+            shown(old_policy),
+            shown(new_policy)
+        ));
+    }
     let user = |m: &Map<String, Json>| {
         let mut m = m.clone();
         m.remove("kaal");
@@ -726,12 +743,18 @@ pub fn bind_stored_file_jobs(kaal: &Kaal, handlers: &Handlers) -> Result<ApplyRe
     Ok(report)
 }
 
-/// The execution details of stored metadata (its `kaal` object without `file_enabled`),
-/// to compare a stored command with the file's.
+/// The execution details of stored metadata (its `kaal` object without `file_enabled` and
+/// `policy`), to compare a stored command with the file's.
 fn execution(metadata: &Map<String, Json>) -> Option<Map<String, Json>> {
     let mut kaal = metadata.get("kaal")?.as_object()?.clone();
     kaal.remove("file_enabled");
+    kaal.remove("policy");
     Some(kaal)
+}
+
+/// The stored policy object of metadata, as written (`None`: the default policy).
+fn stored_policy(metadata: &Map<String, Json>) -> Option<&Json> {
+    metadata.get("kaal")?.get("policy")
 }
 
 fn bind(
@@ -759,7 +782,9 @@ fn bind(
     Ok(())
 }
 
-/// The metadata stored for `job`: its `metadata:` plus the `kaal` execution details.
+/// The metadata stored for `job`: its `metadata:` plus the `kaal` execution details and,
+/// unless it is the default, its `policy:` (under `kaal.policy`, see
+/// [`JobPolicy::write_metadata`](kaal_core::JobPolicy::write_metadata)).
 pub fn stored_metadata(job: &FileJob) -> Map<String, Json> {
     let mut kaal = Map::new();
     match &job.action {
@@ -793,6 +818,7 @@ pub fn stored_metadata(job: &FileJob) -> Map<String, Json> {
     kaal.insert("file_enabled".into(), json!(job.enabled));
     let mut metadata = job.metadata.clone();
     metadata.insert("kaal".into(), Json::Object(kaal));
+    job.policy.write_metadata(&mut metadata);
     metadata
 }
 
@@ -842,6 +868,7 @@ pub fn job_from_definition(def: &Definition) -> Result<FileJob, String> {
                 .map(Duration::from_secs),
         })
     };
+    let policy = def.policy().map_err(|err| err.to_string())?;
     let mut metadata = def.metadata.clone();
     metadata.remove("kaal");
     Ok(FileJob {
@@ -849,6 +876,7 @@ pub fn job_from_definition(def: &Definition) -> Result<FileJob, String> {
         cron: def.cron.clone(),
         enabled: def.enabled,
         action,
+        policy,
         metadata,
         line: 0,
     })

@@ -1,6 +1,9 @@
 //! `kaal::connect` through the library: URLs pick backends, features are named.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::databases::{Backend, Database};
 use kaal::chrono::{TimeZone, Utc};
 use kaal::{connect, Config, DatabaseKind, Fire, Kaal};
 
@@ -48,12 +51,8 @@ fn a_plain_path_opens_sqlite_creating_missing_directories() {
     store.run_migrations().unwrap();
 
     let kaal = Kaal::new(Config::default(), store.adapter()).unwrap();
-    kaal.register(
-        "hello",
-        "* * * * *",
-        |_: &Fire| Ok::<(), std::io::Error>(()),
-    )
-    .unwrap();
+    kaal.register("hello", "* * * * *", |_: &Fire| Ok(()))
+        .unwrap();
     let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
     assert_eq!(kaal.tick_at(at).dispatched.len(), 2);
 
@@ -66,13 +65,47 @@ fn a_plain_path_opens_sqlite_creating_missing_directories() {
     };
     let other = Kaal::new(config, again.adapter()).unwrap();
     other
-        .register(
-            "hello",
-            "* * * * *",
-            |_: &Fire| Ok::<(), std::io::Error>(()),
-        )
+        .register("hello", "* * * * *", |_: &Fire| Ok(()))
         .unwrap();
     let report = other.tick_at(at);
     assert!(report.dispatched.is_empty());
     assert_eq!(report.already_dispatched.len(), 2);
+}
+
+/// On a database whose kaal tables were never created, registering and starting fail with
+/// a message naming the fix (in the `Debug` form `main` prints too); after
+/// `run_migrations()` registering works.
+#[allow(dead_code)]
+fn a_database_never_migrated_names_the_fix(backend: Backend) {
+    let database = Database::create(backend, "never_migrated");
+    let store = connect(database.url()).unwrap();
+    let kaal = Kaal::new(Config::default(), store.adapter()).unwrap();
+
+    let err = kaal.register("hello", "* * * * *", |_| Ok(())).unwrap_err();
+    let fix = "run `kaal migrate` or call `run_migrations()`";
+    assert!(err.to_string().contains(fix), "{backend}: {err}");
+    assert!(format!("{err:?}").contains(fix), "{backend}: {err:?}");
+    let start = kaal.try_start().unwrap_err();
+    assert!(start.to_string().contains(fix), "{backend}: {start}");
+
+    store.run_migrations().unwrap();
+    kaal.register("hello", "* * * * *", |_| Ok(())).unwrap();
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn registering_on_an_sqlite_file_never_migrated_names_the_fix() {
+    a_database_never_migrated_names_the_fix(Backend::Sqlite);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn registering_on_a_postgres_database_never_migrated_names_the_fix() {
+    a_database_never_migrated_names_the_fix(Backend::Postgres);
+}
+
+#[cfg(feature = "mysql")]
+#[test]
+fn registering_on_a_mysql_database_never_migrated_names_the_fix() {
+    a_database_never_migrated_names_the_fix(Backend::Mysql);
 }

@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use kaal::chrono::Utc;
 use kaal::{
-    cron, job_from_definition, stored_metadata, validate_cron_key, CommandJob, Config, ConfigFile,
-    ConflictPolicy, Definition, DefinitionSource, FileErrors, FileJob, JobAction, LockStrategy,
-    MissingFilePolicy, Program, SchedulerFile, Template,
+    cron, job_from_definition, stored_metadata, validate_cron_key, CatchUp, CommandJob, Config,
+    ConfigFile, ConflictPolicy, Definition, DefinitionSource, FileErrors, FileJob, JobAction,
+    JobPolicy, LockStrategy, MissingFilePolicy, OnNodeLoss, Overlap, Program, SchedulerFile,
+    Template,
 };
 use serde_json::{json, Map, Value as Json};
 
@@ -1788,6 +1789,13 @@ fn gen_job(rng: &mut Rng, key: String) -> GenJob {
             JobAction::Handler(name)
         }
     };
+    let policy = if rng.percent(25) {
+        let (text, policy) = gen_policy(rng);
+        fields.push(("policy".into(), text));
+        policy
+    } else {
+        JobPolicy::default()
+    };
     let metadata = if rng.percent(30) {
         let (text, map) = gen_metadata(rng);
         fields.push(("metadata".into(), text));
@@ -1809,10 +1817,82 @@ fn gen_job(rng: &mut Rng, key: String) -> GenJob {
             cron: cron_text,
             enabled,
             action,
+            policy,
             metadata,
             line: 0,
         },
     }
+}
+
+/// A valid `policy:` flow mapping of some of the keys, and the policy it means.
+fn gen_policy(rng: &mut Rng) -> (String, JobPolicy) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut policy = JobPolicy::default();
+    let secs = |rng: &mut Rng, min: u64| {
+        if rng.percent(5) {
+            MAX_SECONDS
+        } else {
+            rng.range(min, 86_400)
+        }
+    };
+    if rng.percent(50) {
+        let (name, value) = *rng.pick(&[
+            ("allow", Overlap::Allow),
+            ("skip", Overlap::Skip),
+            ("queue_one", Overlap::QueueOne),
+        ]);
+        parts.push(format!("overlap: {name}"));
+        policy.overlap = value;
+    }
+    if rng.percent(30) {
+        let (name, value) = *rng.pick(&[
+            ("all", CatchUp::All),
+            ("latest", CatchUp::Latest),
+            ("'none'", CatchUp::None),
+        ]);
+        parts.push(format!("catch_up: {name}"));
+        policy.catch_up = value;
+    }
+    if rng.percent(30) {
+        let s = secs(rng, 1);
+        parts.push(format!("starting_deadline: {s}"));
+        policy.starting_deadline = Some(Duration::from_secs(s));
+    }
+    if rng.percent(40) {
+        let s = secs(rng, 1);
+        parts.push(format!("timeout: {s}"));
+        policy.timeout = Some(Duration::from_secs(s));
+    }
+    if rng.percent(30) {
+        let attempts = rng.range(1, 100) as u32;
+        let backoff = rng.range(0, 300);
+        let max_backoff = rng.range(backoff.max(1), 3600);
+        parts.push(format!(
+            "retry: {{max_attempts: {attempts}, backoff: {backoff}, max_backoff: {max_backoff}}}"
+        ));
+        policy.retry.max_attempts = attempts;
+        policy.retry.backoff = Duration::from_secs(backoff);
+        policy.retry.max_backoff = Duration::from_secs(max_backoff);
+    }
+    if rng.percent(30) {
+        let s = rng.range(0, 3600);
+        parts.push(format!("jitter: {s}"));
+        policy.jitter = Duration::from_secs(s);
+    }
+    if rng.percent(30) {
+        let zone = *rng.pick(&["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]);
+        parts.push(format!("time_zone: {}", yaml_str(rng, zone)));
+        policy.time_zone = Some(zone.to_string());
+    }
+    if rng.percent(20) {
+        let (name, value) = *rng.pick(&[
+            ("abandon", OnNodeLoss::Abandon),
+            ("rerun", OnNodeLoss::Rerun),
+        ]);
+        parts.push(format!("on_node_loss: {name}"));
+        policy.on_node_loss = value;
+    }
+    (format!("{{{}}}", parts.join(", ")), policy)
 }
 
 const KEY_STEMS: &[&str] = &[
@@ -2041,6 +2121,31 @@ fn wrong_job_value(rng: &mut Rng, field: &str) -> String {
             "[5]",
             "true",
         ],
+        "policy" => &[
+            "[skip]",
+            "skip",
+            "5",
+            "{overlapp: skip}",
+            "{overlap: Skip}",
+            "{overlap: [a]}",
+            "{catch_up: first}",
+            "{timeout: -1}",
+            "{timeout: 0}",
+            "{timeout: 1.5}",
+            "{timeout: '60'}",
+            "{starting_deadline: 99999999999999999999}",
+            "{jitter: 315360001}",
+            "{time_zone: Mars/Olympus}",
+            "{time_zone: 5}",
+            "{retry: 3}",
+            "{retry: {max_attempts: 0}}",
+            "{retry: {max_attempts: 101}}",
+            "{retry: {tries: 2}}",
+            "{retry: {backoff: 301}}",
+            "{on_node_loss: retry}",
+            "{timeout: 5, timeout: 6}",
+            "{~: 1}",
+        ],
         "metadata" => &[
             "[1]",
             "x",
@@ -2082,7 +2187,7 @@ fn mutate_scheduler(rng: &mut Rng, doc: &mut SchedulerDoc) -> Expect {
         // A wrong value for a field (added when the job lacks it).
         0..=4 => {
             let candidates: &[&str] = if is_handler {
-                &["key", "cron", "enabled", "handler", "metadata"]
+                &["key", "cron", "enabled", "handler", "policy", "metadata"]
             } else {
                 &[
                     "key",
@@ -2091,6 +2196,7 @@ fn mutate_scheduler(rng: &mut Rng, doc: &mut SchedulerDoc) -> Expect {
                     "env",
                     "working_dir",
                     "timeout",
+                    "policy",
                     "metadata",
                 ]
             };

@@ -36,10 +36,8 @@ fn file(jobs: &str) -> SchedulerFile {
 const SHARED: &str = "    - key: shared\n      cron: \"*/5 * * * *\"\n      command: [\"true\"]\n";
 
 fn register_in_code(kaal: &Kaal) {
-    kaal.register("shared", "0 * * * *", |_: &Fire| {
-        Ok::<(), std::io::Error>(())
-    })
-    .unwrap();
+    kaal.register("shared", "0 * * * *", |_: &Fire| Ok(()))
+        .unwrap();
 }
 
 #[test]
@@ -165,10 +163,8 @@ fn an_operators_disable_survives_reapplying_but_a_changed_file_value_wins() {
 #[test]
 fn a_removed_job_is_kept_marked_removed_and_a_node_with_an_older_file_does_not_bring_it_back() {
     let kaal = node(ConflictPolicy::Error);
-    kaal.register("from-code", "@hourly", |_: &Fire| {
-        Ok::<(), std::io::Error>(())
-    })
-    .unwrap();
+    kaal.register("from-code", "@hourly", |_: &Fire| Ok(()))
+        .unwrap();
     let store = kaal.adapter().definition_registry().unwrap();
     commit_scheduler_file(&kaal, &file(SHARED), false).unwrap();
     let newer = file("    - key: replacement\n      cron: \"@daily\"\n      shell: \"true\"\n");
@@ -341,7 +337,7 @@ fn handler_jobs_run_the_named_callback_and_unknown_handlers_stay_unbound() {
             format!("kaal-summary-{}", fire.fire_time.timestamp())
         );
         seen.fetch_add(1, Ordering::SeqCst);
-        Ok::<(), std::io::Error>(())
+        Ok(())
     });
     let jobs = file(
         "    - key: summary\n      cron: \"@weekly\"\n      handler: weekly_summary\n      metadata: { team: ops }\n    - key: elsewhere\n      cron: \"@daily\"\n      handler: not_here\n",

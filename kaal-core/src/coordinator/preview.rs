@@ -77,7 +77,7 @@ impl Coordinator {
     /// use kaal_core::{Config, Kaal, MemoryAdapter, PreviewOutcome};
     ///
     /// let kaal = Kaal::new(Config::default(), Arc::new(MemoryAdapter::new()))?;
-    /// kaal.register("report", "0 9 * * *", |_: &kaal_core::Fire| Ok::<(), std::io::Error>(()))?;
+    /// kaal.register("report", "0 9 * * *", |_: &kaal_core::Fire| Ok(()))?;
     /// let at = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 30).unwrap();
     /// let preview = kaal.coordinator().preview_at(at)?;
     /// assert_eq!(preview.fire_times.len(), 1);
@@ -188,7 +188,7 @@ mod tests {
 
     use crate::{Config, Fire, Kaal, MemoryAdapter, PreviewOutcome};
 
-    fn noop(_: &Fire) -> Result<(), std::io::Error> {
+    fn noop(_: &Fire) -> Result<(), crate::JobError> {
         Ok(())
     }
 

@@ -118,6 +118,11 @@ const SCHEDULER_TEMPLATE: &str = r#"# kaal jobs. `defaults:` jobs run everywhere
 #   shell: "string"                run with sh -c
 #   handler: name                  a callback registered in code (library users)
 # plus, for command/shell: env (mapping), working_dir, timeout (seconds); and metadata.
+# Any job may have a policy, stored with it so every node applies the same, e.g.
+#   policy: { overlap: skip, catch_up: latest, timeout: 600, time_zone: Europe/Berlin,
+#             retry: { max_attempts: 3, backoff: 10, max_backoff: 300 } }
+# (overlap: allow | skip | queue_one; catch_up: all | latest | none; starting_deadline
+# and jitter in seconds; on_node_loss: abandon | rerun).
 # Placeholders: {{fire_time.iso8601}} {{fire_time.unix}} {{idempotency_key}} {{key}}
 # (in a shell string each value is quoted for you, wherever it stands).
 #

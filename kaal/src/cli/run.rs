@@ -190,7 +190,7 @@ fn dry_run(config: Option<PathBuf>, now: DateTime<Utc>) -> Result<u8, Failure> {
     let jobs = load_scheduler_file(&context.file).map_err(Failure::usage)?;
     for job in jobs.iter().flat_map(|file| &file.jobs) {
         if job.enabled || stored.contains(&job.key) {
-            let noop = kaal::callback(|_: &kaal::Fire| Ok::<(), std::io::Error>(()));
+            let noop: kaal::Callback = std::sync::Arc::new(|_: &kaal::Fire| Ok(()));
             context
                 .kaal
                 .registry()

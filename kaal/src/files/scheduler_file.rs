@@ -9,6 +9,11 @@
 //!       env: { REPORT_KIND: daily }
 //!       working_dir: /srv/app
 //!       timeout: 600
+//!       policy:                       # how its fire times run, the same on every node
+//!         overlap: skip
+//!         catch_up: latest
+//!         retry: { max_attempts: 3, backoff: 10, max_backoff: 300 }
+//!         time_zone: Europe/Berlin
 //!       metadata: { owner: finance }
 //!     - key: cleanup
 //!       cron: "@hourly"
@@ -32,6 +37,16 @@
 //!   bound in code), and for `command`/`shell` optionally `env` (a mapping), `working_dir`
 //!   and `timeout` (whole seconds, at most ten years); `metadata` is any mapping (the key
 //!   `kaal` is reserved).
+//! * `policy` (any job) is a mapping of `overlap` (`allow` | `skip` | `queue_one`),
+//!   `catch_up` (`all` | `latest` | `none`), `starting_deadline`, `timeout` and `jitter`
+//!   (whole seconds), `retry` (`{max_attempts: 1..100, backoff: s, max_backoff: s}`),
+//!   `time_zone` (an IANA name) and `on_node_loss` (`abandon` | `rerun`) — every key
+//!   optional, the meanings and defaults of [`kaal_core::policy`]. It is stored with the
+//!   job's definition, so every node applies the same policy; an unknown key, a value of
+//!   the wrong type, a negative or too large number, a zone chrono-tz does not know is an
+//!   error naming the line, the key and what is allowed. A command job's own `timeout:`
+//!   kills its process; `policy.timeout` is how long the coordinator lets any run take
+//!   before recording it `timed_out`.
 //! * Placeholders `{{fire_time.iso8601}}`, `{{fire_time.unix}}`, `{{idempotency_key}}` and
 //!   `{{key}}` are filled in in `command` arguments, the `shell` string and `env` values.
 //! * `${VAR}` and `${VAR:-default}` in every value are replaced from the environment when

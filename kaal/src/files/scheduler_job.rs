@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
 
+use kaal_core::chrono_tz::TZ_VARIANTS;
 use kaal_core::cron;
+use kaal_core::policy::{
+    CatchUp, JobPolicy, OnNodeLoss, Overlap, PolicyError, POLICY_KEYS, RETRY_KEYS,
+};
 use kaal_core::validate_cron_key;
 
 use crate::files::config_file::MAX_SECONDS;
@@ -37,6 +41,8 @@ pub struct FileJob {
     pub enabled: bool,
     /// What runs.
     pub action: JobAction,
+    /// The job's `policy:` (default when absent), stored under `kaal.policy`.
+    pub policy: JobPolicy,
     /// The job's `metadata:` mapping.
     pub metadata: Map<String, Json>,
     /// Where the job starts in the file.
@@ -54,6 +60,7 @@ pub(crate) const JOB_KEYS: &[&str] = &[
     "env",
     "working_dir",
     "timeout",
+    "policy",
     "metadata",
 ];
 
@@ -176,6 +183,11 @@ pub(crate) fn read_job(node: &Node, namespace: &str, problems: &mut Collector) -
             }
         },
     };
+    let policy = match fields.get("policy") {
+        None => JobPolicy::default(),
+        Some(n) if n.is_null() => JobPolicy::default(),
+        Some(n) => read_policy(n, &mut report),
+    };
     let actions: Vec<&str> = ["command", "shell", "handler"]
         .into_iter()
         .filter(|a| fields.contains_key(a))
@@ -227,9 +239,116 @@ pub(crate) fn read_job(node: &Node, namespace: &str, problems: &mut Collector) -
         cron: cron_expr,
         enabled,
         action: action?,
+        policy,
         metadata,
         line: node.line,
     })
+}
+
+/// Reads a job's `policy:` mapping, reporting each problem on its line; the default policy
+/// when there is any.
+///
+/// The mapping is converted to JSON and read by [`JobPolicy::from_json_all`], the one
+/// reader of stored policies, so the file accepts exactly what nodes accept from the
+/// database; each problem it finds is reported at the key it names.
+fn read_policy(node: &Node, report: &mut dyn FnMut(usize, String)) -> JobPolicy {
+    if node.as_map().is_none() {
+        report(
+            node.line,
+            format!(
+                "policy: expected a mapping such as {{overlap: skip, timeout: 600}}, found {}; known keys: {}",
+                node.describe(),
+                POLICY_KEYS.join(", ")
+            ),
+        );
+        return JobPolicy::default();
+    }
+    let mut shape = false;
+    check_metadata_keys(node, "policy", &mut |line, message| {
+        shape = true;
+        report(line, message);
+    });
+    if shape {
+        return JobPolicy::default();
+    }
+    let Json::Object(object) = node.to_json() else {
+        return JobPolicy::default();
+    };
+    match JobPolicy::from_json_all(&object) {
+        Ok(policy) => policy,
+        Err(problems) => {
+            for problem in problems {
+                let (line, message) = policy_problem(node, &problem);
+                report(line, message);
+            }
+            JobPolicy::default()
+        }
+    }
+}
+
+/// Where in the `policy:` mapping `problem` is, and what to say about it there.
+fn policy_problem(policy: &Node, problem: &PolicyError) -> (usize, String) {
+    let path: Vec<&str> = problem.key().split('.').collect();
+    // The entry the path names: (key node, value node) of its last step.
+    let mut at = policy;
+    let mut entry = None;
+    for step in &path {
+        match at
+            .as_map()
+            .and_then(|entries| entries.iter().find(|(k, _)| k.scalar_text() == Some(step)))
+        {
+            Some((k, v)) => {
+                entry = Some((k, v));
+                at = v;
+            }
+            None => {
+                entry = None;
+                break;
+            }
+        }
+    }
+    match problem {
+        PolicyError::UnknownKey { .. } => {
+            let (parent, known) = match path.as_slice() {
+                ["retry", _] => ("policy.retry", RETRY_KEYS),
+                _ => ("policy", POLICY_KEYS),
+            };
+            let word = path.last().copied().unwrap_or_default();
+            (
+                entry.map_or(policy.line, |(k, _)| k.line),
+                format!(
+                    "{parent}: unknown key {word:?}{}; known: {}",
+                    did_you_mean(word, known),
+                    known.join(", ")
+                ),
+            )
+        }
+        PolicyError::Invalid {
+            key,
+            found,
+            expected,
+        } => {
+            let expected = expected.replace("an object", "a mapping");
+            let (line, found) = match entry {
+                Some((_, v)) => (v.line, v.describe()),
+                None => (policy.line, found.clone()),
+            };
+            let hint = match (key.as_str(), entry.and_then(|(_, v)| v.scalar_text())) {
+                ("overlap", Some(text)) => did_you_mean(text, Overlap::NAMES),
+                ("catch_up", Some(text)) => did_you_mean(text, CatchUp::NAMES),
+                ("on_node_loss", Some(text)) => did_you_mean(text, OnNodeLoss::NAMES),
+                ("time_zone", Some(text)) => {
+                    let zones: Vec<&str> = TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+                    did_you_mean(text, &zones)
+                }
+                _ => String::new(),
+            };
+            (
+                line,
+                format!("policy.{key}: expected {expected}, found {found}{hint}"),
+            )
+        }
+    }
 }
 
 /// Reads `command:`/`shell:` with `env`, `working_dir` and `timeout`.
