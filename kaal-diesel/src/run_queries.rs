@@ -6,7 +6,8 @@
 //! never both move a row, and a write that lost changes nothing. Its timestamps come from
 //! the store's clock *inside* the statement ([`StoreNow`]): the database's clock, evaluated
 //! once per statement, so `started_at`, `finished_at`, `dispatched_at` and `updated_at` of
-//! one write are one instant and no node's clock is involved.
+//! one write are one instant and no node's clock is involved (unless the store was given a
+//! clock of its own: simulated time in tests).
 //!
 //! Diesel never caches the prepared statement of a query-builder `UPDATE` (its
 //! `UpdateStatement` marks itself unsafe to cache), so these cost a prepare per call, as
