@@ -757,7 +757,15 @@ impl Inner {
             let oldest = recover_from.unwrap_or(now - chrono_duration(catch_up));
             (schedule.take_due(now, oldest), oldest)
         };
-        let (mut due, oldest) = due;
+        let (due, oldest) = due;
+        // Jitter: a fire time is due from its instant plus its jitter (the same on every
+        // node); until then it waits, unclaimed, and is taken again by a later pass.
+        let (waiting, mut due): (Vec<Candidate>, Vec<Candidate>) = due
+            .into_iter()
+            .partition(|c| policies::start_instant(c) > now);
+        if !waiting.is_empty() {
+            lock(&self.schedule).unsettle(&waiting);
+        }
         self.triage(&mut due, now);
         // Skips need no run slot: they are claimed and recorded first, all of them.
         let (skips, due): (Vec<Candidate>, Vec<Candidate>) =
@@ -800,6 +808,9 @@ impl Inner {
             }
         }
         report.absorb(self.sweep_unstarted(now, oldest));
+        // A fire time still waiting after the sweep tried it again is reported once.
+        report.queued.sort();
+        report.queued.dedup();
         if !wait {
             // Set before the check below, so a slot given back after it kicks the loop (the
             // executor's hook reads the flag); one given back before it is seen here.

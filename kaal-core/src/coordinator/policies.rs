@@ -16,6 +16,10 @@
 //!
 //! The same rules hold for claimed fire times that start later (the sweep), except
 //! `latest`, which needs the pass's view of the newer fire times.
+//!
+//! With `jitter`, a fire time is due from its instant plus its jitter
+//! ([`JobPolicy::jitter_for`](crate::JobPolicy::jitter_for), the same on every node), and
+//! lateness is counted from then.
 
 use std::collections::HashMap;
 
@@ -52,7 +56,7 @@ impl Inner {
     /// Why `candidate` is too late to start at `now`, by `catch_up: none` or
     /// `starting_deadline`; `None` when it may start.
     pub(super) fn late_reason(&self, candidate: &Candidate, now: DateTime<Utc>) -> Option<String> {
-        let late = now - candidate.fire_time;
+        let late = now - start_instant(candidate);
         let late_s = late.num_milliseconds() as f64 / 1000.0;
         if candidate.policy.catch_up == CatchUp::None {
             let on_time = self.config.tick_interval + std::time::Duration::from_secs(1);
@@ -71,4 +75,12 @@ impl Inner {
             )
         })
     }
+}
+
+/// When `candidate` may start: its fire time plus its jitter.
+pub(super) fn start_instant(candidate: &Candidate) -> DateTime<Utc> {
+    let jitter = candidate
+        .policy
+        .jitter_for(&candidate.key, candidate.fire_time);
+    candidate.fire_time + chrono_duration(jitter)
 }
