@@ -68,8 +68,12 @@ fn t(hour: u32, minute: u32, second: u32) -> DateTime<Utc> {
         .unwrap()
 }
 
+/// What ran since the last call, in the order a tick claims (fire time, then key): runs
+/// go to a pool and may end in any order.
 fn taken(ledger: &Ledger) -> Vec<(String, DateTime<Utc>)> {
-    std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()))
+    let mut taken = std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
+    taken.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    taken
 }
 
 /// Every `(key, fire_time)` of `jobs` in `[from, to]`, ordered as a tick dispatches them.
