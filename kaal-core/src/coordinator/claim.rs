@@ -16,10 +16,14 @@
 //!    inserts finds the row and writes nothing. The store refuses fire times later than its
 //!    own clock plus [`CLAIM_TOLERANCE`](crate::CLAIM_TOLERANCE), so no node runs the
 //!    future, whatever its clock or `--at` says. The row is `claimed`: taken, not started.
-//! 4. **Start.** Right before a job runs, its row moves `claimed → dispatched` by a
-//!    compare-and-set on `(node_id, status)` ([`DispatchRegistry::transition`]). A job runs
-//!    only when that returned `true`, so a fire time starts at most once, whatever happens
-//!    between the commit and the start.
+//! 4. **Start.** Right before a job runs — with a run slot of the executor reserved, so it
+//!    runs at once — its row moves `claimed → dispatched` by a compare-and-set on
+//!    `(node_id, status)` ([`DispatchRegistry::start_run`], which answers the run's fencing
+//!    token; [`DispatchRegistry::start_run_alone`] under `overlap: skip | queue_one`, which
+//!    also finds no other run of the job going, in the same atomic step). A job runs only
+//!    when that succeeded, so a fire time starts at most once, whatever happens between the
+//!    commit and the start. Starts happen only on the pass's thread, and passes are
+//!    serialised. A fire time a policy skips moves `claimed → skipped` instead.
 //! 5. **Nothing claimed is lost.** A `claimed` row whose node is gone (no heartbeat for
 //!    `node_timeout`, by the database's clock) is handed to a live node by a compare-and-set
 //!    on its owner ([`DispatchRegistry::reassign_claim`]); that node then starts it as in 4.
