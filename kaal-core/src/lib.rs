@@ -223,7 +223,7 @@ pub use definition::{
 };
 pub use dispatch::{
     clip_error, dispatch_log_key, AloneStart, Commit, Commits, DispatchLogging, DispatchRecord,
-    DispatchRegistry, DispatchStatus, RunUpdate, CLAIM_TOLERANCE, MAX_ERROR_CHARS,
+    DispatchRegistry, DispatchStatus, RunRecord, RunUpdate, CLAIM_TOLERANCE, MAX_ERROR_CHARS,
 };
 pub use error::{KeyError, LockError, RegistryError};
 pub use kaal::Kaal;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use kaal_core::{
     clip_error, Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus, RegistryError,
-    RunUpdate, CLAIM_TOLERANCE,
+    RunRecord, RunUpdate, CLAIM_TOLERANCE,
 };
 
 use crate::claim_queries::ClaimQueries;
@@ -362,6 +362,45 @@ impl<D: Dialect> DispatchRegistry for DieselStore<D> {
         conn.record_run_row(run, write, now, shape.dispatch_timestamps)
             .map(|changed| changed == 1)
             .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
+    }
+
+    /// Every compare-and-set `UPDATE` of [`record_run`](Self::record_run), in one write
+    /// transaction: one commit for the outcomes of runs that ended together.
+    fn record_runs(
+        &self,
+        node_id: &str,
+        records: &[RunRecord],
+    ) -> Result<Vec<bool>, RegistryError> {
+        let operation = || format!("record_runs({} runs)", records.len());
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (mut conn, shape) = self.shaped_connection(operation)?;
+        let clock = self.run_clock();
+        D::write_transaction(&mut conn, |conn| {
+            records
+                .iter()
+                .map(|r| {
+                    let error = r.update.error.as_deref().map(clip_error);
+                    let run = RunRow {
+                        key: &r.key,
+                        fire_time: DbTime::new(r.fire_time),
+                        node_id,
+                    };
+                    let write = RunWrite {
+                        from: r.from.as_str(),
+                        to: r.to.as_str(),
+                        finished: r.to.is_final(),
+                        attempt: i32::try_from(r.update.attempt).unwrap_or(i32::MAX),
+                        error: error.as_deref(),
+                    };
+                    let now = store_now(clock, D::NOW_SQL);
+                    conn.record_run_row(run, write, now, shape.dispatch_timestamps)
+                        .map(|changed| changed == 1)
+                })
+                .collect::<QueryResult<Vec<bool>>>()
+        })
+        .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
     }
 
     fn running_runs(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError> {

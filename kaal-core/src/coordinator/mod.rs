@@ -132,6 +132,8 @@ struct Inner {
     loop_signal: Mutex<Option<Arc<StopSignal>>>,
     /// How the pass in progress hands off its runs (passes are serialised by `pass`).
     pass_mode: Mutex<PassMode>,
+    /// Writes the runs' outcomes in group commits.
+    recorder: run::Recorder,
 }
 
 /// How the pass in progress treats its runs.
@@ -370,6 +372,7 @@ impl Coordinator {
                 backlog: AtomicBool::new(false),
                 loop_signal: Mutex::new(None),
                 pass_mode: Mutex::new(PassMode::default()),
+                recorder: run::Recorder::default(),
             }),
             worker: Mutex::new(None),
         })

@@ -20,11 +20,13 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use crate::dispatch::{DispatchStatus, RunUpdate};
+use crate::adapter::Adapter;
+use crate::dispatch::{DispatchStatus, RunRecord, RunUpdate};
+use crate::error::RegistryError;
 use crate::policy::JobPolicy;
 use crate::registry::{Callback, Fire};
 
@@ -196,23 +198,23 @@ impl Inner {
         call(callback, fire)
     }
 
-    /// Writes the run's status; returns whether the row is still this node's run.
+    /// Writes the run's status through the recorder (see [`Recorder`]) and waits for it;
+    /// returns whether the row is still this node's run.
     fn record(&self, run: &Run, to: DispatchStatus, failure: Option<&Failure>) -> bool {
-        let (Some(log_key), Some(log)) = (&run.log_key, self.log()) else {
+        let (Some(log_key), Some(_)) = (&run.log_key, self.log()) else {
             return true;
         };
-        let update = RunUpdate {
-            attempt: run.fire.attempt,
-            error: failure.map(|f| f.text().to_string()),
-        };
-        match log.record_run(
-            log_key,
-            run.fire.fire_time,
-            &self.config.node_id,
-            DispatchStatus::Dispatched,
+        let record = RunRecord {
+            key: log_key.clone(),
+            fire_time: run.fire.fire_time,
+            from: DispatchStatus::Dispatched,
             to,
-            &update,
-        ) {
+            update: RunUpdate {
+                attempt: run.fire.attempt,
+                error: failure.map(|f| f.text().to_string()),
+            },
+        };
+        match self.recorder.record(self, record) {
             Ok(true) => true,
             Ok(false) => {
                 log::warn!(
@@ -233,4 +235,99 @@ impl Inner {
             }
         }
     }
+}
+
+/// The most outcomes written in one group commit.
+const MAX_BATCH: usize = 512;
+
+/// One outcome waiting to be written, and where to answer.
+struct Pending {
+    record: RunRecord,
+    done: mpsc::Sender<Result<bool, RegistryError>>,
+}
+
+/// Writes the outcomes of runs in group commits: a run hands its outcome to the recorder's
+/// thread and waits; the thread writes every outcome waiting at that moment in one call
+/// ([`DispatchRegistry::record_runs`](crate::DispatchRegistry::record_runs): one
+/// transaction on the SQL stores) and answers each run. Runs that end together share a
+/// commit, and only one thread of the node writes outcomes, so they do not queue for the
+/// database's write lock (SQLite) one by one. A run's slot is held until its outcome is
+/// written, so a node that has stopped has nothing left to write.
+#[derive(Default)]
+pub(super) struct Recorder {
+    queue: Mutex<Option<mpsc::Sender<Pending>>>,
+}
+
+impl Recorder {
+    /// Writes `record` (as `inner`'s node) and returns its answer.
+    fn record(&self, inner: &Inner, record: RunRecord) -> Result<bool, RegistryError> {
+        let (done, answer) = mpsc::channel();
+        let pending = Pending { record, done };
+        let unsent = {
+            let mut queue = super::lock(&self.queue);
+            let sender = queue.get_or_insert_with(|| {
+                spawn_recorder(inner.adapter.clone(), inner.config.node_id.clone())
+            });
+            sender.send(pending).err().map(|err| err.0)
+        };
+        if let Some(pending) = unsent {
+            // The recorder thread is gone (it could not start): write directly.
+            *super::lock(&self.queue) = None;
+            return write_one(
+                inner.adapter.as_ref(),
+                &inner.config.node_id,
+                &pending.record,
+            );
+        }
+        answer.recv().unwrap_or_else(|_| {
+            Err(RegistryError::new(
+                inner.adapter.name(),
+                "record_runs",
+                "the recorder thread ended without an answer",
+            ))
+        })
+    }
+}
+
+fn write_one(adapter: &dyn Adapter, node: &str, r: &RunRecord) -> Result<bool, RegistryError> {
+    match adapter.dispatch_registry() {
+        Some(log) => log.record_run(&r.key, r.fire_time, node, r.from, r.to, &r.update),
+        None => Ok(true),
+    }
+}
+
+/// Starts the recorder's thread; it ends when the node (the last sender) is gone.
+fn spawn_recorder(adapter: Arc<dyn Adapter>, node: String) -> mpsc::Sender<Pending> {
+    let (tx, rx) = mpsc::channel::<Pending>();
+    let spawned = thread::Builder::new()
+        .name(format!("kaal-record-{node}"))
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                batch.extend(rx.try_iter().take(MAX_BATCH - 1));
+                let records: Vec<RunRecord> = batch.iter().map(|p| p.record.clone()).collect();
+                let written = adapter
+                    .dispatch_registry()
+                    .map(|log| log.record_runs(&node, &records));
+                match written {
+                    Some(Ok(answers)) if answers.len() == batch.len() => {
+                        for (pending, answer) in batch.into_iter().zip(answers) {
+                            let _ = pending.done.send(Ok(answer));
+                        }
+                    }
+                    _ => {
+                        // The group commit failed as a whole: each on its own, so one
+                        // bad row does not take the others' outcomes with it.
+                        for pending in batch {
+                            let answer = write_one(adapter.as_ref(), &node, &pending.record);
+                            let _ = pending.done.send(answer);
+                        }
+                    }
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        log::error!("could not start the recorder thread: {err}; outcomes are written one by one");
+    }
+    tx
 }
