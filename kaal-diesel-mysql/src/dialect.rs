@@ -5,12 +5,12 @@ use std::error::Error as StdError;
 use diesel::mysql::MysqlConnection;
 use diesel::result::{DatabaseErrorKind, Error};
 use diesel::sql_types::{BigInt, Nullable};
-use diesel::{QueryResult, RunQueryDsl};
+use diesel::{Connection, QueryResult, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use kaal_diesel::{ConnectionPool, Dialect, OpenError, Statement, TableShape};
 
 use crate::options::MysqlOptions;
-use crate::{collation, open, sql, BACKEND};
+use crate::{collation, job_lock, open, sql, BACKEND};
 
 /// The migrations of `migrations/mysql`, compiled into the crate.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
@@ -55,6 +55,38 @@ impl Dialect for MysqlDialect {
         key: Option<&str>,
     ) -> QueryResult<()> {
         kaal_diesel::lock_definition_rows(conn, namespace, key)
+    }
+
+    /// `GET_LOCK` on the job's named lock before `BEGIN`, the transaction, `RELEASE_LOCK`
+    /// after it ended; see the `job_lock` module for why that excludes every other job
+    /// transaction of the job and lets this one see what they committed. A lock not granted
+    /// within 5 s is an error.
+    fn job_transaction<T, E, F>(conn: &mut MysqlConnection, job: &str, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut MysqlConnection) -> Result<T, E>,
+        E: From<Error>,
+    {
+        let granted = Statement::new(job_lock::LOCK_JOB)
+            .bind(job)
+            .returning::<Nullable<BigInt>>()
+            .get_result::<Option<i64>>(conn)?;
+        if granted != Some(1) {
+            let cause = match granted {
+                Some(_) => format!(
+                    "the job lock of {job} was not granted within {} s (another node held it)",
+                    job_lock::JOB_LOCK_WAIT_SECONDS
+                ),
+                None => format!("GET_LOCK failed for the job lock of {job}"),
+            };
+            return Err(Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new(cause)).into());
+        }
+        let outcome = conn.transaction(f);
+        if let Err(err) = Statement::new(job_lock::UNLOCK_JOB).bind(job).execute(conn) {
+            // The transaction's outcome stands (it may have started a run); the connection
+            // failed, and its lock ends with its session.
+            log::warn!("{BACKEND}: could not give back the job lock of {job}: {err}");
+        }
+        outcome
     }
 
     fn is_contention(error: &Error) -> bool {

@@ -178,6 +178,7 @@
 mod builder;
 mod collation;
 mod dialect;
+mod job_lock;
 mod lock_name;
 mod named;
 mod open;

@@ -10,7 +10,7 @@ use kaal_diesel::{
 };
 
 use crate::options::PgOptions;
-use crate::{advisory_lock_id, open, sql, BACKEND};
+use crate::{advisory_lock_id, job_lock, open, sql, BACKEND};
 
 /// The migrations of `migrations/postgres`, compiled into the crate.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
@@ -57,6 +57,23 @@ impl Dialect for PgDialect {
         key: Option<&str>,
     ) -> QueryResult<()> {
         kaal_diesel::lock_definition_rows(conn, namespace, key)
+    }
+
+    /// A READ COMMITTED transaction whose first statement waits for the job's
+    /// transaction-scoped advisory lock; see the `job_lock` module for why that excludes
+    /// every other job transaction of the job and lets this one see what they committed.
+    fn job_transaction<T, E, F>(conn: &mut PgConnection, job: &str, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T, E>,
+        E: From<Error>,
+    {
+        conn.build_transaction().read_committed().run(|conn| {
+            Statement::new(job_lock::LOCK_JOB)
+                .bind(job_lock::JOB_LOCK_CLASS.to_string())
+                .bind(job_lock::job_lock_id(job).to_string())
+                .execute(conn)?;
+            f(conn)
+        })
     }
 
     fn is_contention(error: &Error) -> bool {

@@ -142,6 +142,7 @@
 
 mod advisory;
 mod dialect;
+mod job_lock;
 mod lock_id;
 mod open;
 mod options;
