@@ -1,39 +1,5 @@
-//! The job lock: what makes [`start_run_alone`](kaal_core::DispatchRegistry::start_run_alone)
-//! one atomic step per job on PostgreSQL ([`PgDialect`](crate::PgDialect)'s
-//! [`job_transaction`](kaal_diesel::Dialect::job_transaction)).
-//!
-//! A job transaction is a READ COMMITTED transaction whose first statement is
-//! `pg_advisory_xact_lock(JOB_LOCK_CLASS, <32 bits of MD5(job key)>)`:
-//!
-//! * **Exclusion.** The lock is held until the transaction commits or rolls back, and only
-//!   one transaction holds it at a time; every job transaction of the same job, from any
-//!   session of any process, waits for it first. So they run one after another.
-//! * **Visibility.** PostgreSQL releases a transaction's locks only after its commit is
-//!   visible to new snapshots, and under READ COMMITTED every statement takes a new
-//!   snapshot. The statements after the lock statement therefore see everything the
-//!   previous holder committed — the run it started. The isolation is set explicitly: under
-//!   REPEATABLE READ or SERIALIZABLE (a database's `default_transaction_isolation` can say
-//!   so) the snapshot would be taken by the lock statement itself, *before* it waited, and
-//!   the check would miss the run the previous holder started.
-//! * **No deadlock with row locks.** The lock is the transaction's first statement, so it
-//!   holds nothing while it waits, and only job transactions take it.
-//! * **A lock not granted** within the session's `lock_timeout` ([`PgOptions::lock_timeout`](
-//!   crate::PgOptions::lock_timeout), 5 s by default) fails the call with PostgreSQL's error;
-//!   nothing is written.
-//!
-//! # Why it cannot meet kaal's other advisory locks
-//!
-//! PostgreSQL keeps the two key forms of advisory locks apart: a lock taken with one
-//! `bigint` and a lock taken with two `integer`s are different locks whatever the values
-//! (`pg_locks.objsubid` 1 and 2). kaal's session locks
-//! ([`PgAdvisoryAdapter`](crate::PgAdvisoryAdapter)), its migration lock and the Ruby gem's
-//! locks all use the one-`bigint` form; the job lock uses the two-`integer` form with the
-//! first integer [`JOB_LOCK_CLASS`]. Advisory locks are per database, so fleets on other
-//! databases of the server never wait for each other. Two jobs whose keys share the 32 bits
-//! share a lock: they then start one after the other instead of at once (a wait of one
-//! short transaction), which changes no answer. An application of its own taking two-integer
-//! advisory locks in class [`JOB_LOCK_CLASS`] on the same database would only make kaal wait
-//! for it.
+//! The job lock of [`PgDialect::job_transaction`](crate::PgDialect#method.job_transaction) (whose
+//! docs give the argument): `pg_advisory_xact_lock(JOB_LOCK_CLASS, job_lock_id(job))`.
 
 use md5::{Digest, Md5};
 

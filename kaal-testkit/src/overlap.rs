@@ -324,8 +324,8 @@ fn commit_with_retries(
     Err(format!("{node} could not commit {job}: {last}"))
 }
 
-/// [`RACERS`] nodes, each with its own connections, commit their own fire time of one job
-/// and call `start_run_alone` at the same instant, for [`ROUNDS`] rounds: in every round
+/// Eight nodes, each with its own connections, commit their own fire time of one job
+/// and call `start_run_alone` at the same instant, for twelve rounds: in every round
 /// exactly one run starts, every other racer is answered `Busy` naming that run, and the
 /// job has exactly one running row.
 pub fn simultaneous_alone_starts_of_one_job_start_one_run(backend: &dyn Backend) {
@@ -613,7 +613,7 @@ pub fn a_rerun_replaces_only_a_run_still_going_on_the_lost_node(backend: &dyn Ba
     );
 }
 
-/// [`RACERS`] nodes rerun the same lost run at the same instant: one replaces it, the
+/// Eight nodes rerun the same lost run at the same instant: one replaces it, the
 /// others are answered `false`, and the fire time has one row, the winner's claim.
 pub fn simultaneous_reruns_of_one_lost_run_replace_it_once(backend: &dyn Backend) {
     let store = TestStore::new(backend);
