@@ -155,6 +155,13 @@
 //! two processes from migrating at once. Verified on MariaDB 10.11; written for MySQL 8.0.13+
 //! as well (expression defaults, `VALUES()` in upserts — deprecated but accepted on MySQL 8).
 //!
+//! A job whose runs must not overlap (`overlap: skip | queue_one`) is started by
+//! [`start_run_alone`](kaal_core::DispatchRegistry::start_run_alone) under a named lock on
+//! the job (`kaal-job:` and a digest of the database and job key, waited for up to 5 s), taken
+//! before its transaction begins and given back after it ends: see
+//! [`MysqlDialect::job_transaction`](crate::MysqlDialect#method.job_transaction) for why no two nodes start two runs of one job. Every
+//! store takes it, whichever lock strategy its fleet uses.
+//!
 //! # Opening safely
 //!
 //! [`MysqlStore::open`] takes `mysql://user:password@host:port/database` (or `mariadb://`)
@@ -178,6 +185,7 @@
 mod builder;
 mod collation;
 mod dialect;
+mod job_lock;
 mod lock_name;
 mod named;
 mod open;

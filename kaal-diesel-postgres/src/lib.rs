@@ -122,6 +122,12 @@
 //!   (`kaal`), pool size.
 //! * Migrations run in one transaction holding an advisory lock, so several processes may
 //!   run them at once: the others wait, then find nothing to do.
+//! * A job whose runs must not overlap (`overlap: skip | queue_one`) is started by
+//!   [`start_run_alone`](kaal_core::DispatchRegistry::start_run_alone) in a READ COMMITTED
+//!   transaction holding a transaction-scoped advisory lock on the job (two-integer form,
+//!   kaal's class, so it never meets the session locks): see
+//!   [`PgDialect::job_transaction`](crate::PgDialect#method.job_transaction) for why no two nodes start two runs of one job. Every
+//!   store takes it, lease table or advisory locks.
 //!
 //! # Opening safely
 //!
@@ -142,6 +148,7 @@
 
 mod advisory;
 mod dialect;
+mod job_lock;
 mod lock_id;
 mod open;
 mod options;

@@ -2,9 +2,11 @@
 
 use std::error::Error as StdError;
 
+use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error};
 use diesel::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+use kaal_diesel::schema::kaal_dispatches;
 use kaal_diesel::{ConnectionPool, Dialect, JsonBatch, JsonBatchDialect, JsonBatchSql, OpenError};
 
 use crate::options::SqliteOptions;
@@ -40,6 +42,33 @@ impl Dialect for SqliteDialect {
         E: From<Error>,
     {
         conn.immediate_transaction(f)
+    }
+
+    /// `BEGIN IMMEDIATE`, as every write transaction here: SQLite takes its one write lock
+    /// on the whole database at `BEGIN`, so no other write transaction — of this process or
+    /// another, on this job or any other — runs until this one has committed or rolled back
+    /// (a waiting writer waits up to the busy timeout, then fails: an error, never a wrong
+    /// answer). The lock is granted before the transaction reads anything, so its reads see
+    /// the newest commit: what `f` reads includes every run an earlier job transaction
+    /// started.
+    fn job_transaction<T, E, F>(conn: &mut SqliteConnection, job: &str, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, E>,
+        E: From<Error>,
+    {
+        let _ = job;
+        conn.immediate_transaction(f)
+    }
+
+    /// The largest id in `kaal_dispatches` plus one (1 for an empty table): the id SQLite
+    /// would give the next row *before* the row being replaced is deleted. After the delete
+    /// it would give the deleted row's id again when that was the largest, and a rerun's
+    /// fencing token must be larger than the lost run's.
+    fn replacement_dispatch_id(conn: &mut SqliteConnection) -> QueryResult<Option<i64>> {
+        let largest: Option<i64> = kaal_dispatches::table
+            .select(diesel::dsl::max(kaal_dispatches::id))
+            .get_result(conn)?;
+        Ok(Some(largest.unwrap_or(0) + 1))
     }
 
     fn is_contention(error: &Error) -> bool {

@@ -74,7 +74,8 @@
 //!   `NORMAL` is ≈ 5× faster for single acquires but can lose the last commits on power loss
 //!   (see [`Synchronous`]); the coordinator batches its claims, so FULL costs one sync per
 //!   tick.
-//! * Write transactions (definition upserts, migrations) use `BEGIN IMMEDIATE`.
+//! * Write transactions (definition upserts, migrations, the check-and-start of a job whose
+//!   runs must not overlap — [`SqliteDialect::job_transaction`](crate::SqliteDialect#method.job_transaction)) use `BEGIN IMMEDIATE`.
 //! * Times are UTC text in ActiveRecord's format (`YYYY-MM-DD HH:MM:SS.ffffff`), so a
 //!   database shared with Ruby nodes of the kaal gem compares and matches correctly; see
 //!   [`DbTime`](kaal_diesel::DbTime).

@@ -104,6 +104,44 @@ pub trait Dialect: Sized + Send + Sync + 'static {
         conn.transaction(f)
     }
 
+    /// Runs `f` in a write transaction that **no other `job_transaction` of the same `job`
+    /// overlaps, in any process**, and whose statements see every row the earlier ones
+    /// committed: what makes [`start_run_alone`](kaal_core::DispatchRegistry::start_run_alone)
+    /// one atomic step per job (its check that no other run of the job is going, then its
+    /// start). `job` is a dispatch-log key.
+    ///
+    /// Required, with no default: a plain transaction does not serialise two transactions
+    /// that read the same rows and then each update a *different* row (each sees the other's
+    /// row unchanged), so a backend must say how it excludes them. SQLite: `BEGIN IMMEDIATE`
+    /// (one writer at a time, and the writer reads the newest commit); PostgreSQL: a
+    /// transaction-scoped advisory lock on the job, taken first, in a READ COMMITTED
+    /// transaction; MySQL: a named lock on the job (`GET_LOCK`) taken before the transaction
+    /// begins and given back after it ends.
+    ///
+    /// Statements outside any `job_transaction` may write the job's rows meanwhile — a run's
+    /// outcome, a lost run recorded `abandoned` or rerun, a new claim — but these only end
+    /// runs or add claims: they can make the check answer "busy" for a run that has just
+    /// ended, never "free" while a run is going. Only a plain
+    /// [`start_run`](kaal_core::DispatchRegistry::start_run) starts a run outside it, and the
+    /// coordinator uses that only for jobs whose `overlap` is `allow` (a policy every node
+    /// reads from the one stored definition).
+    fn job_transaction<T, E, F>(conn: &mut Self::Connection, job: &str, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self::Connection) -> Result<T, E>,
+        E: From<Error>;
+
+    /// The id to give a dispatch row inserted in place of a row the same transaction deletes
+    /// ([`rerun_lost_run`](kaal_core::DispatchRegistry::rerun_lost_run)), read **before** the
+    /// delete: `None` lets the table's sequence choose, right for databases whose sequence
+    /// never hands out an id twice (PostgreSQL's sequences, MySQL's `AUTO_INCREMENT`), so the
+    /// new row's id — its fencing token — is larger than the deleted row's. SQLite, which
+    /// gives a new row the largest id in the table plus one, would give the deleted row's id
+    /// again when it was the largest, so it answers that largest id plus one itself.
+    fn replacement_dispatch_id(conn: &mut Self::Connection) -> QueryResult<Option<i64>> {
+        let _ = conn;
+        Ok(None)
+    }
+
     /// Inside a [`write_transaction`](Dialect::write_transaction), as its first statement:
     /// locks the stored definitions of `namespace` (only the one of `key`, when given) until
     /// the transaction ends, so that what the transaction reads of them next is what it

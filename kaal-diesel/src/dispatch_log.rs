@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use kaal_core::{
-    clip_error, Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus, RegistryError,
-    RunRecord, RunUpdate, CLAIM_TOLERANCE,
+    clip_error, AloneStart, Commit, Commits, DispatchRecord, DispatchRegistry, DispatchStatus,
+    RegistryError, RunRecord, RunUpdate, CLAIM_TOLERANCE,
 };
 
 use crate::claim_queries::ClaimQueries;
@@ -401,6 +401,109 @@ impl<D: Dialect> DispatchRegistry for DieselStore<D> {
                 .collect::<QueryResult<Vec<bool>>>()
         })
         .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
+    }
+
+    /// One [`job_transaction`](Dialect::job_transaction) of `key`: read whether another fire
+    /// time of the job is `dispatched` with a `started_at`, then — if none — the
+    /// compare-and-set start of [`start_run`](DispatchRegistry::start_run).
+    ///
+    /// **Why it is one atomic step per job, across processes.** Two calls for the same job
+    /// never overlap: each runs inside a `job_transaction` of the job, which excludes every
+    /// other one of the same key until it has committed (SQLite: the database's single write
+    /// lock, taken at `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock on
+    /// the job; MySQL: a named lock on the job around the transaction — each backend's
+    /// `Dialect` docs give its argument). And each call's check reads after the lock was
+    /// granted, so it sees the start the previous holder committed. So of two calls, the
+    /// later one finds the earlier one's run going and answers [`AloneStart::Busy`],
+    /// writing nothing; a call whose check found nothing going starts its row before any
+    /// other call of the job can check. Other writers meanwhile only end runs (outcomes,
+    /// abandonment, reruns) or add claims; see [`Dialect::job_transaction`].
+    fn start_run_alone(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+    ) -> Result<AloneStart, RegistryError> {
+        let operation = || format!("start_run_alone({})", describe(key, fire_time));
+        let (mut conn, shape) = self.shaped_connection(operation)?;
+        let run = RunRow {
+            key,
+            fire_time: DbTime::new(fire_time),
+            node_id,
+        };
+        let at = self.run_clock();
+        D::job_transaction(&mut conn, key, |conn| {
+            let running = DispatchStatus::Dispatched.as_str();
+            if let Some((going, node)) = conn.going_row_besides(key, run.fire_time, running)? {
+                return Ok(AloneStart::Busy {
+                    fire_time: going.instant(),
+                    node_id: node,
+                });
+            }
+            Ok(match D::Steps::start_run(conn, run, at, shape)? {
+                Some(token) => AloneStart::Started(token),
+                None => AloneStart::NotClaimed,
+            })
+        })
+        .map_err(|err: diesel::result::Error| {
+            RegistryError::new(D::NAME, operation(), error_chain(&err))
+        })
+    }
+
+    /// One write transaction: delete the row of `(key, fire_time)` only if `lost_node` owns
+    /// it and it is `dispatched`; when that deleted it, insert the new `claimed` row of
+    /// `to_node` (`attempt` 0, `error` = the note clipped to
+    /// [`MAX_ERROR_CHARS`](kaal_core::MAX_ERROR_CHARS), `dispatched_at` — and `created_at` /
+    /// `updated_at` where the table has them — from the store's clock). Its id comes from
+    /// the table's sequence (or, on SQLite, is the largest id plus one, read before the
+    /// delete: [`Dialect::replacement_dispatch_id`]), so it is larger than the lost run's.
+    ///
+    /// **Why it is atomic.** The delete is the compare-and-set: of several nodes rerunning
+    /// the same lost run, the first delete takes the row's lock (PostgreSQL, MySQL) or the
+    /// database's write lock (SQLite); the others' deletes wait for it and then find the
+    /// lost run's row gone — the only row of the fire time is now the new one, `claimed` by
+    /// `to_node` — and delete nothing. No reader ever sees the fire time without a row
+    /// (the delete and the insert commit together; a failed insert rolls the delete back),
+    /// so it is never claimed afresh by a commit point.
+    fn rerun_lost_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        lost_node: &str,
+        to_node: &str,
+        note: &str,
+    ) -> Result<bool, RegistryError> {
+        let operation = || {
+            format!(
+                "rerun_lost_run({}, {lost_node} -> {to_node})",
+                describe(key, fire_time)
+            )
+        };
+        let (mut conn, shape) = self.shaped_connection(operation)?;
+        let note = clip_error(note);
+        let fire_time = DbTime::new(fire_time);
+        let now = store_now(self.run_clock(), D::NOW_SQL);
+        D::write_transaction(&mut conn, |conn| {
+            let id = D::replacement_dispatch_id(conn)?;
+            let lost = RunRow {
+                key,
+                fire_time,
+                node_id: lost_node,
+            };
+            if conn.delete_run_row(lost, DispatchStatus::Dispatched.as_str())? != 1 {
+                return Ok(false);
+            }
+            let rerun = RunRow {
+                key,
+                fire_time,
+                node_id: to_node,
+            };
+            conn.insert_claim_row(rerun, id, &note, now, shape.dispatch_timestamps)?;
+            Ok(true)
+        })
+        .map_err(|err: diesel::result::Error| {
+            RegistryError::new(D::NAME, operation(), error_chain(&err))
+        })
     }
 
     fn running_runs(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError> {

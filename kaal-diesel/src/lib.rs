@@ -44,8 +44,10 @@
 //!   implements [`Adapter`](kaal_core::Adapter), [`DispatchRegistry`](kaal_core::DispatchRegistry)
 //!   and [`DefinitionRegistry`](kaal_core::DefinitionRegistry); opens, checks the tables'
 //!   shape and runs migrations.
-//! * [`Dialect`] — what a backend supplies: how to connect, its transactions, which errors
-//!   are contention, its migrations, and the statements that differ, as constants.
+//! * [`Dialect`] — what a backend supplies: how to connect, its transactions (the write
+//!   transaction, and the job transaction that serialises a job's `start_run_alone` across
+//!   processes), which errors are contention, its migrations, and the statements that
+//!   differ, as constants.
 //! * [`ClaimSteps`] — claim, batch claim, release, dispatch write, dispatch lookup: run by
 //!   [`JsonBatch`] from a [`JsonBatchDialect`]'s [`JsonBatchSql`] (each statement a
 //!   [`Shaped`] pair for the two table shapes), or written by a backend whose steps take
@@ -73,7 +75,10 @@
 //! Adding a backend means writing SQL, not plumbing. A crate `kaal-diesel-foo` depends on
 //! this crate with feature `foo`, defines a marker type and implements [`Dialect`] for it —
 //! connection type, [`Dialect::connect`] (parse the URL, build the pool with
-//! [`build_pool`]), its write transaction, its contention errors, its migrations (with
+//! [`build_pool`]), its write transaction, its job transaction
+//! ([`Dialect::job_transaction`]: what makes
+//! [`start_run_alone`](kaal_core::DispatchRegistry::start_run_alone) one atomic step per
+//! job across processes), its contention errors, its migrations (with
 //! `diesel_migrations::embed_migrations!` and [`run_pending`]), and as constants its clock,
 //! table-exists and unique-index queries. If its database can claim, release, record and
 //! look up in one statement each over a JSON array, it fills a [`JsonBatchSql`] (parameters

@@ -1,17 +1,21 @@
 //! [`RunQueries`]: the statements of the run lifecycle (start, record, the scan for running
-//! runs) that are the same SQL on every database, written once with Diesel's query builder.
+//! runs, the check for a run of the job going, and a lost run's replacement) that are the
+//! same SQL on every database, written once with Diesel's query builder.
 //!
-//! Each write is **one compare-and-set `UPDATE`** of one dispatch row, filtered by its key,
-//! fire time, owner and expected status: two nodes (or a node and its own late retry) can
-//! never both move a row, and a write that lost changes nothing. Its timestamps come from
-//! the store's clock *inside* the statement ([`StoreNow`]): the database's clock, evaluated
-//! once per statement, so `started_at`, `finished_at`, `dispatched_at` and `updated_at` of
-//! one write are one instant and no node's clock is involved (unless the store was given a
-//! clock of its own: simulated time in tests).
+//! Each write is **one compare-and-set** on one dispatch row, filtered by its key, fire
+//! time, owner and expected status — an `UPDATE`, or the `DELETE` that a rerun's `INSERT`
+//! follows in the same transaction: two nodes (or a node and its own late retry) can never
+//! both move a row, and a write that lost changes nothing. Its timestamps come from the
+//! store's clock *inside* the statement ([`StoreNow`]): the database's clock, evaluated
+//! once per statement, so `started_at`, `finished_at`, `dispatched_at`, `created_at` and
+//! `updated_at` of one write are one instant and no node's clock is involved (unless the
+//! store was given a clock of its own: simulated time in tests).
 //!
 //! Diesel never caches the prepared statement of a query-builder `UPDATE` (its
-//! `UpdateStatement` marks itself unsafe to cache), so these cost a prepare per call, as
-//! [`transition`](kaal_core::DispatchRegistry::transition) does; the `SELECT`s are cached.
+//! `UpdateStatement` marks itself unsafe to cache), nor of an `INSERT` with a column that
+//! may be left to its default (the rerun's `id`), so these cost a prepare per call, as
+//! [`transition`](kaal_core::DispatchRegistry::transition) does; the `SELECT`s and the
+//! `DELETE` are cached.
 
 use diesel::dsl::{auto_type, sql, AsExprOf};
 use diesel::expression::{SqlLiteral, UncheckedBind};
@@ -141,6 +145,88 @@ fn running_since(running: String, since: DbTime) -> _ {
         .select(dispatch_row())
 }
 
+/// The oldest other fire time of `key` whose run is going (`running` with a `started_at`),
+/// and its node: what makes [`start_run_alone`](kaal_core::DispatchRegistry::start_run_alone)
+/// answer "busy".
+#[auto_type]
+fn going_besides(key: String, fire_time: DbTime, running: String) -> _ {
+    kaal_dispatches::table
+        .filter(kaal_dispatches::key.eq(key))
+        .filter(kaal_dispatches::status.eq(running))
+        .filter(kaal_dispatches::started_at.is_not_null())
+        .filter(kaal_dispatches::fire_time.ne(fire_time))
+        .order(kaal_dispatches::fire_time.asc())
+        .select((kaal_dispatches::fire_time, kaal_dispatches::node_id))
+        .limit(1_i64)
+}
+
+#[auto_type]
+fn delete_run(key: String, fire_time: DbTime, node_id: String, status: String) -> _ {
+    diesel::dsl::delete(
+        kaal_dispatches::table
+            .filter(kaal_dispatches::key.eq(key))
+            .filter(kaal_dispatches::fire_time.eq(fire_time))
+            .filter(kaal_dispatches::node_id.eq(node_id))
+            .filter(kaal_dispatches::status.eq(status)),
+    )
+}
+
+/// `id = <given>`, for a row whose id the dialect chooses
+/// ([`Dialect::replacement_dispatch_id`](crate::Dialect::replacement_dispatch_id)); `None`
+/// leaves it to the table's sequence (omitted on SQLite, `DEFAULT` elsewhere).
+type GivenId = Option<diesel::dsl::Eq<kaal_dispatches::id, i64>>;
+
+#[auto_type]
+#[allow(clippy::too_many_arguments)]
+fn insert_claim(
+    id: GivenId,
+    key: String,
+    fire_time: DbTime,
+    node_id: String,
+    claimed: String,
+    note: String,
+    now: StoreNow,
+) -> _ {
+    diesel::dsl::insert_into(kaal_dispatches::table).values((
+        id,
+        kaal_dispatches::key.eq(key),
+        kaal_dispatches::fire_time.eq(fire_time),
+        kaal_dispatches::dispatched_at.eq(now),
+        kaal_dispatches::node_id.eq(node_id),
+        kaal_dispatches::status.eq(claimed),
+        kaal_dispatches::attempt.eq(0_i32),
+        kaal_dispatches::error.eq(note),
+    ))
+}
+
+/// [`insert_claim`] for tables with `created_at` / `updated_at`.
+#[auto_type]
+#[allow(clippy::too_many_arguments)]
+fn insert_stamped_claim(
+    id: GivenId,
+    key: String,
+    fire_time: DbTime,
+    node_id: String,
+    claimed: String,
+    note: String,
+    now: StoreNow,
+) -> _ {
+    let created: StoreNow = now.clone();
+    let updated: StoreNow = now.clone();
+    diesel::dsl::insert_into(kaal_dispatches::table).values((
+        id,
+        kaal_dispatches::key.eq(key),
+        kaal_dispatches::fire_time.eq(fire_time),
+        kaal_dispatches::dispatched_at.eq(now),
+        kaal_dispatches::node_id.eq(node_id),
+        kaal_dispatches::status.eq(claimed),
+        kaal_dispatches::attempt.eq(0_i32),
+        kaal_dispatches::error.eq(note),
+        kaal_dispatches::created_at.eq(created),
+        kaal_dispatches::updated_at.eq(updated),
+    ))
+}
+
 /// Where a run's row is, and who must own it: the filter of every lifecycle write.
 #[derive(Debug, Clone, Copy)]
 pub struct RunRow<'a> {
@@ -197,6 +283,29 @@ pub trait RunQueries: Connection {
     /// Rows in status `running` with a `started_at` whose fire time is at or after `since`,
     /// oldest first (then by key).
     fn running_rows(&mut self, running: &str, since: DbTime) -> QueryResult<Vec<DispatchRow>>;
+    /// The oldest row of `key` other than the one of `fire_time` that is in status `running`
+    /// with a `started_at` — a run of the job that is going — as its fire time and node.
+    fn going_row_besides(
+        &mut self,
+        key: &str,
+        fire_time: DbTime,
+        running: &str,
+    ) -> QueryResult<Option<(DbTime, String)>>;
+    /// Deletes the row of `run` only if `run.node_id` owns it and its status is `status`;
+    /// returns the rows deleted (0 or 1).
+    fn delete_run_row(&mut self, run: RunRow<'_>, status: &str) -> QueryResult<usize>;
+    /// Inserts a `claimed` row for `run` (owned by `run.node_id`) with `attempt = 0`, `error
+    /// = note` (already clipped), no `started_at` / `finished_at`, `dispatched_at` — and
+    /// `created_at` / `updated_at` when `timestamps` — stamped with `now`; its id is `id`,
+    /// or the table's next one when `None`. Returns the rows inserted (1).
+    fn insert_claim_row(
+        &mut self,
+        run: RunRow<'_>,
+        id: Option<i64>,
+        note: &str,
+        now: StoreNow,
+        timestamps: bool,
+    ) -> QueryResult<usize>;
 }
 
 fn touch(now: &StoreNow, timestamps: bool) -> Option<Touch> {
@@ -210,6 +319,10 @@ where
     dispatch_id: LoadQuery<'static, C, i64>,
     record: ExecuteDsl<C>,
     running_since: LoadQuery<'static, C, DispatchRow>,
+    going_besides: LoadQuery<'static, C, (DbTime, String)>,
+    delete_run: ExecuteDsl<C>,
+    insert_claim: ExecuteDsl<C>,
+    insert_stamped_claim: ExecuteDsl<C>,
 {
     fn start_run_row(
         &mut self,
@@ -264,6 +377,46 @@ where
 
     fn running_rows(&mut self, running: &str, since: DbTime) -> QueryResult<Vec<DispatchRow>> {
         running_since(running.to_string(), since).load(self)
+    }
+
+    fn going_row_besides(
+        &mut self,
+        key: &str,
+        fire_time: DbTime,
+        running: &str,
+    ) -> QueryResult<Option<(DbTime, String)>> {
+        going_besides(key.to_string(), fire_time, running.to_string())
+            .load::<(DbTime, String)>(self)
+            .map(|rows| rows.into_iter().next())
+    }
+
+    fn delete_run_row(&mut self, run: RunRow<'_>, status: &str) -> QueryResult<usize> {
+        delete_run(
+            run.key.to_string(),
+            run.fire_time,
+            run.node_id.to_string(),
+            status.to_string(),
+        )
+        .execute(self)
+    }
+
+    fn insert_claim_row(
+        &mut self,
+        run: RunRow<'_>,
+        id: Option<i64>,
+        note: &str,
+        now: StoreNow,
+        timestamps: bool,
+    ) -> QueryResult<usize> {
+        let id = id.map(|id| kaal_dispatches::id.eq(id));
+        let claimed = kaal_core::DispatchStatus::Claimed.as_str().to_string();
+        let (key, node_id) = (run.key.to_string(), run.node_id.to_string());
+        if timestamps {
+            insert_stamped_claim(id, key, run.fire_time, node_id, claimed, note.into(), now)
+                .execute(self)
+        } else {
+            insert_claim(id, key, run.fire_time, node_id, claimed, note.into(), now).execute(self)
+        }
     }
 }
 

@@ -526,6 +526,7 @@ macro_rules! run_suite {
     ($backend:expr) => {
         $crate::__store_tests!($backend; runs;
             run_times_are_one_instant_of_the_database_clock,
+            a_rerun_row_is_new_and_stamped_with_one_instant_of_the_database_clock,
             a_store_with_its_own_clock_stamps_runs_with_it,
         );
     };

@@ -26,6 +26,10 @@
 //! * [`lifecycle`] — the run lifecycle: a run started once by its owner with a growing
 //!   fencing token, its outcome and error text recorded by compare-and-set, a lost node's
 //!   run abandoned by another, the running runs listed, every status stored as itself;
+//! * [`overlap`] — runs of one job that must not overlap: `start_run_alone` starts a claim
+//!   only while no other run of the job is going, as one atomic step across racing nodes
+//!   (with a negative control the race must catch); a lost run rerun once as a new claim
+//!   with a larger fencing token;
 //! * [`owed`] — only what was owed runs: a restart storm, a disabled interval and a cron
 //!   change replayed over simulated hours on the backend's own store;
 //! * [`coordination`] — coordinator scenarios: code and file jobs, enable/disable, rebuilt
@@ -49,6 +53,7 @@ pub mod lifecycle;
 pub mod locks;
 mod memory;
 pub mod outage;
+pub mod overlap;
 pub mod owed;
 pub mod registries;
 mod store;
@@ -128,6 +133,15 @@ macro_rules! conformance_suite {
             lifecycle::a_dead_nodes_run_is_abandoned_by_another_node,
             lifecycle::running_runs_are_the_started_unfinished_ones_oldest_first,
             lifecycle::every_status_round_trips_through_the_store,
+            overlap::start_run_alone_starts_a_claim_when_no_run_of_the_job_is_going,
+            overlap::start_run_alone_is_busy_while_another_fire_time_of_the_job_runs,
+            overlap::only_a_started_unfinished_run_holds_start_run_alone_back,
+            overlap::start_run_alone_starts_only_the_callers_claim,
+            overlap::simultaneous_alone_starts_of_one_job_start_one_run,
+            overlap::the_race_catches_a_start_run_alone_that_checks_then_starts,
+            overlap::a_lost_run_is_rerun_as_a_new_claim_with_a_larger_token,
+            overlap::a_rerun_replaces_only_a_run_still_going_on_the_lost_node,
+            overlap::simultaneous_reruns_of_one_lost_run_replace_it_once,
         );
     };
 }

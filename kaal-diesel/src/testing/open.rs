@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use kaal_core::{
-    Adapter, Commit, DefinitionRegistry, DefinitionSource, DispatchRegistry, DispatchStatus,
-    NewDefinition, RunUpdate,
+    Adapter, AloneStart, Commit, DefinitionRegistry, DefinitionSource, DispatchRegistry,
+    DispatchStatus, NewDefinition, RunUpdate,
 };
 
 use super::{SqlBackend, TempDb};
@@ -296,6 +296,41 @@ pub fn tables_the_ruby_gem_created_are_accepted_and_used_as_they_are<B: SqlBacke
         )
     );
     assert!(run.finished_at >= run.started_at && run.started_at.is_some());
+    // Runs that must not overlap, and a lost run rerun, on the gem's table: the gem's
+    // `dispatched` row (no `started_at`) holds nothing back; a started run does; its
+    // replacement by a rerun writes no `created_at` / `updated_at`.
+    let (eleven, noon) = (
+        ten + chrono::Duration::hours(1),
+        ten + chrono::Duration::hours(2),
+    );
+    let pairs = [("report".to_string(), eleven), ("report".to_string(), noon)];
+    store.commit_claims(&pairs, "rust-node").unwrap();
+    let lost = store
+        .start_run_alone("report", eleven, "rust-node")
+        .unwrap();
+    let AloneStart::Started(lost) = lost else {
+        panic!("{lost:?}: the gem's row held the job back");
+    };
+    assert_eq!(
+        store.start_run_alone("report", noon, "rust-node").unwrap(),
+        AloneStart::Busy {
+            fire_time: eleven,
+            node_id: "rust-node".to_string()
+        }
+    );
+    assert!(store
+        .rerun_lost_run("report", eleven, "rust-node", "rescuer", "rerun")
+        .unwrap());
+    let rerun = store.find_dispatch("report", eleven).unwrap().unwrap();
+    assert!(rerun.id > lost, "{rerun:?}");
+    assert_eq!(
+        (rerun.status, rerun.node_id.as_str()),
+        (DispatchStatus::Claimed, "rescuer")
+    );
+    assert!(matches!(
+        store.start_run_alone("report", noon, "rust-node").unwrap(),
+        AloneStart::Started(_)
+    ));
 
     // Definitions: metadata is text in the gem's table.
     db.exec(&format!(

@@ -76,6 +76,43 @@ pub fn run_times_are_one_instant_of_the_database_clock<B: SqlBackend>(backend: &
     );
 }
 
+/// A lost run's replacement ([`rerun_lost_run`](kaal_core::DispatchRegistry::rerun_lost_run))
+/// is a new row: `dispatched_at`, `created_at` and `updated_at` one instant of the
+/// database's clock, taken while it was written; a larger id than the lost run's and than
+/// every id before it, even when the lost run's row was the newest (SQLite would otherwise
+/// give its id again).
+pub fn a_rerun_row_is_new_and_stamped_with_one_instant_of_the_database_clock<B: SqlBackend>(
+    backend: &B,
+) {
+    let db = TempDb::migrated_on(backend);
+    let store = db.open();
+    store
+        .commit_claims(&[("kaal:job".to_string(), at(0))], "lost")
+        .unwrap();
+    let lost = store.start_run("kaal:job", at(0), "lost").unwrap().unwrap();
+    let before = store.database_now().unwrap();
+    assert!(store
+        .rerun_lost_run("kaal:job", at(0), "lost", "rescuer", "rerun")
+        .unwrap());
+    let after = store.database_now().unwrap();
+    let rerun = store.find_dispatch("kaal:job", at(0)).unwrap().unwrap();
+    assert!(rerun.id > lost, "id {} after {lost}", rerun.id);
+    assert!(
+        before <= rerun.dispatched_at && rerun.dispatched_at <= after,
+        "stamped {}, not between the database's {before} and {after}",
+        rerun.dispatched_at
+    );
+    assert!(
+        stamped_alike(&db, "kaal:job", "created_at"),
+        "created_at, dispatched_at and updated_at differ"
+    );
+    store
+        .commit_claims(&[("kaal:job".to_string(), at(60))], "n")
+        .unwrap();
+    let next = store.start_run("kaal:job", at(60), "n").unwrap().unwrap();
+    assert!(next > rerun.id, "id {next} after {}", rerun.id);
+}
+
 /// A store given a clock ([`with_clock`](crate::DieselStore::with_clock), simulated time)
 /// stamps runs with it: here a day ahead of the database's.
 pub fn a_store_with_its_own_clock_stamps_runs_with_it<B: SqlBackend>(backend: &B) {
