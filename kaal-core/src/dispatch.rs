@@ -397,6 +397,20 @@ pub trait DispatchRegistry: Send + Sync {
         })
     }
 
+    /// [`start_run`](DispatchRegistry::start_run) for many fire times of `node_id`; element
+    /// `i` of the answer is about `pairs[i]`. SQL stores start them in one transaction (one
+    /// commit): how a pass starts the runs it has slots for.
+    fn start_runs(
+        &self,
+        node_id: &str,
+        pairs: &[(String, DateTime<Utc>)],
+    ) -> Result<Vec<Option<i64>>, RegistryError> {
+        pairs
+            .iter()
+            .map(|(key, fire_time)| self.start_run(key, *fire_time, node_id))
+            .collect()
+    }
+
     /// Records how a run went: moves the row of `(key, fire_time)` from `from` to `to`, only
     /// if `node_id` owns it and its status is `from`, storing `update`'s attempt and error
     /// and stamping `dispatched_at` with the store's clock — and `finished_at` when `to` is

@@ -332,6 +332,38 @@ impl<D: Dialect> DispatchRegistry for DieselStore<D> {
             .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
     }
 
+    /// Every [`start_run`](Self::start_run) in one write transaction: one commit for the
+    /// starts of a pass.
+    fn start_runs(
+        &self,
+        node_id: &str,
+        pairs: &[(String, DateTime<Utc>)],
+    ) -> Result<Vec<Option<i64>>, RegistryError> {
+        if let [(key, fire_time)] = pairs {
+            return Ok(vec![self.start_run(key, *fire_time, node_id)?]);
+        }
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let operation = || format!("start_runs({} runs)", pairs.len());
+        let (mut conn, shape) = self.shaped_connection(operation)?;
+        let clock = self.run_clock();
+        D::write_transaction(&mut conn, |conn| {
+            pairs
+                .iter()
+                .map(|(key, fire_time)| {
+                    let run = RunRow {
+                        key,
+                        fire_time: DbTime::new(*fire_time),
+                        node_id,
+                    };
+                    D::Steps::start_run(conn, run, clock, shape)
+                })
+                .collect::<QueryResult<Vec<Option<i64>>>>()
+        })
+        .map_err(|err| RegistryError::new(D::NAME, operation(), error_chain(&err)))
+    }
+
     /// One compare-and-set `UPDATE`, stamped by the database's clock inside it; the error
     /// text is clipped to [`MAX_ERROR_CHARS`](kaal_core::MAX_ERROR_CHARS) first.
     fn record_run(

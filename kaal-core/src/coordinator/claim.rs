@@ -55,6 +55,19 @@ use crate::policy::{OnNodeLoss, Overlap};
 use crate::registry::Fire;
 use crate::schedule::Candidate;
 
+/// `n` copies of a failed batch start's error, one per fire time (each is then unsure).
+fn errors(inner: &Inner, cause: &str, n: usize) -> Vec<Result<AloneStart, crate::RegistryError>> {
+    (0..n)
+        .map(|_| {
+            Err(crate::RegistryError::new(
+                inner.adapter.name(),
+                "start_runs",
+                cause,
+            ))
+        })
+        .collect()
+}
+
 /// What this node knows of the database's clock: its last reading, and when (by the
 /// monotonic clock) it was taken, so the database's now can be estimated between readings
 /// without trusting the wall clock.
@@ -302,12 +315,15 @@ impl Inner {
             Some(log) => self.commit(log, won, &mut report),
             None => won,
         };
+        let mut plain = Vec::with_capacity(committed.len());
         for candidate in committed {
             match &candidate.skip {
                 Some(reason) => self.skip_fire(candidate, reason, &mut report),
+                None if candidate.policy.overlap == Overlap::Allow => plain.push(candidate),
                 None => self.run_fire(candidate, &mut report),
             }
         }
+        self.run_fires(&plain, &mut report);
         report
     }
 
@@ -552,72 +568,144 @@ impl Inner {
         let Some(slot) = self.slot(candidate, report) else {
             return;
         };
-        let ns = &self.config.namespace;
-        let log_key = dispatch_log_key(ns, &candidate.key);
-        let token = match self.log() {
-            None => None,
+        let started = match self.log() {
+            None => Ok(AloneStart::Started(0)),
             Some(log) => {
-                match self.start(log, &log_key, candidate) {
-                    Ok(AloneStart::Started(token)) => {
-                        self.started(candidate);
-                        Some(token)
-                    }
-                    Ok(AloneStart::Busy { fire_time, node_id }) => {
-                        drop(slot);
-                        self.overlapped(candidate, fire_time, &node_id, report);
-                        return;
-                    }
-                    Ok(AloneStart::NotClaimed) => {
-                        // Not `claimed` by this node any more. Either another node took it
-                        // over (this node was taken for dead), or an earlier start of this
-                        // node's whose answer was lost landed late: the row is then
-                        // `dispatched` by this node, and nothing ran it — no other node can
-                        // start a row of this node's id, starts happen only in passes, and
-                        // no other pass of this node runs meanwhile (passes are
-                        // serialised), so that start is the lost one. Read the row to tell
-                        // which.
-                        match log.find_dispatch(&log_key, candidate.fire_time) {
-                            Ok(Some(row))
-                                if row.node_id == self.config.node_id
-                                    && row.status == DispatchStatus::Dispatched =>
-                            {
-                                log::warn!(
-                                    "{} at {}: an earlier start of this node's landed although it reported an error; running it now",
-                                    candidate.key,
-                                    candidate.fire_time
-                                );
-                                self.started(candidate);
-                                Some(row.id)
-                            }
-                            Ok(_) => {
-                                log::warn!(
-                                    "{} at {}: this node's claim was taken over before it started (taken for dead?); not run here",
-                                    candidate.key,
-                                    candidate.fire_time
-                                );
-                                return;
-                            }
-                            Err(err) => {
-                                report.errors.push(err.to_string());
-                                self.unsure_start(candidate);
-                                return;
-                            }
-                        }
-                    }
-                    Err(err) => {
-                        log::error!(
-                            "{err}; {} at {} starts later",
+                let log_key = dispatch_log_key(&self.config.namespace, &candidate.key);
+                self.start(log, &log_key, candidate)
+            }
+        };
+        self.after_start(candidate, started, slot, report);
+    }
+
+    /// Step 4 for the fire times of one pass that start without an `overlap` policy: as
+    /// many as slots can be reserved for at once start in one
+    /// [`DispatchRegistry::start_runs`] (one transaction), and each answer is then judged
+    /// as in [`run_fire`](Self::run_fire).
+    fn run_fires(&self, candidates: &[&Candidate], report: &mut TickReport) {
+        let mut rest = candidates;
+        while let Some((first, _)) = rest.split_first() {
+            let Some(slot) = self.slot(first, report) else {
+                // A full node (background loop): the rest stay `claimed` by this node, and
+                // the sweep starts them when slots free (it is owed now).
+                for c in &rest[1..] {
+                    report.deferred.push((c.key.clone(), c.fire_time));
+                }
+                return;
+            };
+            let mut slots = vec![slot];
+            while slots.len() < rest.len() {
+                match self.executor.try_reserve() {
+                    Some(slot) => slots.push(slot),
+                    None => break,
+                }
+            }
+            let (batch, tail) = rest.split_at(slots.len());
+            rest = tail;
+            let Some(log) = self.log() else {
+                for (c, slot) in batch.iter().zip(slots) {
+                    self.hand_off(c, None, slot, report);
+                }
+                continue;
+            };
+            let ns = &self.config.namespace;
+            let pairs: Vec<(String, DateTime<Utc>)> = batch
+                .iter()
+                .map(|c| (dispatch_log_key(ns, &c.key), c.fire_time))
+                .collect();
+            let answers = match log.start_runs(&self.config.node_id, &pairs) {
+                Ok(answers) if answers.len() == batch.len() => answers
+                    .into_iter()
+                    .map(|token| Ok(token.map_or(AloneStart::NotClaimed, AloneStart::Started)))
+                    .collect(),
+                Ok(answers) => {
+                    let message = format!(
+                        "the dispatch log answered {} starts for {} runs",
+                        answers.len(),
+                        batch.len()
+                    );
+                    errors(self, &message, batch.len())
+                }
+                Err(err) => errors(self, &err.to_string(), batch.len()),
+            };
+            for ((c, slot), started) in batch.iter().zip(slots).zip(answers) {
+                self.after_start(c, started, slot, report);
+            }
+        }
+    }
+
+    /// Acts on the answer of a start's compare-and-set: hands a started run to the executor
+    /// on `slot`, or gives the slot back and settles why it did not start.
+    fn after_start(
+        &self,
+        candidate: &Candidate,
+        started: Result<AloneStart, crate::RegistryError>,
+        slot: Slot,
+        report: &mut TickReport,
+    ) {
+        let Some(log) = self.log() else {
+            self.hand_off(candidate, None, slot, report);
+            return;
+        };
+        let log_key = dispatch_log_key(&self.config.namespace, &candidate.key);
+        let token = match started {
+            Ok(AloneStart::Started(token)) => {
+                self.started(candidate);
+                token
+            }
+            Ok(AloneStart::Busy { fire_time, node_id }) => {
+                drop(slot);
+                self.overlapped(candidate, fire_time, &node_id, report);
+                return;
+            }
+            Ok(AloneStart::NotClaimed) => {
+                // Not `claimed` by this node any more. Either another node took it over
+                // (this node was taken for dead), or an earlier start of this node's whose
+                // answer was lost landed late: the row is then `dispatched` by this node,
+                // and nothing ran it — no other node can start a row of this node's id,
+                // starts happen only in passes, and no other pass of this node runs
+                // meanwhile (passes are serialised), so that start is the lost one. Read
+                // the row to tell which.
+                match log.find_dispatch(&log_key, candidate.fire_time) {
+                    Ok(Some(row))
+                        if row.node_id == self.config.node_id
+                            && row.status == DispatchStatus::Dispatched =>
+                    {
+                        log::warn!(
+                            "{} at {}: an earlier start of this node's landed although it reported an error; running it now",
                             candidate.key,
                             candidate.fire_time
                         );
+                        self.started(candidate);
+                        row.id
+                    }
+                    Ok(_) => {
+                        log::warn!(
+                            "{} at {}: this node's claim was taken over before it started (taken for dead?); not run here",
+                            candidate.key,
+                            candidate.fire_time
+                        );
+                        return;
+                    }
+                    Err(err) => {
                         report.errors.push(err.to_string());
                         self.unsure_start(candidate);
                         return;
                     }
                 }
             }
+            Err(err) => {
+                log::error!(
+                    "{err}; {} at {} starts later",
+                    candidate.key,
+                    candidate.fire_time
+                );
+                report.errors.push(err.to_string());
+                self.unsure_start(candidate);
+                return;
+            }
         };
-        self.hand_off(candidate, token, slot, report);
+        self.hand_off(candidate, Some(token), slot, report);
     }
 
     /// The start's compare-and-set: alone (no other run of the job going, one atomic step)
