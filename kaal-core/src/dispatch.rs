@@ -371,9 +371,11 @@ pub trait DispatchRegistry: Send + Sync {
     /// `queue_one` rest on. A run on a node that is gone blocks the job until it is recorded
     /// `abandoned` (within `node_timeout` and a sweep).
     ///
-    /// The SQL stores serialise the check and the start per job (a transaction-scoped lock
-    /// on the key). The default checks [`running_runs`](DispatchRegistry::running_runs),
-    /// then starts: **not** atomic — a store shared by several processes must override it.
+    /// The SQL stores serialise the check and the start per job: one transaction holding a
+    /// lock on the job for its length (SQLite's write lock, a PostgreSQL transaction-scoped
+    /// advisory lock, a MySQL named lock taken before it and given back after it). The
+    /// default reads the job's rows ([`find_by_key`](DispatchRegistry::find_by_key)), then
+    /// starts: **not** atomic — a store shared by several processes must override it.
     fn start_run_alone(
         &self,
         key: &str,
