@@ -10,8 +10,8 @@ use std::time::Duration;
 use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
 use kaal_core::chrono::{DateTime, Utc};
 use kaal_core::{
-    Adapter, Commits, Definition, DefinitionRegistry, DispatchRecord, DispatchRegistry,
-    DispatchStatus, LockError, NewDefinition, RegistryError,
+    Adapter, AloneStart, Commits, Definition, DefinitionRegistry, DispatchRecord, DispatchRegistry,
+    DispatchStatus, LockError, NewDefinition, RegistryError, RunRecord, RunUpdate,
 };
 
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
@@ -174,6 +174,69 @@ impl DispatchRegistry for CountingStore {
     fn unstarted_claims(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError> {
         self.count();
         self.log().unstarted_claims(since)
+    }
+    fn start_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+    ) -> Result<Option<i64>, RegistryError> {
+        self.count();
+        self.log().start_run(key, fire_time, node_id)
+    }
+    fn start_runs(
+        &self,
+        node_id: &str,
+        pairs: &[(String, DateTime<Utc>)],
+    ) -> Result<Vec<Option<i64>>, RegistryError> {
+        self.count();
+        self.log().start_runs(node_id, pairs)
+    }
+    fn start_run_alone(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+    ) -> Result<AloneStart, RegistryError> {
+        self.count();
+        self.log().start_run_alone(key, fire_time, node_id)
+    }
+    fn record_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        node_id: &str,
+        from: DispatchStatus,
+        to: DispatchStatus,
+        update: &RunUpdate,
+    ) -> Result<bool, RegistryError> {
+        self.count();
+        self.log()
+            .record_run(key, fire_time, node_id, from, to, update)
+    }
+    fn record_runs(
+        &self,
+        node_id: &str,
+        records: &[RunRecord],
+    ) -> Result<Vec<bool>, RegistryError> {
+        self.count();
+        self.log().record_runs(node_id, records)
+    }
+    fn running_runs(&self, since: DateTime<Utc>) -> Result<Vec<DispatchRecord>, RegistryError> {
+        self.count();
+        self.log().running_runs(since)
+    }
+    fn rerun_lost_run(
+        &self,
+        key: &str,
+        fire_time: DateTime<Utc>,
+        lost_node: &str,
+        to_node: &str,
+        note: &str,
+    ) -> Result<bool, RegistryError> {
+        self.count();
+        self.log()
+            .rerun_lost_run(key, fire_time, lost_node, to_node, note)
     }
 }
 
