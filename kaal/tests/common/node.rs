@@ -154,6 +154,25 @@ impl Node {
             lines: std::mem::take(&mut self.seen),
         }
     }
+
+    /// SIGKILL, as a crash or the OOM killer would, then waits for the exit; what the
+    /// process did. Its job processes run in process groups of their own and are not
+    /// touched: the caller reaps them.
+    pub fn kill(mut self) -> Life {
+        let pid = self.pid();
+        signal_pid(pid, "KILL");
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        Life {
+            id: self.id,
+            version: self.version,
+            pid,
+            status,
+            lines: std::mem::take(&mut self.seen),
+        }
+    }
 }
 
 impl Drop for Node {
