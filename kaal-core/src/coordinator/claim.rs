@@ -868,6 +868,13 @@ impl Inner {
                 {
                     continue;
                 }
+                if !lock(&self.pass_mode).wait && self.executor.free() == 0 {
+                    // A full node takes over nothing: the claim would wait here for a slot
+                    // while a node with room could start it now. (Only passes reserve slots,
+                    // so a free slot seen here is still free when the start comes.)
+                    self.owe_sweep();
+                    continue;
+                }
                 match log.reassign_claim(&row.key, row.fire_time, &row.node_id, me) {
                     Ok(true) => {
                         log::warn!(
