@@ -82,7 +82,7 @@ pub(crate) fn tick(config: Option<PathBuf>, options: TickOptions<'_>) -> Result<
                 fire.idempotency_key
             ))?,
             Some(reason) => line(format!(
-                "failed {} {} {}{token}: {reason}",
+                "failed {} {} {}: {reason}{token}",
                 fire.key,
                 utc(fire.fire_time),
                 fire.idempotency_key
