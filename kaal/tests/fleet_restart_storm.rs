@@ -288,7 +288,7 @@ fn restart_storm(backend: Backend) {
         .flat_map(|life| {
             life.lines
                 .iter()
-                .filter(|l| l.contains("waiting up to"))
+                .filter(|l| l.contains("for that registration to expire"))
                 .map(move |l| format!("{} (pid {}): {l}", life.id, life.pid))
         })
         .collect();

@@ -781,7 +781,13 @@ impl Inner {
             outcome: lock(&self.pass_mode).outcomes.clone(),
         };
         if let Some(me) = self.me.upgrade() {
-            slot.run(Box::new(move || me.execute(run)));
+            slot.run(Box::new(move || {
+                let told = me.execute(run);
+                drop(me);
+                if let Some((waiting, outcome)) = told {
+                    let _ = waiting.send(outcome);
+                }
+            }));
         }
     }
 

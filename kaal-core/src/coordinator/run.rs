@@ -109,8 +109,14 @@ pub(super) fn call(callback: &Callback, fire: &Fire) -> Result<(), Failure> {
 
 impl Inner {
     /// Runs `run` to its end: every attempt, the waits between them, and the recorded
-    /// outcome. Called on a thread of the executor.
-    pub(super) fn execute(self: &Arc<Self>, mut run: Run) {
+    /// outcome. Called on a thread of the executor; answers what to tell a waiting pass,
+    /// which the caller sends only after letting go of this node (so the node is never
+    /// dropped on a run thread after its pass has returned — at a process's exit that
+    /// would race the exit handlers of the database's client library).
+    pub(super) fn execute(
+        self: &Arc<Self>,
+        mut run: Run,
+    ) -> Option<(mpsc::Sender<Outcome>, Outcome)> {
         let timeout = run.fire.timeout;
         let retry = run.policy.retry;
         let failure = loop {
@@ -147,12 +153,15 @@ impl Inner {
             }
             run.fire.attempt = next;
         };
-        if let Some(outcome) = run.outcome.take() {
-            let _ = outcome.send(Outcome {
-                fire: run.fire,
-                failure,
-            });
-        }
+        run.outcome.take().map(|waiting| {
+            (
+                waiting,
+                Outcome {
+                    fire: run.fire,
+                    failure,
+                },
+            )
+        })
     }
 
     /// One attempt, on this thread or — with a timeout — on a thread of its own.
@@ -256,6 +265,21 @@ struct Pending {
 #[derive(Default)]
 pub(super) struct Recorder {
     queue: Mutex<Option<mpsc::Sender<Pending>>>,
+    /// The recorder's thread, joined when the node is dropped: it holds the store, and a
+    /// store dropped by a thread racing the process's exit (libpq's and OpenSSL's exit
+    /// handlers) could crash it.
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        drop(super::lock(&self.queue).take());
+        if let Some(handle) = super::lock(&self.thread).take() {
+            if handle.thread().id() != thread::current().id() && handle.join().is_err() {
+                log::error!("the recorder thread panicked");
+            }
+        }
+    }
 }
 
 impl Recorder {
@@ -266,7 +290,10 @@ impl Recorder {
         let unsent = {
             let mut queue = super::lock(&self.queue);
             let sender = queue.get_or_insert_with(|| {
-                spawn_recorder(inner.adapter.clone(), inner.config.node_id.clone())
+                let (sender, handle) =
+                    spawn_recorder(inner.adapter.clone(), inner.config.node_id.clone());
+                *super::lock(&self.thread) = handle;
+                sender
             });
             sender.send(pending).err().map(|err| err.0)
         };
@@ -297,7 +324,10 @@ fn write_one(adapter: &dyn Adapter, node: &str, r: &RunRecord) -> Result<bool, R
 }
 
 /// Starts the recorder's thread; it ends when the node (the last sender) is gone.
-fn spawn_recorder(adapter: Arc<dyn Adapter>, node: String) -> mpsc::Sender<Pending> {
+fn spawn_recorder(
+    adapter: Arc<dyn Adapter>,
+    node: String,
+) -> (mpsc::Sender<Pending>, Option<thread::JoinHandle<()>>) {
     let (tx, rx) = mpsc::channel::<Pending>();
     let spawned = thread::Builder::new()
         .name(format!("kaal-record-{node}"))
@@ -326,8 +356,13 @@ fn spawn_recorder(adapter: Arc<dyn Adapter>, node: String) -> mpsc::Sender<Pendi
                 }
             }
         });
-    if let Err(err) = spawned {
-        log::error!("could not start the recorder thread: {err}; outcomes are written one by one");
+    match spawned {
+        Ok(handle) => (tx, Some(handle)),
+        Err(err) => {
+            log::error!(
+                "could not start the recorder thread: {err}; outcomes are written one by one"
+            );
+            (tx, None)
+        }
     }
-    tx
 }
