@@ -780,6 +780,23 @@ impl Inner {
             log_key: self.log().map(|_| dispatch_log_key(ns, &candidate.key)),
             outcome: lock(&self.pass_mode).outcomes.clone(),
         };
+        if lock(&self.pass_mode).wait {
+            // An explicit pass (`tick_at`, `recover_at`, the CLI's one-shot `kaal tick`)
+            // runs its jobs on its own thread, one after another, holding the slot: it
+            // waits for them anyway, and so a one-shot process uses the database from one
+            // thread at a time. (When two checkouts overlap, r2d2 opens a connection on its
+            // own thread; a process that exits while one is being opened can crash in the
+            // client library's TLS teardown — see `kaal_diesel_postgres::PgOptions::pool`.)
+            if let Some(me) = self.me.upgrade() {
+                let told = me.execute(run);
+                drop(me);
+                drop(slot);
+                if let Some((waiting, outcome)) = told {
+                    let _ = waiting.send(outcome);
+                }
+            }
+            return;
+        }
         if let Some(me) = self.me.upgrade() {
             slot.run(Box::new(move || {
                 let told = me.execute(run);

@@ -294,8 +294,9 @@ impl From<NodeRecord> for StartError {
 /// finish times, and error; see [`JobPolicy`](crate::JobPolicy) for timeouts and retries.
 ///
 /// [`tick_at`](Coordinator::tick_at) and [`recover_at`](Coordinator::recover_at) are
-/// explicit passes (tests, the CLI's `tick`): they claim everything due, wait for free
-/// slots as needed, and return when their runs have ended. A node runs one pass at a time:
+/// explicit passes (tests, the CLI's `tick`): they claim everything due and run it on the
+/// calling thread, one run after another (each holding a slot, so a running loop of the same
+/// node sees them), and return when their runs have ended. A node runs one pass at a time:
 /// `tick_at` from another thread waits for the running pass, and a callback that calls
 /// `tick_at` on its own coordinator gets a report with an error and nothing done (it would
 /// otherwise wait for itself).
